@@ -1,0 +1,99 @@
+"""Arrow schemas derived from the record Structs, and conversion between records and Arrow.
+
+Every other representation (wire codec, Parquet, Timescale DDL) starts from `schema_for`.
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+import typing
+from collections.abc import Sequence
+from functools import cache
+
+import msgspec
+import pyarrow as pa
+
+from normalize.records import RECORD_CLASSES, ArrowType, Record
+
+_PLAIN_TYPES: dict[type, pa.DataType] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+}
+
+
+def _arrow_type(annotation: object) -> tuple[pa.DataType, bool]:
+    """Map one field annotation to (Arrow type, nullable)."""
+    nullable = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) != 1:
+            raise TypeError(f"unsupported union annotation {annotation!r}")
+        nullable = True
+        annotation = members[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        for extra in extras:
+            if isinstance(extra, ArrowType):
+                return extra.arrow_type, nullable
+        annotation = base
+    if annotation in _PLAIN_TYPES:
+        return _PLAIN_TYPES[annotation], nullable  # type: ignore[index]
+    raise TypeError(f"no Arrow type for annotation {annotation!r}")
+
+
+@cache
+def schema_for(record_type: str) -> pa.Schema:
+    """The Arrow schema of one record type, in Struct field order.
+
+    The schema metadata names the record type, so a Parquet file or IPC stream says what it holds.
+    """
+    cls = RECORD_CLASSES[record_type]
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = []
+    for name in cls.__struct_fields__:
+        arrow_type, nullable = _arrow_type(hints[name])
+        fields.append(pa.field(name, arrow_type, nullable=nullable))
+    return pa.schema(fields, metadata={b"ticklake.record_type": record_type.encode()})
+
+
+@cache
+def _getter(record_type: str) -> operator.attrgetter[tuple[object, ...]]:
+    return operator.attrgetter(*RECORD_CLASSES[record_type].__struct_fields__)
+
+
+def to_arrow(records: Sequence[Record], record_type: str | None = None) -> pa.Table:
+    """Records of one type -> Arrow table with the contract schema.
+
+    `record_type` is only needed for an empty sequence.
+    """
+    if not records:
+        if record_type is None:
+            raise ValueError("record_type is required for an empty sequence")
+        return schema_for(record_type).empty_table()
+    record_type = records[0].record_type
+    schema = schema_for(record_type)
+    rows = list(map(_getter(record_type), records))
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _as_plain(table: pa.Table) -> pa.Table:
+    """Timestamps as int64 nanoseconds, the records' representation."""
+    columns = [
+        column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column
+        for column in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def from_arrow(table: pa.Table, record_type: str) -> list[Record]:
+    """Arrow table (contract schema, any column order) -> records of `record_type`."""
+    cls = RECORD_CLASSES[record_type]
+    table = _as_plain(table.select(list(cls.__struct_fields__)))
+    rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+    return msgspec.convert(rows, list[cls])  # type: ignore[valid-type]

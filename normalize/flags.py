@@ -1,0 +1,31 @@
+"""Per-record flag bits, modelled on Databento's record flags.
+
+Flags travel with every record (the `flags` column) so that a consumer can tell, row by row,
+whether a value is trustworthy without consulting any side channel.
+"""
+
+from enum import IntFlag
+
+
+class Flag(IntFlag):
+    """Bit set stored in every record's `flags` column (int32)."""
+
+    SNAPSHOT = 1
+    """The row belongs to a full book snapshot, not an incremental change."""
+    LAST = 2
+    """Last row produced from one venue message: apply rows up to here atomically."""
+    GAP_BEFORE = 4
+    """Data may be missing before this row (sequence gap, reconnect, overflow)."""
+    MAYBE_BAD_BOOK = 8
+    """The book this row belongs to is known or suspected to be wrong."""
+    TS_EVENT_IMPUTED = 16
+    """The venue gave no event time; ts_event was taken from another clock."""
+    FROM_REST = 32
+    """The value came from a REST poll, not the streaming feed."""
+    DERIVED = 64
+    """Computed by ticklake (e.g. BBO from the book), not sent by the venue as such."""
+    INEXACT = 128
+    """A decimal in the source frame has more than 15 significant digits and cannot
+    round-trip through float64; the raw capture keeps the exact text."""
+    SAMPLED = 256
+    """The venue publishes only a sample of these events (e.g. Binance forceOrder)."""

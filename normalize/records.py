@@ -1,0 +1,227 @@
+"""The tick contract: one record type per kind of market event, the same for every venue.
+
+These Struct classes are the single source of truth for the schema. The Arrow schema
+(`normalize.arrow_schema`), and through it the wire codec, the Parquet lake and the
+Timescale DDL, are all derived from the annotations below; no column list is written twice.
+
+Conventions every consumer relies on:
+
+* All timestamps are int64 nanoseconds since the Unix epoch, UTC.
+  `ts_event` is the venue's matching/transaction time, `ts_exch` the venue's send time where
+  it is distinct (else None), `ts_recv` the local receive time of the frame, taken before parsing.
+* Prices and sizes are float64. Sizes are in base-asset units with the venue's contract
+  multiplier applied; `size_native` keeps the venue's own number (e.g. contracts) when it differs.
+* A decimal string from a venue round-trips exactly through float64 (`repr(float(s))` equals
+  it up to trailing zeros) whenever it has at most 15 significant digits; otherwise the
+  record carries `Flag.INEXACT`.
+* Sides are small integers: +1 buy/bid/long, -1 sell/ask/short, 0 unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+import msgspec
+import pyarrow as pa
+
+
+class ArrowType:
+    """Annotation marker that pins the Arrow type of a field where the Python type is ambiguous."""
+
+    __slots__ = ("arrow_type",)
+
+    def __init__(self, arrow_type: pa.DataType) -> None:
+        self.arrow_type = arrow_type
+
+    def __repr__(self) -> str:
+        return f"ArrowType({self.arrow_type})"
+
+
+TsNs = Annotated[int, ArrowType(pa.timestamp("ns", tz="UTC"))]
+"""Nanoseconds since the Unix epoch, UTC."""
+Int8 = Annotated[int, ArrowType(pa.int8()), msgspec.Meta(ge=-(2**7), lt=2**7)]
+Int32 = Annotated[int, ArrowType(pa.int32()), msgspec.Meta(ge=-(2**31), lt=2**31)]
+
+
+class Record(msgspec.Struct, kw_only=True, frozen=True, array_like=True, gc=False):
+    """The envelope every record carries.
+
+    `flags` is a `normalize.flags.Flag` bit set. `exch_seq` is the venue's sequence or update
+    id for the message the record came from (None where the venue has none).
+    """
+
+    record_type: ClassVar[str]
+    key_columns: ClassVar[tuple[str, ...]]
+    """Columns that identify one record across re-deliveries (used to deduplicate and verify)."""
+
+    venue: str
+    symbol: str
+    instrument: str
+    ts_event: TsNs
+    ts_recv: TsNs
+    ts_exch: TsNs | None = None
+    exch_seq: int | None = None
+    flags: Int32 = 0
+
+
+class Trade(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """One execution. `side` is the aggressor (taker) side: +1 buy, -1 sell, 0 unknown."""
+
+    record_type: ClassVar[str] = "trade"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "trade_id", "ts_event")
+
+    price: float
+    size: float
+    side: Int8
+    trade_id: str
+    size_native: float | None = None
+
+
+class BookDelta(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """One L2 level change (long format).
+
+    `side` is +1 bid, -1 ask; `size` is the level's new absolute size in base units, 0 deletes it.
+    Rows from one venue message share ts_event/exch_seq; the last one carries Flag.LAST.
+    Snapshot rows carry Flag.SNAPSHOT and replace the whole book.
+    """
+
+    record_type: ClassVar[str] = "book_delta"
+    key_columns: ClassVar[tuple[str, ...]] = (
+        "venue", "instrument", "ts_event", "exch_seq", "ts_recv", "side", "price",
+    )
+
+    side: Int8
+    price: float
+    size: float
+    size_native: float | None = None
+
+
+class Bbo(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """Best bid and offer. A side is None when the book side is empty.
+
+    Venue-native BBO and BBO derived from our own book (Flag.DERIVED) share this type.
+    """
+
+    record_type: ClassVar[str] = "bbo"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "ts_recv", "flags")
+
+    bid_price: float | None
+    bid_size: float | None
+    ask_price: float | None
+    ask_size: float | None
+
+
+class Funding(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """Funding rate state of a perpetual.
+
+    `funding_rate` is a fraction per funding interval (0.0001 = 1 bp), never percent, and is the
+    rate that applies at `next_funding_ts`. `predicted_rate` is the venue's forecast of the rate
+    after that, where published. `interval_s` is the funding interval in seconds.
+    """
+
+    record_type: ClassVar[str] = "funding"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "flags")
+
+    funding_rate: float
+    predicted_rate: float | None = None
+    interval_s: Int32 | None = None
+    next_funding_ts: TsNs | None = None
+    mark_price: float | None = None
+    index_price: float | None = None
+
+
+class MarkIndex(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """Mark and index price; `estimated_settle_price` where the venue publishes one."""
+
+    record_type: ClassVar[str] = "mark_index"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event")
+
+    mark_price: float | None
+    index_price: float | None
+    estimated_settle_price: float | None = None
+
+
+class OpenInterest(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """Open interest in base units; `open_interest_native` in the venue's unit where it differs,
+    `open_interest_value` in quote currency where the venue publishes it."""
+
+    record_type: ClassVar[str] = "open_interest"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "flags")
+
+    open_interest: float
+    open_interest_native: float | None = None
+    open_interest_value: float | None = None
+
+
+class Liquidation(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """A forced liquidation.
+
+    `side` is the side of the liquidated position: +1 long, -1 short. `order_side` is the side of
+    the liquidation order as the venue published it (+1 buy, -1 sell): a liquidated long is
+    closed by a sell order, so the two are normally opposite. Venues that sample these events
+    set Flag.SAMPLED.
+    """
+
+    record_type: ClassVar[str] = "liquidation"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "side", "price", "size")
+
+    price: float
+    size: float
+    side: Int8
+    order_side: Int8
+    size_native: float | None = None
+
+
+class Instrument(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """Reference data for one instrument, as of ts_event (the time the metadata was fetched).
+
+    `contract_size` is base units per contract for linear contracts and quote units per contract
+    for inverse ones (`inverse` True). `kind` is one of perpetual, future, spot, option.
+    """
+
+    record_type: ClassVar[str] = "instrument"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event")
+
+    kind: str
+    base: str
+    quote: str
+    settle: str
+    inverse: bool
+    contract_size: float
+    tick_size: float
+    lot_size: float
+    min_size: float | None = None
+    funding_interval_s: Int32 | None = None
+    expiry_ts: TsNs | None = None
+    status: str | None = None
+
+
+class FeedStatus(Record, kw_only=True, frozen=True, array_like=True, gc=False):
+    """The gap journal: one row per connection event or data-integrity event.
+
+    `event` is one of FEED_EVENTS. `symbol`/`instrument` are empty for connection-wide events.
+    `seq_from`/`seq_to` bound a sequence gap where known; `detail` says why in words.
+    """
+
+    record_type: ClassVar[str] = "feed_status"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "connection_id", "ts_recv", "event", "instrument")
+
+    event: str
+    connection_id: str
+    detail: str = ""
+    seq_from: int | None = None
+    seq_to: int | None = None
+
+
+FEED_EVENTS: tuple[str, ...] = (
+    "connect", "disconnect", "gap", "checksum_failure", "resync_start", "resync_done",
+    "stale", "queue_overflow",
+)
+
+RECORD_CLASSES: dict[str, type[Record]] = {
+    cls.record_type: cls
+    for cls in (Trade, BookDelta, Bbo, Funding, MarkIndex, OpenInterest, Liquidation, Instrument, FeedStatus)
+}
+"""Record type name -> class. The names are also the lake's top folders and the hypertables."""
+
+RECORD_TYPES: tuple[str, ...] = tuple(RECORD_CLASSES)

@@ -1,0 +1,70 @@
+"""Moving contract tables in and out of the Timescale hypertables.
+
+Writes use binary COPY (the fastest path psycopg offers); timestamps travel as their exact
+int64 nanoseconds. Reads return Arrow tables with the contract schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from normalize.arrow_schema import schema_for
+from storage.ddl import columns_sql
+
+_COPY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
+               "text": "text", "boolean": "bool"}
+
+
+@cache
+def _copy_statement(record_type: str) -> tuple[sql.Composed, tuple[str, ...]]:
+    columns = columns_sql(record_type)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(record_type), sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns)
+    )
+    return statement, tuple(_COPY_TYPES[pg_type] for _, pg_type, _ in columns)
+
+
+def plain_columns(table: pa.Table) -> list[list[object]]:
+    """Columns as Python lists, timestamps as int64 nanoseconds."""
+    return [
+        (column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column).to_pylist()
+        for column in table.columns
+    ]
+
+
+def copy_rows(cursor: psycopg.Cursor, record_type: str, rows: Iterable[tuple[object, ...]]) -> None:
+    """Binary COPY of rows already in contract column order."""
+    statement, types = _copy_statement(record_type)
+    with cursor.copy(statement) as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+
+
+def copy_table(cursor: psycopg.Cursor, record_type: str, table: pa.Table) -> int:
+    """Binary COPY an Arrow table of one record type (any column order); returns rows written."""
+    table = table.select(schema_for(record_type).names)
+    copy_rows(cursor, record_type, zip(*plain_columns(table), strict=True))
+    return table.num_rows
+
+
+def read_table(conn: psycopg.Connection, record_type: str, where: sql.Composable | None = None,
+               params: tuple[object, ...] = ()) -> pa.Table:
+    """SELECT a hypertable (optionally filtered) into an Arrow table with the contract schema."""
+    schema = schema_for(record_type)
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.Identifier(name) for name in schema.names), sql.Identifier(record_type)
+    )
+    if where is not None:
+        query = query + sql.SQL(" WHERE ") + where
+    rows = conn.execute(query, params).fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
+    return pa.Table.from_arrays(
+        [pa.array(list(column), type=field.type) for column, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )

@@ -1,0 +1,126 @@
+"""The `ticklake` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from storage.migrate import MigrationError, migrate
+from storage.pg import DatabaseUnavailable, connect
+from ticklake.settings import Settings, SettingsError, load_settings, mask_url
+from ticklake.stack import local
+from ticklake.stack.health import Health, nats_health, postgres_health
+from ticklake.stack.nats import NatsError
+from ticklake.stack.postgres import PostgresError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Tick-level crypto market data: handlers, bus, TimescaleDB and a Parquet lake.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema commands.")
+app.add_typer(db_app, name="db")
+console = Console(width=120)
+
+USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError)
+"""Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (secrets masked) and where each server URL comes from."""
+    settings = _settings()
+    table = Table("setting", "value", "source")
+    table.add_row("TICKLAKE_HOME", str(settings.home.absolute()), "configured" if "home" in settings.model_fields_set else "default")
+    for name, value in (("TICKLAKE_PG_DSN", settings.pg_dsn), ("TICKLAKE_NATS_URL", settings.nats_url)):
+        if value:
+            table.add_row(name, mask_url(value), "configured")
+        else:
+            resolve = local.pg_dsn if name == "TICKLAKE_PG_DSN" else local.nats_url
+            try:
+                table.add_row(name, mask_url(resolve(settings)), "embedded (ticklake up)")
+            except local.StackNotUp:
+                table.add_row(name, "-", "embedded, not up")
+    table.add_row("TICKLAKE_LAKE", settings.lake_root, "configured" if settings.lake else "default")
+    console.print(table)
+
+
+def _print_health(results: list[Health]) -> bool:
+    for health in results:
+        mark = "healthy  " if health.ok else "UNHEALTHY"
+        console.print(f"{health.name:<9} {mark} {health.address}  {health.detail}", soft_wrap=True)
+    return all(h.ok for h in results)
+
+
+def _health(settings: Settings) -> list[Health]:
+    results = []
+    for name, resolve, probe in (("postgres", local.pg_dsn, postgres_health), ("nats", local.nats_url, nats_health)):
+        try:
+            results.append(probe(resolve(settings)))
+        except local.StackNotUp as exc:
+            results.append(Health(name, "-", False, str(exc)))
+    return results
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded PostgreSQL+TimescaleDB and nats-server (unless URLs are configured)."""
+    settings = _settings()
+    local.up(settings)
+    if not _print_health(_health(settings)):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down() -> None:
+    """Stop only what `ticklake up` started."""
+    stopped = local.down(_settings())
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing started by `ticklake up` is running")
+
+
+@app.command()
+def status() -> None:
+    """Report the health of both servers; exit 1 when one is unhealthy."""
+    if not _print_health(_health(_settings())):
+        raise typer.Exit(1)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (a no-op when up to date)."""
+    with connect(local.pg_dsn(_settings())) as conn:
+        applied = migrate(conn)
+    if applied:
+        for migration in applied:
+            console.print(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        console.print("schema is up to date")
+
+
+@app.command()
+def selfcheck(
+    keep: Annotated[bool, typer.Option(help="Leave the check's Parquet files in place.")] = False,
+) -> None:
+    """End-to-end check of the stack: every record type through the codec, JetStream,
+    TimescaleDB and Parquet, compared value by value."""
+    from ticklake.selfcheck import run_selfcheck
+
+    settings = _settings()
+    report = run_selfcheck(local.pg_dsn(settings), local.nats_url(settings), settings.home, keep=keep)
+    for line in report.lines:
+        console.print(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except USER_ERRORS as exc:
+        print(f"ticklake: {exc}", file=sys.stderr)
+        sys.exit(2)

