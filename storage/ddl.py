@@ -59,7 +59,8 @@ def table_ddl(record_type: str) -> str:
     chunk_ns = CHUNK_HOURS.get(record_type, DEFAULT_CHUNK_HOURS) * NS_PER_HOUR
     return (
         f"CREATE TABLE {record_type} (\n{columns}\n);\n"
-        f"SELECT create_hypertable('{record_type}', by_range('ts_event', {chunk_ns}::bigint), create_default_indexes => false);\n"
+        f"SELECT create_hypertable('{record_type}', by_range('ts_event', {chunk_ns}::bigint),"
+        " create_default_indexes => false);\n"
         f"CREATE INDEX {record_type}_instrument_ts ON {record_type} (instrument, ts_event DESC);\n"
     )
 

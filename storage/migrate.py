@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 
+from storage.pg import connect
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _LOCK_KEY = 7_460_201_101
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -65,10 +67,14 @@ def applied_versions(conn: psycopg.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT version FROM ticklake_schema_migrations ORDER BY version")]
 
 
-def migrate(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Apply pending migrations; returns those applied now (empty when up to date)."""
     migrations = discover(directory)
-    conn.autocommit = True
+    with connect(dsn, autocommit=True) as conn:
+        return _apply(conn, migrations)
+
+
+def _apply(conn: psycopg.Connection, migrations: list[Migration]) -> list[Migration]:
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         applied = _applied(conn)

@@ -18,7 +18,7 @@ def connect(dsn: str, *, autocommit: bool = False, setting: str = "TICKLAKE_PG_D
     try:
         return psycopg.connect(dsn, autocommit=autocommit, connect_timeout=connect_timeout_s)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {mask_url(dsn)} ({setting}): {reason}") from None
 
 

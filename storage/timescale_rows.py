@@ -53,6 +53,16 @@ def copy_table(cursor: psycopg.Cursor, record_type: str, table: pa.Table) -> int
     return table.num_rows
 
 
+def create_scratch_table(conn: psycopg.Connection, record_type: str) -> None:
+    """A temporary table shaped LIKE the real hypertable that shadows it for this session.
+
+    Unqualified names resolve to pg_temp first, so copy_table/read_table then use the scratch
+    table: checks and tests exercise the real column definitions without touching real data.
+    """
+    conn.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE public.{})").format(
+        sql.Identifier(record_type), sql.Identifier(record_type)))
+
+
 def read_table(conn: psycopg.Connection, record_type: str, where: sql.Composable | None = None,
                params: tuple[object, ...] = ()) -> pa.Table:
     """SELECT a hypertable (optionally filtered) into an Arrow table with the contract schema."""

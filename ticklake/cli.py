@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from storage.migrate import MigrationError, migrate
-from storage.pg import DatabaseUnavailable, connect
+from storage.pg import DatabaseUnavailable
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
 from ticklake.stack.health import Health, nats_health, postgres_health
@@ -36,7 +36,8 @@ def config() -> None:
     """Print the effective settings (secrets masked) and where each server URL comes from."""
     settings = _settings()
     table = Table("setting", "value", "source")
-    table.add_row("TICKLAKE_HOME", str(settings.home.absolute()), "configured" if "home" in settings.model_fields_set else "default")
+    home_source = "configured" if "home" in settings.model_fields_set else "default"
+    table.add_row("TICKLAKE_HOME", str(settings.home.absolute()), home_source)
     for name, value in (("TICKLAKE_PG_DSN", settings.pg_dsn), ("TICKLAKE_NATS_URL", settings.nats_url)):
         if value:
             table.add_row(name, mask_url(value), "configured")
@@ -93,8 +94,7 @@ def status() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations (a no-op when up to date)."""
-    with connect(local.pg_dsn(_settings())) as conn:
-        applied = migrate(conn)
+    applied = migrate(local.pg_dsn(_settings()))
     if applied:
         for migration in applied:
             console.print(f"applied {migration.version:04d}_{migration.name}")

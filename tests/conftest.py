@@ -1,0 +1,55 @@
+"""Real servers for the tests: a throwaway PostgreSQL+TimescaleDB cluster and a nats-server,
+each on a free port in a temp dir, started once per session with the same classes that
+`ticklake up` uses. Fault tests stop, kill and restart them through these fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from storage.migrate import migrate
+from ticklake.stack.nats import EmbeddedNats
+from ticklake.stack.ports import free_port
+from ticklake.stack.postgres import EmbeddedPostgres
+
+DATA = Path(__file__).with_name("data")
+
+
+def _scratch_dir(prefix: str) -> Path:
+    """A temp dir under /tmp that the postgres system user can reach when we run as root."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    root = _scratch_dir("ticklake-test-pg-")
+    server = EmbeddedPostgres(root / "data", free_port())
+    server.start()
+    migrate(server.dsn)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[EmbeddedNats]:
+    root = _scratch_dir("ticklake-test-nats-")
+    server = EmbeddedNats(root, free_port())
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_conn(postgres: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(postgres.dsn) as conn:
+        yield conn

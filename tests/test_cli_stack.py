@@ -1,0 +1,107 @@
+"""The README's stack commands, run as a user would: `ticklake up`, `status`, `db migrate`,
+`selfcheck`, `down`, each in a fresh TICKLAKE_HOME; and one clear line for bad configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ticklake.stack.nats import EmbeddedNats
+from ticklake.stack.postgres import EmbeddedPostgres
+
+TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
+
+
+def _run(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TICKLAKE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180,
+                          check=False)
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ticklake-cli-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    _run(_env(TICKLAKE_HOME=str(path)), "down")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_status_migrate_selfcheck_down(home: Path) -> None:
+    env = _env(TICKLAKE_HOME=str(home))
+    up = _run(env, "up")
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert "postgres  healthy" in up.stdout and "nats      healthy" in up.stdout
+    assert "JetStream on" in up.stdout
+
+    first = _run(env, "db", "migrate")
+    assert first.returncode == 0 and "applied 0001_contract_tables" in first.stdout
+    second = _run(env, "db", "migrate")
+    assert second.returncode == 0 and second.stdout.strip() == "schema is up to date"
+
+    status = _run(env, "status")
+    assert status.returncode == 0
+    assert "timescaledb 2." in status.stdout and "schema at migration" in status.stdout
+
+    check = _run(env, "selfcheck")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "selfcheck passed" in check.stdout
+    assert check.stdout.count("\nok   ") + check.stdout.startswith("ok   ") == 36
+
+    again = _run(env, "up")  # idempotent: same servers, same ports
+    addresses = [line.split()[2] for line in up.stdout.splitlines()]
+    assert again.returncode == 0 and [line.split()[2] for line in again.stdout.splitlines()] == addresses
+
+    down = _run(env, "down")
+    assert down.returncode == 0 and "stopped: postgres, nats" in down.stdout
+    after = _run(env, "status")
+    assert after.returncode == 1 and "UNHEALTHY" in after.stdout
+
+
+def test_down_stops_only_what_up_started(home: Path, postgres: EmbeddedPostgres, nats_server: EmbeddedNats) -> None:
+    env = _env(TICKLAKE_HOME=str(home), TICKLAKE_PG_DSN=postgres.dsn, TICKLAKE_NATS_URL=nats_server.url)
+    up = _run(env, "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert not (home / "postgres").exists() and not (home / "nats").exists()
+    down = _run(env, "down")
+    assert "nothing started by `ticklake up` is running" in down.stdout
+    assert postgres.pid() is not None and nats_server.pid() is not None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"TICKLAKE_PG_DSN": "postgresql://w:s3cret@127.0.0.1:9/x", "TICKLAKE_NATS_URL": "nats://127.0.0.1:9"},
+         "cannot connect to PostgreSQL at postgresql://w:***@127.0.0.1:9/x (TICKLAKE_PG_DSN)"),
+    ],
+)
+def test_unreachable_servers_give_one_clear_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    result = _run(_env(TICKLAKE_HOME=str(tmp_path), **env), "db", "migrate")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ticklake: {expected}: ")
+    assert "Connection refused" in lines[0]
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    status = _run(_env(TICKLAKE_HOME=str(tmp_path), **env), "status")
+    assert status.returncode == 1
+    assert "cannot connect to NATS at nats://127.0.0.1:9 (TICKLAKE_NATS_URL)" in status.stdout
+
+
+def test_unknown_setting_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "ticklake.toml").write_text('lake_root = "/x"\n')
+    result = _run(_env(), "config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "ticklake: unknown setting 'lake_root'"

@@ -1,0 +1,45 @@
+"""Envelopes that cannot be decoded raise CodecError with a reason (the dead-letter text)."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalize import codec
+from ticklake.selfcheck import example_records
+
+
+def _trade_payload(encoding: codec.Encoding) -> bytes:
+    return codec.encode([next(r for r in example_records() if r.record_type == "trade")], encoding)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda p: bytes([99]) + p[1:], "unsupported wire version 99"),
+        (lambda p: p[:1] + bytes([7]) + p[2:], "unknown encoding 7"),
+        (lambda p: p[:2] + bytes([200]) + p[3:], "unknown record type code 200"),
+        (lambda p: p[:3], "envelope too short"),
+        (lambda p: p[:-5], "malformed trade"),
+        (lambda p: p[:2] + bytes([codec.TYPE_CODES["bbo"]]) + p[3:], "malformed bbo"),
+    ],
+)
+@pytest.mark.parametrize("encoding", list(codec.Encoding))
+def test_bad_envelopes(encoding: codec.Encoding, mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    payload = mutate(_trade_payload(encoding))
+    if reason == "malformed bbo" and encoding is codec.Encoding.ARROW:
+        reason = "does not match the contract schema"
+    with pytest.raises(codec.CodecError, match=reason):
+        codec.decode(payload)
+    with pytest.raises(codec.CodecError, match=reason):
+        codec.decode_arrow(payload)
+
+
+def test_out_of_range_side_is_rejected_on_decode() -> None:
+    import msgspec
+
+    trade = next(r for r in example_records() if r.record_type == "trade")
+    payload = codec.encode([msgspec.structs.replace(trade, side=300)])
+    with pytest.raises(codec.CodecError, match="malformed trade"):
+        codec.decode(payload)
+    with pytest.raises(codec.CodecError, match="malformed trade"):
+        codec.decode_arrow(payload)

@@ -1,0 +1,63 @@
+"""Settings: environment, TOML file, unknown keys rejected by name, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ticklake.settings import SettingsError, load_settings, mask_url
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("TICKLAKE_PG_DSN", "TICKLAKE_NATS_URL", "TICKLAKE_LAKE", "TICKLAKE_HOME", "TICKLAKE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.home == Path(".ticklake")
+    assert settings.pg_dsn is None and settings.nats_url is None
+    assert settings.lake_root == ".ticklake/lake"
+
+
+def test_toml_file_then_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "ticklake.toml").write_text('lake = "s3://bucket/lake"\nnats_url = "nats://a:4222"\n')
+    assert load_settings().lake_root == "s3://bucket/lake"
+    monkeypatch.setenv("TICKLAKE_NATS_URL", "nats://b:4222")
+    assert load_settings().nats_url == "nats://b:4222"
+
+
+def test_config_path_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('home = "/srv/ticklake"\n')
+    monkeypatch.setenv("TICKLAKE_CONFIG", str(other))
+    assert load_settings().home == Path("/srv/ticklake")
+
+
+def test_unknown_toml_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ticklake.toml").write_text('pg_dns = "postgresql://x"\n')
+    with pytest.raises(SettingsError, match="unknown setting 'pg_dns'"):
+        load_settings()
+
+
+def test_unknown_environment_key_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKLAKE_NATS_ULR", "nats://x")
+    with pytest.raises(SettingsError, match="TICKLAKE_NATS_ULR"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://writer:s3cret@db:5432/ticklake", "postgresql://writer:***@db:5432/ticklake"),
+        ("nats://user:pw@127.0.0.1:4222", "nats://user:***@127.0.0.1:4222"),
+        ("postgresql://writer@db/ticklake", "postgresql://writer@db/ticklake"),
+        ("host=db user=writer password=s3cret dbname=ticklake", "host=db user=writer password=*** dbname=ticklake"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert sorted(mask_url(url).split()) == sorted(masked.split())
+    assert "s3cret" not in mask_url(url)
