@@ -1,0 +1,141 @@
+"""Readers for recorded captures, detected from the file's first bytes.
+
+* cryptofeed `AsyncFileCallback` dumps: `<ts>: <frame>` received frames, `<url> -> <ts>: <body>`
+  REST responses, `<url> <-> <ts>` connects (a new connection id), `<url> <- <ts>: ...` sent
+  frames and `configuration:` lines (skipped). `<ts>` is float seconds.
+* hftbacktest collector files (gzip): `<ns> <frame>`. A bare Binance REST depth body sits in
+  the stream where it was fetched; it carries no symbol, so it is attributed to the symbol of
+  the frames around it and given the /fapi/v1/depth URL.
+* JSONL, one frame per line, with no receive time (tardis-node fixtures): ts_recv is 0, and
+  tardis's generated REST polls (`"generated": true`) become REST frames of their endpoint.
+
+Each reader yields Frames in file order; `read_frames` merges several files by ts_recv.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import re
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from ingest.frames import Frame
+
+_HFT_LINE = re.compile(rb"^\d{19} ")
+_CRYPTOFEED_RECV = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
+_CRYPTOFEED_REST = re.compile(r"^(\S+) -> (\d+(?:\.\d+)?): (.*)$", re.S)
+_CRYPTOFEED_CONNECT = re.compile(r"^(\S+) <-> (\d+(?:\.\d+)?)$")
+_SYMBOL = re.compile(rb'"s":"([A-Za-z0-9_]+)"')
+_REST_ENDPOINTS = {"openInterest": "https://fapi.binance.com/fapi/v1/openInterest?symbol={}"}
+
+
+class CaptureFormatError(ValueError):
+    pass
+
+
+def _seconds_to_ns(text: str) -> int:
+    return int(Decimal(text) * 1_000_000_000)
+
+
+def _open_text(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def detect(path: Path) -> str:
+    head = _open_text(path)[:4096].lstrip()
+    if _HFT_LINE.match(head):
+        return "hftbacktest"
+    if head.startswith((b"wss://", b"ws://", b"http", b"configuration:")) or re.match(rb"^\d+\.\d+: ", head):
+        return "cryptofeed"
+    if head.startswith(b"{"):
+        return "jsonl"
+    raise CaptureFormatError(f"{path}: not a capture format ticklake reads")
+
+
+def read_cryptofeed(path: Path) -> Iterator[Frame]:
+    connection = f"{path.name}#0"
+    connections = 0
+    for line in _open_text(path).decode().splitlines():
+        if not line or line.startswith("configuration:"):
+            continue
+        if line[0].isdigit():
+            match = _CRYPTOFEED_RECV.match(line)
+            if match:
+                text = match.group(2)
+                payload = eval_bytes_literal(text) if text.startswith(("b'", 'b"')) else text.encode()
+                yield Frame(_seconds_to_ns(match.group(1)), "ws", payload, connection_id=connection)
+            continue
+        if match := _CRYPTOFEED_REST.match(line):
+            yield Frame(_seconds_to_ns(match.group(2)), "rest", match.group(3).encode(), url=match.group(1),
+                        connection_id=connection)
+        elif _CRYPTOFEED_CONNECT.match(line):
+            connections += 1
+            connection = f"{path.name}#{connections}"
+
+
+def eval_bytes_literal(text: str) -> bytes:
+    """A Python bytes literal as cryptofeed writes binary frames, without eval()."""
+    import ast
+
+    value = ast.literal_eval(text)
+    if not isinstance(value, bytes):
+        raise CaptureFormatError(f"not a bytes literal: {text[:40]}")
+    return value
+
+
+def read_hftbacktest(path: Path) -> Iterator[Frame]:
+    symbol = ""
+    for line in _open_text(path).splitlines():
+        if not line:
+            continue
+        stamp, _, payload = line.partition(b" ")
+        ts_recv = int(stamp)
+        if payload.startswith(b'{"lastUpdateId"'):
+            yield Frame(ts_recv, "rest", payload, url=f"https://fapi.binance.com/fapi/v1/depth?symbol={symbol}",
+                        connection_id=path.name)
+            continue
+        if found := _SYMBOL.search(payload):
+            symbol = found.group(1).decode()
+        yield Frame(ts_recv, "ws", payload, connection_id=path.name)
+
+
+class _Generated(msgspec.Struct):
+    stream: str
+    data: msgspec.Raw
+    generated: bool = False
+
+
+_generated = msgspec.json.Decoder(_Generated)
+
+
+def read_jsonl(path: Path) -> Iterator[Frame]:
+    for line in _open_text(path).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if b'"generated":true' in line:
+            wrapper = _generated.decode(line)
+            symbol, _, channel = wrapper.stream.partition("@")
+            template = _REST_ENDPOINTS.get(channel)
+            if template:
+                yield Frame(0, "rest", bytes(wrapper.data), url=template.format(symbol.upper()),
+                            connection_id=path.name)
+                continue
+        yield Frame(0, "ws", line, connection_id=path.name)
+
+
+READERS = {"cryptofeed": read_cryptofeed, "hftbacktest": read_hftbacktest, "jsonl": read_jsonl}
+
+
+def read_capture(path: Path) -> Iterator[Frame]:
+    return READERS[detect(path)](path)
+
+
+def read_frames(paths: Iterable[Path]) -> Iterator[Frame]:
+    """Frames of several files of one run, merged by receive time (stable within a file)."""
+    return heapq.merge(*(read_capture(p) for p in paths), key=lambda frame: frame.ts_recv)

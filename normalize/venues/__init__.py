@@ -1,0 +1,1 @@
+"""One module per venue: wire Structs and pure functions from raw frames to contract records."""

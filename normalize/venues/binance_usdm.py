@@ -1,0 +1,454 @@
+"""Binance USD-M futures: raw frames -> contract records.
+
+Channels (combined stream `/stream?streams=...`, frames `{"stream": ..., "data": {...}}`):
+
+* `<s>@aggTrade`, `<s>@trade` -> trade. `m` true means the buyer was the maker, so the aggressor
+  sold: side -1. `T` is the trade time (ts_event), `E` the send time (ts_exch).
+  {"e":"aggTrade","E":1626992741575,"a":16599292,"s":"CTKUSDT","p":"1.01100","q":"10","f":23961322,
+   "l":23961322,"T":1626992741421,"m":false}
+* `<s>@depth@100ms|@0ms` -> book_delta (+ a DERIVED bbo per message). Sync rule: after a REST
+  snapshot with lastUpdateId L, drop diffs with u < L; the first applied diff has U <= L <= u;
+  every later diff has pu == previous u. Any break is a gap for that symbol only.
+  {"e":"depthUpdate","E":1626992741037,"T":1626992741024,"s":"SUSHIUSDT","U":600859599090,
+   "u":600859600917,"pu":600859598061,"b":[["7.5040","813"]],"a":[["7.6150","1563"]]}
+* `<s>@bookTicker` -> bbo (venue-native). ts_event T, ts_exch E, exch_seq u.
+* `<s>@markPrice@1s` -> mark_index, and funding for perpetuals (T > 0). r is a fraction per
+  interval; T the next funding time. E is the only time given: ts_event.
+* `<s>@forceOrder` -> liquidation, flagged SAMPLED (Binance pushes at most one per symbol per
+  second). `S` is the liquidation order's side; the liquidated position is the opposite.
+* REST `/fapi/v1/depth` -> book snapshot rows (SNAPSHOT, FROM_REST); `/fapi/v1/openInterest`
+  -> open_interest (FROM_REST); `/fapi/v1/exchangeInfo` -> instrument.
+
+USD-M contracts are linear with a multiplier of 1: sizes are already base units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from normalize.book import L2Book
+from normalize.decimals import frame_has_inexact_decimal
+from normalize.emitted import DeadLetter, Emitted
+from normalize.flags import Flag
+from normalize.records import (
+    Bbo,
+    BookDelta,
+    FeedStatus,
+    Funding,
+    Instrument,
+    Liquidation,
+    MarkIndex,
+    OpenInterest,
+    Trade,
+)
+
+VENUE = "binance-usdm"
+MS = 1_000_000
+DEFAULT_FUNDING_INTERVAL_S = 8 * 3600
+MAX_BUFFERED_DIFFS = 10_000
+_SIDES = {"BUY": 1, "SELL": -1}
+_QUOTES = ("USDT", "BUSD", "USDC", "FDUSD")
+
+Level = tuple[float, float]
+
+
+class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
+    E: int  # event (send) time, ms
+    s: str  # symbol
+    a: int  # aggregate trade id
+    p: float  # price
+    q: float  # quantity, base units
+    T: int  # trade time, ms
+    m: bool  # buyer is maker
+
+
+class RawTrade(msgspec.Struct, tag_field="e", tag="trade", frozen=True):
+    E: int
+    s: str
+    t: int  # trade id
+    p: float
+    q: float
+    T: int
+    m: bool
+    X: str = "MARKET"  # MARKET, INSURANCE_FUND, ADL, NA
+
+
+class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", frozen=True):
+    E: int
+    T: int
+    s: str
+    U: int  # first update id in this event
+    u: int  # final update id in this event
+    pu: int  # final update id of the previous event
+    b: list[Level]
+    a: list[Level]
+
+
+class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", frozen=True):
+    u: int
+    s: str
+    b: float
+    B: float
+    a: float
+    A: float
+    T: int
+    E: int
+
+
+class MarkPriceUpdate(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True):
+    E: int
+    s: str
+    p: float  # mark price
+    r: float  # funding rate, fraction per interval
+    T: int  # next funding time, ms (0 for delivery contracts)
+    i: float | None = None  # index price (absent in the 2019 schema)
+    P: float | None = None  # estimated settle price
+
+
+class ForceOrderDetail(msgspec.Struct, frozen=True):
+    s: str
+    S: str  # order side
+    q: float  # original quantity
+    p: float  # order price
+    ap: float  # average fill price
+    z: float  # filled accumulated quantity
+    T: int  # order trade time, ms
+
+
+class ForceOrder(msgspec.Struct, tag_field="e", tag="forceOrder", frozen=True):
+    E: int
+    o: ForceOrderDetail
+
+
+class Kline(msgspec.Struct, tag_field="e", tag="kline", frozen=True):
+    """Subscribed by some recorders; ticklake builds its own bars, so these are ignored."""
+
+    s: str
+
+
+Event = AggTrade | RawTrade | DepthUpdate | BookTicker | MarkPriceUpdate | ForceOrder | Kline
+
+
+class Combined(msgspec.Struct, frozen=True):
+    stream: str
+    data: Event
+
+
+class DepthSnapshot(msgspec.Struct, frozen=True):
+    lastUpdateId: int
+    bids: list[Level]
+    asks: list[Level]
+    E: int | None = None
+    T: int | None = None
+
+
+class OpenInterestBody(msgspec.Struct, frozen=True):
+    symbol: str
+    openInterest: float
+    time: int | None = None
+
+
+_combined = msgspec.json.Decoder(Combined, strict=False)
+_bare_event = msgspec.json.Decoder(Event, strict=False)
+_snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False)
+_open_interest = msgspec.json.Decoder(OpenInterestBody, strict=False)
+
+
+def instrument_id(symbol: str) -> str:
+    """Normalized id without metadata: BTCUSDT -> BTC-USDT-PERP, BTCUSDT_210326 -> BTC-USDT-20210326."""
+    pair, _, expiry = symbol.partition("_")
+    for quote in _QUOTES:
+        if pair.endswith(quote) and len(pair) > len(quote):
+            base = pair[: -len(quote)]
+            return f"{base}-{quote}-{'20' + expiry if expiry else 'PERP'}"
+    return symbol
+
+
+@dataclass
+class InstrumentMaster:
+    """Symbol -> normalized id and funding interval, from /fapi/v1/exchangeInfo."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    funding_interval_s: dict[str, int] = field(default_factory=dict)
+
+    def instrument(self, symbol: str) -> str:
+        found = self.ids.get(symbol)
+        if found is None:
+            found = self.ids[symbol] = instrument_id(symbol)
+        return found
+
+
+def exchange_info_instruments(body: bytes, ts_recv: int) -> list[Instrument]:
+    """Instrument records from an exchangeInfo body (perpetuals and quarterlies that trade)."""
+    info = msgspec.json.decode(body)
+    ts_event = int(info.get("serverTime", ts_recv // MS)) * MS
+    out = []
+    for s in info["symbols"]:
+        kind = {"PERPETUAL": "perpetual", "CURRENT_QUARTER": "future", "NEXT_QUARTER": "future"}.get(
+            s.get("contractType", ""))
+        if kind is None:
+            continue
+        filters = {f["filterType"]: f for f in s.get("filters", [])}
+        expiry = None
+        suffix = "PERP"
+        if kind == "future":
+            expiry = int(s["deliveryDate"]) * MS
+            suffix = dt.datetime.fromtimestamp(int(s["deliveryDate"]) / 1000, dt.UTC).strftime("%Y%m%d")
+        lot = filters.get("LOT_SIZE", {})
+        out.append(Instrument(
+            venue=VENUE, symbol=s["symbol"], instrument=f"{s['baseAsset']}-{s['quoteAsset']}-{suffix}",
+            ts_event=ts_event, ts_recv=ts_recv, flags=Flag.FROM_REST, kind=kind, base=s["baseAsset"],
+            quote=s["quoteAsset"], settle=s.get("marginAsset", s["quoteAsset"]), inverse=False,
+            contract_size=1.0, tick_size=float(filters.get("PRICE_FILTER", {}).get("tickSize", "nan")),
+            lot_size=float(lot.get("stepSize", "nan")),
+            min_size=float(lot["minQty"]) if "minQty" in lot else None,
+            funding_interval_s=DEFAULT_FUNDING_INTERVAL_S if kind == "perpetual" else None,
+            expiry_ts=expiry, status=s.get("status"),
+        ))
+    return out
+
+
+@dataclass
+class BookSync:
+    """Per-symbol book state machine for the U/u/pu rules.
+
+    States: waiting for a snapshot (diffs buffered), or synced (diffs applied). A break anywhere
+    sends this symbol alone back to waiting; other symbols are untouched.
+    """
+
+    symbol: str
+    instrument: str
+    book: L2Book = field(default_factory=L2Book)
+    synced: bool = False
+    last_u: int | None = None
+    buffered: deque[tuple[DepthUpdate, int, int]] = field(default_factory=deque)
+    """(diff, ts_recv, extra flags) received while waiting for a snapshot."""
+    gap_pending: bool = False
+    snapshot_id: int | None = None
+    breaks: int = 0
+    applied: int = 0
+    dropped: int = 0
+
+
+class BinanceUsdm:
+    """The Binance USD-M normalizer: feed it frames in receive order; it keeps one book per symbol."""
+
+    venue: Literal["binance-usdm"] = "binance-usdm"
+
+    def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
+        self.connection_id = connection_id
+        self.master = master or InstrumentMaster()
+        self.books: dict[str, BookSync] = {}
+        self.messages = 0
+
+    # -- websocket ---------------------------------------------------------------------------
+    def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        self.messages += 1
+        try:
+            if payload[:10].startswith(b'{"stream"'):
+                event = _combined.decode(payload).data
+            else:
+                event = _bare_event.decode(payload)
+        except msgspec.DecodeError as exc:
+            if payload.lstrip().startswith(b'{"result"'):
+                return  # subscription acknowledgement
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
+            return
+        extra = Flag.INEXACT if frame_has_inexact_decimal(payload) else 0
+        if type(event) is DepthUpdate:
+            self._on_diff(event, ts_recv, out, extra)
+        elif type(event) is Kline:
+            return
+        else:
+            self._on_event(event, ts_recv, out, extra)
+
+    def _on_event(self, event: Event, ts_recv: int, out: Emitted, extra: int) -> None:
+        records = out.records
+        if type(event) is AggTrade or type(event) is RawTrade:
+            trade_id = event.a if type(event) is AggTrade else event.t  # type: ignore[union-attr]
+            records.append(Trade(
+                venue=VENUE, symbol=event.s, instrument=self.master.instrument(event.s), ts_event=event.T * MS,
+                ts_exch=event.E * MS, ts_recv=ts_recv, flags=Flag.LAST | extra, price=event.p, size=event.q,
+                side=-1 if event.m else 1, trade_id=str(trade_id),
+            ))
+        elif type(event) is BookTicker:
+            records.append(Bbo(
+                venue=VENUE, symbol=event.s, instrument=self.master.instrument(event.s), ts_event=event.T * MS,
+                ts_exch=event.E * MS, ts_recv=ts_recv, exch_seq=event.u, flags=Flag.LAST | extra,
+                bid_price=event.b, bid_size=event.B, ask_price=event.a, ask_size=event.A,
+            ))
+        elif type(event) is MarkPriceUpdate:
+            instrument = self.master.instrument(event.s)
+            ts = event.E * MS
+            records.append(MarkIndex(
+                venue=VENUE, symbol=event.s, instrument=instrument, ts_event=ts, ts_recv=ts_recv,
+                flags=extra | (0 if event.T else Flag.LAST), mark_price=event.p, index_price=event.i,
+                estimated_settle_price=event.P,
+            ))
+            if event.T:
+                records.append(Funding(
+                    venue=VENUE, symbol=event.s, instrument=instrument, ts_event=ts, ts_recv=ts_recv,
+                    flags=Flag.LAST | extra, funding_rate=event.r,
+                    interval_s=self.master.funding_interval_s.get(event.s, DEFAULT_FUNDING_INTERVAL_S),
+                    next_funding_ts=event.T * MS, mark_price=event.p, index_price=event.i,
+                ))
+        elif type(event) is ForceOrder:
+            order = event.o
+            order_side = _SIDES[order.S]
+            records.append(Liquidation(
+                venue=VENUE, symbol=order.s, instrument=self.master.instrument(order.s), ts_event=order.T * MS,
+                ts_exch=event.E * MS, ts_recv=ts_recv, flags=Flag.LAST | Flag.SAMPLED | extra,
+                price=order.ap or order.p, size=order.z or order.q, side=-order_side, order_side=order_side,
+            ))
+
+    # -- order books --------------------------------------------------------------------------
+    def _book(self, symbol: str) -> BookSync:
+        sync = self.books.get(symbol)
+        if sync is None:
+            sync = self.books[symbol] = BookSync(symbol, self.master.instrument(symbol))
+        return sync
+
+    def _status(self, sync: BookSync, event: str, ts_recv: int, detail: str,
+                seq_from: int | None = None, seq_to: int | None = None, ts_event: int | None = None) -> FeedStatus:
+        return FeedStatus(
+            venue=VENUE, symbol=sync.symbol, instrument=sync.instrument, ts_event=ts_event or ts_recv,
+            ts_recv=ts_recv, flags=0 if ts_event else Flag.TS_EVENT_IMPUTED, event=event,
+            connection_id=self.connection_id, detail=detail, seq_from=seq_from, seq_to=seq_to,
+        )
+
+    def _on_diff(self, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
+        sync = self._book(diff.s)
+        if not sync.synced:
+            self._buffer(sync, (diff, ts_recv, extra), out)
+            return
+        if sync.last_u is None:  # first diff after a snapshot: U <= lastUpdateId <= u
+            snapshot_id = sync.snapshot_id or 0
+            if diff.u < snapshot_id:
+                return  # already contained in the snapshot
+            if diff.U <= snapshot_id:
+                self._apply(sync, diff, ts_recv, out, extra)
+                return
+            expected = snapshot_id
+        elif diff.pu == sync.last_u:
+            self._apply(sync, diff, ts_recv, out, extra)
+            return
+        else:
+            expected = sync.last_u
+        sync.breaks += 1
+        sync.synced = False
+        sync.gap_pending = True
+        out.records.append(self._status(
+            sync, "gap", ts_recv, f"diff U={diff.U} pu={diff.pu} does not follow u={expected}",
+            expected, diff.U, diff.T * MS))
+        out.records.append(self._status(sync, "resync_start", ts_recv, "waiting for a REST snapshot"))
+        self._buffer(sync, (diff, ts_recv, extra), out)
+
+    def _buffer(self, sync: BookSync, item: tuple[DepthUpdate, int, int], out: Emitted) -> None:
+        if len(sync.buffered) >= MAX_BUFFERED_DIFFS:
+            sync.buffered.popleft()
+            sync.dropped += 1
+            sync.gap_pending = True
+        sync.buffered.append(item)
+        out.snapshot_requests.add(sync.symbol)
+
+    def _apply(self, sync: BookSync, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
+        flags = extra
+        if sync.gap_pending:
+            flags |= Flag.GAP_BEFORE
+            sync.gap_pending = False
+        self._emit_levels(sync, diff.b, diff.a, diff.T * MS, diff.E * MS, ts_recv, diff.u, flags, out)
+        sync.last_u = diff.u
+        sync.applied += 1
+
+    def _emit_levels(self, sync: BookSync, bids: list[Level], asks: list[Level], ts_event: int,
+                     ts_exch: int | None, ts_recv: int, seq: int, flags: int, out: Emitted) -> None:
+        book = sync.book
+        records = out.records
+        base = {"venue": VENUE, "symbol": sync.symbol, "instrument": sync.instrument, "ts_event": ts_event,
+                "ts_exch": ts_exch, "ts_recv": ts_recv, "exch_seq": seq}
+        start = len(records)
+        apply_bid, apply_ask = book.apply_bid, book.apply_ask
+        for price, size in bids:
+            apply_bid(price, size)
+            records.append(BookDelta(**base, flags=flags, side=1, price=price, size=size))
+        for price, size in asks:
+            apply_ask(price, size)
+            records.append(BookDelta(**base, flags=flags, side=-1, price=price, size=size))
+        if len(records) > start:
+            last = records[-1]
+            records[-1] = msgspec.structs.replace(last, flags=last.flags | Flag.LAST)
+        bid, bid_size, ask, ask_size = book.bbo()
+        derived_flags = Flag.DERIVED | Flag.LAST | (flags & (Flag.GAP_BEFORE | Flag.INEXACT))
+        if book.crossed():
+            derived_flags |= Flag.MAYBE_BAD_BOOK
+        records.append(Bbo(**base, flags=derived_flags, bid_price=bid, bid_size=bid_size, ask_price=ask,
+                           ask_size=ask_size))
+
+    # -- REST ---------------------------------------------------------------------------------
+    def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        parts = urlsplit(url)
+        symbol = parse_qs(parts.query).get("symbol", [""])[0]
+        try:
+            if parts.path.endswith("/depth"):
+                self._on_snapshot(symbol, _snapshot.decode(payload), ts_recv, out)
+            elif parts.path.endswith("/openInterest"):
+                self._on_open_interest(_open_interest.decode(payload), ts_recv, out)
+            elif parts.path.endswith("/exchangeInfo"):
+                instruments = exchange_info_instruments(payload, ts_recv)
+                for instrument in instruments:
+                    self.master.ids[instrument.symbol] = instrument.instrument
+                out.records.extend(instruments)
+            else:
+                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {parts.path}", payload))
+        except (msgspec.DecodeError, KeyError, ValueError) as exc:
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+
+    def _on_open_interest(self, body: OpenInterestBody, ts_recv: int, out: Emitted) -> None:
+        flags = Flag.FROM_REST | Flag.LAST
+        if body.time is None:
+            flags |= Flag.TS_EVENT_IMPUTED
+        out.records.append(OpenInterest(
+            venue=VENUE, symbol=body.symbol, instrument=self.master.instrument(body.symbol),
+            ts_event=body.time * MS if body.time is not None else ts_recv, ts_recv=ts_recv, flags=flags,
+            open_interest=body.openInterest,
+        ))
+
+    def _on_snapshot(self, symbol: str, snap: DepthSnapshot, ts_recv: int, out: Emitted) -> None:
+        """Reset the book from a REST snapshot, then replay the buffered diffs that follow it."""
+        if not symbol:
+            raise ValueError("depth snapshot URL has no symbol parameter")
+        sync = self._book(symbol)
+        last_id = snap.lastUpdateId
+        while sync.buffered and sync.buffered[0][0].u < last_id:
+            sync.buffered.popleft()
+        if sync.buffered and sync.buffered[0][0].U > last_id:
+            out.records.append(self._status(
+                sync, "resync_start", ts_recv,
+                f"snapshot {last_id} older than first buffered diff U={sync.buffered[0][0].U}; need a newer one"))
+            out.snapshot_requests.add(symbol)
+            return
+        was_gap = sync.gap_pending or sync.snapshot_id is not None
+        sync.book.clear()
+        ts_event = snap.T * MS if snap.T else ts_recv
+        flags = Flag.SNAPSHOT | Flag.FROM_REST | (Flag.GAP_BEFORE if was_gap else 0)
+        if not snap.T:
+            flags |= Flag.TS_EVENT_IMPUTED
+        self._emit_levels(sync, snap.bids, snap.asks, ts_event, snap.E * MS if snap.E else None, ts_recv,
+                          last_id, flags, out)
+        sync.gap_pending = False
+        sync.synced = True
+        sync.snapshot_id = last_id
+        sync.last_u = None
+        out.snapshot_requests.discard(symbol)
+        if was_gap:
+            out.records.append(self._status(sync, "resync_done", ts_recv, f"book reset from snapshot {last_id}"))
+        pending = list(sync.buffered)
+        sync.buffered.clear()
+        for diff, diff_ts_recv, extra in pending:
+            self._on_diff(diff, diff_ts_recv, out, extra)
