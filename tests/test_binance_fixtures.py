@@ -1,0 +1,122 @@
+"""Every Binance USD-M fixture normalizes with exact values, sides, units and timestamps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.capture_formats import read_capture
+from ingest.offline import normalize_frames
+from normalize.flags import Flag
+from normalize.records import Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Trade
+
+DATA = Path(__file__).with_name("data") / "binance_usdm"
+MS = 1_000_000
+
+
+def _records(name: str) -> list:
+    out, _ = normalize_frames("binance-usdm", read_capture(DATA / name))
+    assert not out.dead_letters, out.dead_letters
+    return out.records
+
+
+def test_trades() -> None:
+    trades = _records("trade.tardis-fixture.jsonl")
+    assert [(t.symbol, t.instrument, t.price, t.size, t.side, t.trade_id, t.ts_event, t.ts_exch) for t in trades] == [
+        ("BTCUSDT", "BTC-USDT-PERP", 7627.6, 0.044, 1, "10934580", 1574381164086 * MS, 1574381164089 * MS),
+        ("ETHUSDT", "ETH-USDT-PERP", 2366.55, 0.07, -1, "73701056", 1596034530235 * MS, 1596034530241 * MS),
+        ("BTCUSDT", "BTC-USDT-PERP", 11343.67, 0.467, -1, "173525189", 1596240000519 * MS, 1596240000596 * MS),
+    ]
+    assert all(isinstance(t, Trade) and t.flags == Flag.LAST for t in trades)
+
+
+def test_agg_trades_from_real_capture() -> None:
+    trades = [r for r in _records("ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt")
+              if isinstance(r, Trade)]
+    assert len(trades) == 91
+    first = next(t for t in trades if t.trade_id == "16599292")
+    assert (first.symbol, first.price, first.size, first.side, first.ts_event) == (
+        "CTKUSDT", 1.011, 10.0, 1, 1626992741421 * MS)
+    assert repr(first.price) == "1.011"
+
+
+def test_mark_price_and_funding() -> None:
+    records = _records("markPriceUpdate.tardis-fixture.jsonl")
+    marks = [r for r in records if isinstance(r, MarkIndex)]
+    funding = [r for r in records if isinstance(r, Funding)]
+    assert [(m.instrument, m.mark_price, m.index_price, m.estimated_settle_price, m.ts_event) for m in marks] == [
+        ("BTC-USDT-PERP", 8291.34697815, None, None, 1569888003001 * MS),
+        ("BTC-USDT-PERP", 11857.56, 11851.86949091, None, 1597536008000 * MS),
+        ("BTC-BUSD-20210129", 31799.2773, 31307.034, 31235.82439517, 1609830121004 * MS),
+    ]
+    # the delivery contract (T=0) has no funding
+    assert [(f.instrument, f.funding_rate, f.next_funding_ts, f.interval_s) for f in funding] == [
+        ("BTC-USDT-PERP", 0.0001, 1569916800000 * MS, 28800),
+        ("BTC-USDT-PERP", 0.0001564, 1597564800000 * MS, 28800),
+    ]
+
+
+def test_mark_price_doc_example() -> None:
+    mark, funding = _records("markPriceUpdate.doc-example.jsonl")
+    assert (mark.mark_price, mark.index_price, mark.estimated_settle_price) == (
+        11794.15, 11784.62659091, 11784.25641265)
+    assert (funding.funding_rate, funding.next_funding_ts) == (0.00038167, 1562306400000 * MS)
+
+
+def test_liquidations_record_position_and_order_side() -> None:
+    (tardis,) = _records("forceOrder.tardis-fixture.jsonl")
+    assert isinstance(tardis, Liquidation)
+    assert (tardis.order_side, tardis.side, tardis.price, tardis.size) == (1, -1, 4706.04, 0.014)  # a short closed
+    assert tardis.ts_event == 1584059031421 * MS and tardis.ts_exch == 1584059031426 * MS
+    assert tardis.flags & Flag.SAMPLED
+    (doc,) = _records("forceOrder.doc-example.jsonl")
+    assert (doc.order_side, doc.side, doc.price, doc.size) == (-1, 1, 9910.12345678, 0.014)  # a long closed
+
+
+def test_open_interest_from_rest() -> None:
+    (oi,) = _records("openInterest.tardis-generated.jsonl")
+    assert isinstance(oi, OpenInterest)
+    assert (oi.instrument, oi.open_interest) == ("BTC-USDT-PERP", 26286.181)
+    assert oi.flags & Flag.FROM_REST and oi.flags & Flag.TS_EVENT_IMPUTED
+
+
+def test_exchange_info_instruments() -> None:
+    instruments = _records("rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt")
+    by_symbol = {i.symbol: i for i in instruments if isinstance(i, Instrument)}
+    btc = by_symbol["BTCUSDT"]
+    assert (btc.instrument, btc.kind, btc.tick_size, btc.lot_size, btc.min_size, btc.contract_size, btc.inverse) == (
+        "BTC-USDT-PERP", "perpetual", 0.01, 0.001, 0.001, 1.0, False)
+    assert btc.funding_interval_s == 28800 and btc.settle == "USDT"
+    futures = [i for i in by_symbol.values() if i.kind == "future"]
+    assert futures and all(i.expiry_ts and i.instrument.split("-")[-1].isdigit() for i in futures)
+
+
+def test_malformed_frames_are_dead_lettered() -> None:
+    from normalize.emitted import Emitted
+    from normalize.venues.binance_usdm import BinanceUsdm
+
+    normalizer, out = BinanceUsdm(), Emitted()
+    bad = [
+        b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT"',  # truncated
+        b'{"stream":"x","data":{"e":"somethingNew","E":1}}',  # unknown channel
+        b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"1","T":1,"m":true}}',
+        b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":"x","s":"BTCUSDT","a":1,"p":"1","q":"1","T":1,'
+        b'"m":true}}',
+    ]
+    for payload in bad:
+        normalizer.on_ws(payload, 123, out)
+    good = b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":2,"s":"BTCUSDT","a":7,"p":"1.5","q":"2",' \
+           b'"T":1,"m":true}}'
+    normalizer.on_ws(good, 124, out)
+    assert [d.raw for d in out.dead_letters] == bad
+    assert all(d.reason.startswith("undecodable frame") for d in out.dead_letters)
+    assert [(r.trade_id, r.price, r.side) for r in out.records] == [("7", 1.5, -1)]
+
+
+def test_inexact_decimal_is_flagged() -> None:
+    from normalize.emitted import Emitted
+    from normalize.venues.binance_usdm import BinanceUsdm
+
+    out = Emitted()
+    BinanceUsdm().on_ws(b'{"e":"aggTrade","E":2,"s":"BTCUSDT","a":7,"p":"65432.123456789012","q":"2","T":1,'
+                        b'"m":false}', 1, out)
+    assert out.records[0].flags & Flag.INEXACT
