@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+BINANCE_CAPTURES := \
+	tests/data/binance_usdm/rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt \
+	tests/data/binance_usdm/ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt \
+	tests/data/binance_usdm/rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt
+
 .PHONY: setup system demo test bench lint lock
 
 setup: system $(STAMP)
@@ -23,6 +28,7 @@ demo: setup
 	$(BIN)/ticklake up
 	$(BIN)/ticklake db migrate
 	$(BIN)/ticklake selfcheck
+	$(BIN)/ticklake normalize binance-usdm $(BINANCE_CAPTURES) --out .ticklake/demo-lake
 	$(BIN)/ticklake status
 
 test: setup

@@ -1,0 +1,49 @@
+"""`ticklake normalize`: real captures -> Parquet in the lake layout, idempotent on re-run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+DATA = Path(__file__).with_name("data") / "binance_usdm"
+TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
+CAPTURES = [
+    DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
+    DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt",
+    DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt",
+]
+
+
+def _normalize(out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TICKLAKE, "normalize", "binance-usdm", *map(str, CAPTURES), "--out", str(out)],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_normalize_writes_the_lake_layout(tmp_path: Path) -> None:
+    result = _normalize(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "book SUSHIUSDT        252 diffs applied, 0 sequence breaks, in sync" in result.stdout
+    assert "dead letters: 0" in result.stdout
+    trades = pl.read_parquet(f"{tmp_path}/trade/**/*.parquet", hive_partitioning=True)
+    assert trades.height == 91
+    assert set(trades["date"].cast(pl.String)) == {"2021-07-22"}
+    ctk = trades.filter(pl.col("trade_id") == "16599292").row(0, named=True)
+    assert (ctk["instrument"], ctk["price"], ctk["size"], ctk["side"]) == ("CTK-USDT-PERP", 1.011, 10.0, 1)
+    deltas = pl.read_parquet(f"{tmp_path}/book_delta/**/*.parquet")
+    assert deltas.filter(pl.col("instrument") == "SUSHI-USDT-PERP")["ts_event"].is_sorted()
+
+    again = _normalize(tmp_path)
+    assert again.returncode == 0
+    assert pl.read_parquet(f"{tmp_path}/trade/**/*.parquet").height == 91
+
+
+def test_unknown_venue_and_missing_file(tmp_path: Path) -> None:
+    bad = subprocess.run([TICKLAKE, "normalize", "nope", str(CAPTURES[0]), "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.strip() == "ticklake: unknown venue 'nope' (known: binance-usdm)"
+    missing = subprocess.run([TICKLAKE, "normalize", "binance-usdm", str(tmp_path / "x.txt"), "--out",
+                              str(tmp_path)], capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "capture not found" in missing.stderr
