@@ -29,7 +29,7 @@ def make_trades(n: int, seed: int = 7) -> list[Record]:
     ts = 1_721_687_141_062_170_000
     return [
         Trade(venue="binance-usdm", symbol="BTCUSDT", instrument="BTC-USDT-PERP", ts_event=ts + i * 1_000_000,
-              ts_recv=ts + i * 1_000_000 + 1_270_000, exch_seq=5_000_000 + i, flags=int(Flag.LAST),
+              ts_recv=ts + i * 1_000_000 + 1_270_000, ts_exch=None, exch_seq=5_000_000 + i, flags=int(Flag.LAST),
               price=round(65_000 + rng.random() * 100, 1), size=round(rng.random(), 3),
               side=rng.choice((-1, 1)), trade_id=str(5_933_014_251 + i))
         for i in range(n)
@@ -41,7 +41,7 @@ def make_deltas(n: int, seed: int = 11) -> list[Record]:
     ts = 1_721_687_141_062_170_000
     return [
         BookDelta(venue="binance-usdm", symbol="BTCUSDT", instrument="BTC-USDT-PERP", ts_event=ts + (i // 40) * 100,
-                  ts_recv=ts + (i // 40) * 100 + 7, exch_seq=9_000_000 + i // 40,
+                  ts_recv=ts + (i // 40) * 100 + 7, ts_exch=None, exch_seq=9_000_000 + i // 40,
                   flags=int(Flag.LAST) if i % 40 == 39 else 0, side=1 if i % 2 else -1,
                   price=round(65_000 + rng.random() * 50, 1), size=round(rng.random() * 3, 3))
         for i in range(n)

@@ -46,11 +46,25 @@ class L2Book:
             self.best_ask = min(self.asks) if self.asks else None
 
     def apply_levels(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
-        apply_bid, apply_ask = self.apply_bid, self.apply_ask
+        """Apply one message's levels. The hot path: locals only, one max/min at most per side."""
+        side, best, lost = self.bids, self.best_bid, False
         for price, size in bids:
-            apply_bid(price, size)
+            if size:
+                side[price] = size
+                if best is None or price > best:
+                    best = price
+            elif side.pop(price, None) is not None and price == best:
+                lost = True
+        self.best_bid = (max(side) if side else None) if lost else best
+        side, best, lost = self.asks, self.best_ask, False
         for price, size in asks:
-            apply_ask(price, size)
+            if size:
+                side[price] = size
+                if best is None or price < best:
+                    best = price
+            elif side.pop(price, None) is not None and price == best:
+                lost = True
+        self.best_ask = (min(side) if side else None) if lost else best
 
     def bbo(self) -> tuple[float | None, float | None, float | None, float | None]:
         """(bid price, bid size, ask price, ask size); None for an empty side."""

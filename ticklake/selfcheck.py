@@ -44,24 +44,24 @@ _COMMON = {"venue": "binance-usdm", "symbol": "BTCUSDT", "instrument": "BTC-USDT
 
 def example_records() -> list[Record]:
     """One record per type; decimals chosen to expose float formatting and rounding mistakes."""
+    plain = {**_COMMON, "ts_event": _TS, "ts_recv": _TS, "ts_exch": None, "exch_seq": None}
     return [
         Trade(**_COMMON, ts_event=_TS, ts_recv=_TS + 1_270, ts_exch=_TS + 3, exch_seq=2**62, flags=Flag.LAST,
               price=65432.1, size=0.001, side=-1, trade_id="5933014251"),
-        BookDelta(**_COMMON, ts_event=_TS, ts_recv=_TS + 9, exch_seq=123, flags=Flag.SNAPSHOT | Flag.LAST,
-                  side=1, price=0.1, size=0.0, size_native=None),
-        Bbo(**_COMMON, ts_event=_TS, ts_recv=_TS, bid_price=65432.0, bid_size=1.5e-8, ask_price=None, ask_size=None),
-        Funding(**_COMMON, ts_event=_TS, ts_recv=_TS, funding_rate=-0.00012345, predicted_rate=0.0001,
-                interval_s=28_800, next_funding_ts=_TS + 1, mark_price=65432.19, index_price=None),
-        MarkIndex(**_COMMON, ts_event=_TS, ts_recv=_TS, mark_price=65432.19, index_price=65430.55,
-                  estimated_settle_price=65431.0),
-        OpenInterest(**_COMMON, ts_event=_TS, ts_recv=_TS, flags=Flag.FROM_REST, open_interest=81234.567),
-        Liquidation(**_COMMON, ts_event=_TS, ts_recv=_TS, flags=Flag.SAMPLED, price=64000.5, size=0.014,
-                    side=1, order_side=-1),
-        Instrument(**_COMMON, ts_event=_TS, ts_recv=_TS, kind="perpetual", base="BTC", quote="USDT",
-                   settle="USDT", inverse=False, contract_size=1.0, tick_size=0.1, lot_size=0.001,
-                   min_size=0.001, funding_interval_s=28_800, status="TRADING"),
-        FeedStatus(venue="binance-usdm", symbol="", instrument="", ts_event=_TS, ts_recv=_TS, event="gap",
-                   connection_id="c-1", detail="pu 11 != previous u 10", seq_from=10, seq_to=12),
+        BookDelta(**_COMMON, ts_event=_TS, ts_recv=_TS + 9, ts_exch=None, exch_seq=123,
+                  flags=Flag.SNAPSHOT | Flag.LAST, side=1, price=0.1, size=0.0, size_native=None),
+        Bbo(**plain, flags=0, bid_price=65432.0, bid_size=1.5e-8, ask_price=None, ask_size=None),
+        Funding(**plain, flags=0, funding_rate=-0.00012345, predicted_rate=0.0001, interval_s=28_800,
+                next_funding_ts=_TS + 1, mark_price=65432.19, index_price=None),
+        MarkIndex(**plain, flags=0, mark_price=65432.19, index_price=65430.55, estimated_settle_price=65431.0),
+        OpenInterest(**plain, flags=Flag.FROM_REST, open_interest=81234.567),
+        Liquidation(**plain, flags=Flag.SAMPLED, price=64000.5, size=0.014, side=1, order_side=-1),
+        Instrument(**plain, flags=Flag.FROM_REST, kind="perpetual", base="BTC", quote="USDT", settle="USDT",
+                   inverse=False, contract_size=1.0, tick_size=0.1, lot_size=0.001, min_size=0.001,
+                   funding_interval_s=28_800, status="TRADING"),
+        FeedStatus(venue="binance-usdm", symbol="", instrument="", ts_event=_TS, ts_recv=_TS, ts_exch=None,
+                   exch_seq=None, flags=0, event="gap", connection_id="c-1", detail="pu 11 != previous u 10",
+                   seq_from=10, seq_to=12),
     ]
 
 

@@ -35,7 +35,17 @@ import msgspec
 from normalize.book import L2Book
 from normalize.decimals import frame_has_inexact_decimal
 from normalize.emitted import DeadLetter, Emitted
-from normalize.flags import Flag
+from normalize.flags import (
+    DERIVED,
+    FROM_REST,
+    GAP_BEFORE,
+    INEXACT,
+    LAST,
+    MAYBE_BAD_BOOK,
+    SAMPLED,
+    SNAPSHOT,
+    TS_EVENT_IMPUTED,
+)
 from normalize.records import (
     Bbo,
     BookDelta,
@@ -203,7 +213,8 @@ def exchange_info_instruments(body: bytes, ts_recv: int) -> list[Instrument]:
         lot = filters.get("LOT_SIZE", {})
         out.append(Instrument(
             venue=VENUE, symbol=s["symbol"], instrument=f"{s['baseAsset']}-{s['quoteAsset']}-{suffix}",
-            ts_event=ts_event, ts_recv=ts_recv, flags=Flag.FROM_REST, kind=kind, base=s["baseAsset"],
+            ts_event=ts_event, ts_recv=ts_recv, ts_exch=None, exch_seq=None, flags=FROM_REST, kind=kind,
+            base=s["baseAsset"],
             quote=s["quoteAsset"], settle=s.get("marginAsset", s["quoteAsset"]), inverse=False,
             contract_size=1.0, tick_size=float(filters.get("PRICE_FILTER", {}).get("tickSize", "nan")),
             lot_size=float(lot.get("stepSize", "nan")),
@@ -251,60 +262,51 @@ class BinanceUsdm:
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         self.messages += 1
         try:
-            if payload[:10].startswith(b'{"stream"'):
-                event = _combined.decode(payload).data
-            else:
-                event = _bare_event.decode(payload)
+            combined = payload.startswith(b'{"stream"')
+            event = _combined.decode(payload).data if combined else _bare_event.decode(payload)
         except msgspec.DecodeError as exc:
             if payload.lstrip().startswith(b'{"result"'):
                 return  # subscription acknowledgement
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
             return
-        extra = Flag.INEXACT if frame_has_inexact_decimal(payload) else 0
-        if type(event) is DepthUpdate:
-            self._on_diff(event, ts_recv, out, extra)
-        elif type(event) is Kline:
-            return
-        else:
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        kind = type(event)
+        if kind is DepthUpdate:
+            self._on_diff(event, ts_recv, out, extra)  # type: ignore[arg-type]
+        elif kind is not Kline:
             self._on_event(event, ts_recv, out, extra)
 
     def _on_event(self, event: Event, ts_recv: int, out: Emitted, extra: int) -> None:
         records = out.records
-        if type(event) is AggTrade or type(event) is RawTrade:
-            trade_id = event.a if type(event) is AggTrade else event.t  # type: ignore[union-attr]
+        kind = type(event)
+        if kind is AggTrade or kind is RawTrade:
+            trade_id = event.a if kind is AggTrade else event.t  # type: ignore[union-attr]
             records.append(Trade(
-                venue=VENUE, symbol=event.s, instrument=self.master.instrument(event.s), ts_event=event.T * MS,
-                ts_exch=event.E * MS, ts_recv=ts_recv, flags=Flag.LAST | extra, price=event.p, size=event.q,
-                side=-1 if event.m else 1, trade_id=str(trade_id),
+                VENUE, event.s, self.master.instrument(event.s), event.T * MS, ts_recv,  # type: ignore[union-attr]
+                event.E * MS, None, LAST | extra, event.p, event.q, -1 if event.m else 1,  # type: ignore[union-attr]
+                str(trade_id),
             ))
-        elif type(event) is BookTicker:
-            records.append(Bbo(
-                venue=VENUE, symbol=event.s, instrument=self.master.instrument(event.s), ts_event=event.T * MS,
-                ts_exch=event.E * MS, ts_recv=ts_recv, exch_seq=event.u, flags=Flag.LAST | extra,
-                bid_price=event.b, bid_size=event.B, ask_price=event.a, ask_size=event.A,
-            ))
-        elif type(event) is MarkPriceUpdate:
-            instrument = self.master.instrument(event.s)
-            ts = event.E * MS
-            records.append(MarkIndex(
-                venue=VENUE, symbol=event.s, instrument=instrument, ts_event=ts, ts_recv=ts_recv,
-                flags=extra | (0 if event.T else Flag.LAST), mark_price=event.p, index_price=event.i,
-                estimated_settle_price=event.P,
-            ))
-            if event.T:
-                records.append(Funding(
-                    venue=VENUE, symbol=event.s, instrument=instrument, ts_event=ts, ts_recv=ts_recv,
-                    flags=Flag.LAST | extra, funding_rate=event.r,
-                    interval_s=self.master.funding_interval_s.get(event.s, DEFAULT_FUNDING_INTERVAL_S),
-                    next_funding_ts=event.T * MS, mark_price=event.p, index_price=event.i,
-                ))
-        elif type(event) is ForceOrder:
-            order = event.o
+        elif kind is BookTicker:
+            t: BookTicker = event  # type: ignore[assignment]
+            records.append(Bbo(VENUE, t.s, self.master.instrument(t.s), t.T * MS, ts_recv, t.E * MS, t.u,
+                               LAST | extra, t.b, t.B, t.a, t.A))
+        elif kind is MarkPriceUpdate:
+            m: MarkPriceUpdate = event  # type: ignore[assignment]
+            instrument = self.master.instrument(m.s)
+            ts = m.E * MS
+            records.append(MarkIndex(VENUE, m.s, instrument, ts, ts_recv, None, None, extra | (0 if m.T else LAST),
+                                     m.p, m.i, m.P))
+            if m.T:
+                interval = self.master.funding_interval_s.get(m.s, DEFAULT_FUNDING_INTERVAL_S)
+                records.append(Funding(VENUE, m.s, instrument, ts, ts_recv, None, None, LAST | extra, m.r, None,
+                                       interval, m.T * MS, m.p, m.i))
+        elif kind is ForceOrder:
+            order = event.o  # type: ignore[union-attr]
             order_side = _SIDES[order.S]
             records.append(Liquidation(
-                venue=VENUE, symbol=order.s, instrument=self.master.instrument(order.s), ts_event=order.T * MS,
-                ts_exch=event.E * MS, ts_recv=ts_recv, flags=Flag.LAST | Flag.SAMPLED | extra,
-                price=order.ap or order.p, size=order.z or order.q, side=-order_side, order_side=order_side,
+                VENUE, order.s, self.master.instrument(order.s), order.T * MS, ts_recv,
+                event.E * MS, None, LAST | SAMPLED | extra,  # type: ignore[union-attr]
+                order.ap or order.p, order.z or order.q, -order_side, order_side,
             ))
 
     # -- order books --------------------------------------------------------------------------
@@ -316,11 +318,8 @@ class BinanceUsdm:
 
     def _status(self, sync: BookSync, event: str, ts_recv: int, detail: str,
                 seq_from: int | None = None, seq_to: int | None = None, ts_event: int | None = None) -> FeedStatus:
-        return FeedStatus(
-            venue=VENUE, symbol=sync.symbol, instrument=sync.instrument, ts_event=ts_event or ts_recv,
-            ts_recv=ts_recv, flags=0 if ts_event else Flag.TS_EVENT_IMPUTED, event=event,
-            connection_id=self.connection_id, detail=detail, seq_from=seq_from, seq_to=seq_to,
-        )
+        return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_event or ts_recv, ts_recv, None, None,
+                          0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
     def _on_diff(self, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
         sync = self._book(diff.s)
@@ -360,7 +359,7 @@ class BinanceUsdm:
     def _apply(self, sync: BookSync, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
         flags = extra
         if sync.gap_pending:
-            flags |= Flag.GAP_BEFORE
+            flags |= GAP_BEFORE
             sync.gap_pending = False
         self._emit_levels(sync, diff.b, diff.a, diff.T * MS, diff.E * MS, ts_recv, diff.u, flags, out)
         sync.last_u = diff.u
@@ -368,27 +367,22 @@ class BinanceUsdm:
 
     def _emit_levels(self, sync: BookSync, bids: list[Level], asks: list[Level], ts_event: int,
                      ts_exch: int | None, ts_recv: int, seq: int, flags: int, out: Emitted) -> None:
+        """Apply a message's levels to the book and emit them as rows, then the derived BBO."""
         book = sync.book
+        book.apply_levels(bids, asks)
+        symbol, instrument = sync.symbol, sync.instrument
         records = out.records
-        base = {"venue": VENUE, "symbol": sync.symbol, "instrument": sync.instrument, "ts_event": ts_event,
-                "ts_exch": ts_exch, "ts_recv": ts_recv, "exch_seq": seq}
         start = len(records)
-        apply_bid, apply_ask = book.apply_bid, book.apply_ask
-        for price, size in bids:
-            apply_bid(price, size)
-            records.append(BookDelta(**base, flags=flags, side=1, price=price, size=size))
-        for price, size in asks:
-            apply_ask(price, size)
-            records.append(BookDelta(**base, flags=flags, side=-1, price=price, size=size))
+        records.extend([BookDelta(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, 1, price, size)
+                        for price, size in bids])
+        records.extend([BookDelta(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, -1, price, size)
+                        for price, size in asks])
         if len(records) > start:
-            last = records[-1]
-            records[-1] = msgspec.structs.replace(last, flags=last.flags | Flag.LAST)
-        bid, bid_size, ask, ask_size = book.bbo()
-        derived_flags = Flag.DERIVED | Flag.LAST | (flags & (Flag.GAP_BEFORE | Flag.INEXACT))
+            records[-1] = msgspec.structs.replace(records[-1], flags=flags | LAST)
+        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
         if book.crossed():
-            derived_flags |= Flag.MAYBE_BAD_BOOK
-        records.append(Bbo(**base, flags=derived_flags, bid_price=bid, bid_size=bid_size, ask_price=ask,
-                           ask_size=ask_size))
+            derived |= MAYBE_BAD_BOOK
+        records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, derived, *book.bbo()))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
@@ -410,14 +404,10 @@ class BinanceUsdm:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
 
     def _on_open_interest(self, body: OpenInterestBody, ts_recv: int, out: Emitted) -> None:
-        flags = Flag.FROM_REST | Flag.LAST
-        if body.time is None:
-            flags |= Flag.TS_EVENT_IMPUTED
-        out.records.append(OpenInterest(
-            venue=VENUE, symbol=body.symbol, instrument=self.master.instrument(body.symbol),
-            ts_event=body.time * MS if body.time is not None else ts_recv, ts_recv=ts_recv, flags=flags,
-            open_interest=body.openInterest,
-        ))
+        flags = FROM_REST | LAST | (TS_EVENT_IMPUTED if body.time is None else 0)
+        ts_event = body.time * MS if body.time is not None else ts_recv
+        out.records.append(OpenInterest(VENUE, body.symbol, self.master.instrument(body.symbol), ts_event, ts_recv,
+                                        None, None, flags, body.openInterest))
 
     def _on_snapshot(self, symbol: str, snap: DepthSnapshot, ts_recv: int, out: Emitted) -> None:
         """Reset the book from a REST snapshot, then replay the buffered diffs that follow it."""
@@ -436,9 +426,7 @@ class BinanceUsdm:
         was_gap = sync.gap_pending or sync.snapshot_id is not None
         sync.book.clear()
         ts_event = snap.T * MS if snap.T else ts_recv
-        flags = Flag.SNAPSHOT | Flag.FROM_REST | (Flag.GAP_BEFORE if was_gap else 0)
-        if not snap.T:
-            flags |= Flag.TS_EVENT_IMPUTED
+        flags = SNAPSHOT | FROM_REST | (GAP_BEFORE if was_gap else 0) | (0 if snap.T else TS_EVENT_IMPUTED)
         self._emit_levels(sync, snap.bids, snap.asks, ts_event, snap.E * MS if snap.E else None, ts_recv,
                           last_id, flags, out)
         sync.gap_pending = False

@@ -1,0 +1,120 @@
+"""Normalizing real Binance USD-M frames: ticklake vs cryptofeed, in one run, on the same frames.
+
+* trades: the 91 real aggTrade frames of the cryptofeed capture, cycled to N messages, through
+  cryptofeed's `BinanceFutures.message_handler` and through `BinanceUsdm.on_ws`.
+* depth: the 6,547 real depthUpdate diffs of the hftbacktest BTCUSDT capture applied after its
+  REST snapshot, book apply included (cryptofeed: its OrderBook; ticklake: L2Book plus the
+  book_delta rows and the derived BBO it emits per message).
+
+cryptofeed is given the captured exchangeInfo so it needs no network. Both get a timestamp per
+frame; cryptofeed has no callbacks registered, so it does strictly less work than ticklake.
+Run: `python -m benchmarks.bench_normalize [--trades N] [--repeat R]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from ingest.capture_formats import read_capture
+from normalize.emitted import Emitted
+from normalize.venues.binance_usdm import BinanceUsdm
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "binance_usdm"
+AGG_TRADES = DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt"
+DEPTH = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
+EXCHANGE_INFO = DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt"
+
+
+def load_frames() -> tuple[list[bytes], bytes, list[bytes]]:
+    trades = [f.payload for f in read_capture(AGG_TRADES) if b'"e":"aggTrade"' in f.payload]
+    frames = list(read_capture(DEPTH))
+    snapshot_index = next(i for i, f in enumerate(frames) if f.kind == "rest")
+    snapshot = frames[snapshot_index].payload
+    last_id = json.loads(snapshot)["lastUpdateId"]
+    diffs = [f.payload for f in frames
+             if b'"e":"depthUpdate"' in f.payload and json.loads(f.payload)["data"]["u"] >= last_id]
+    return trades, snapshot, diffs
+
+
+def _cryptofeed_feed():  # type: ignore[no-untyped-def]
+    from cryptofeed.defines import L2_BOOK, TRADES
+    from cryptofeed.exchanges.binance_futures import BinanceFutures
+    from cryptofeed.symbols import Symbols
+
+    info = json.loads(EXCHANGE_INFO.read_text().splitlines()[0].split(": ", 1)[1])
+    Symbols.set(BinanceFutures.id, *BinanceFutures._parse_symbol_data(info))
+    return BinanceFutures(symbols=["BTC-USDT-PERP", "CTK-USDT-PERP", "AKRO-USDT-PERP", "SUSHI-USDT-PERP",
+                                   "KEEP-USDT-PERP"], channels=[TRADES, L2_BOOK])
+
+
+def cryptofeed_rate(messages: list[bytes], snapshot: bytes | None) -> float:
+    from cryptofeed.types import OrderBook
+
+    feed = _cryptofeed_feed()
+    texts = [m.decode() for m in messages]
+    if snapshot is not None:
+        body = json.loads(snapshot, parse_float=Decimal)
+        feed._l2_book["BTC-USDT-PERP"] = OrderBook(
+            feed.id, "BTC-USDT-PERP", max_depth=feed.max_depth,
+            bids={Decimal(p): Decimal(q) for p, q in body["bids"]},
+            asks={Decimal(p): Decimal(q) for p, q in body["asks"]})
+        feed.last_update_id["BTC-USDT-PERP"] = body["lastUpdateId"]
+
+    async def run() -> float:
+        start = time.perf_counter()
+        for text in texts:
+            await feed.message_handler(text, None, 1.0)
+        return time.perf_counter() - start
+
+    return len(texts) / asyncio.run(run())
+
+
+def ticklake_rate(messages: list[bytes], snapshot: bytes | None) -> tuple[float, int]:
+    normalizer = BinanceUsdm()
+    out = Emitted()
+    if snapshot is not None:
+        normalizer.on_rest("https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT", snapshot, 0, out)
+    out = Emitted()
+    records = 0
+    start = time.perf_counter()
+    for i, message in enumerate(messages):
+        normalizer.on_ws(message, i, out)
+        if len(out.records) > 100_000:
+            records += len(out.records)
+            out.records.clear()
+    elapsed = time.perf_counter() - start
+    assert not out.dead_letters
+    return len(messages) / elapsed, records + len(out.records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trades", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    trades, snapshot, diffs = load_frames()
+    trade_messages = list(itertools.islice(itertools.cycle(trades), args.trades))
+    levels = sum(len(json.loads(d)["data"]["b"]) + len(json.loads(d)["data"]["a"]) for d in diffs)
+
+    rows = []
+    for name, messages, snap in (("aggTrade", trade_messages, None), ("depthUpdate+book", diffs, snapshot)):
+        ours = max(ticklake_rate(messages, snap)[0] for _ in range(args.repeat))
+        theirs = max(cryptofeed_rate(messages, snap) for _ in range(args.repeat))
+        rows.append((name, len(messages), ours, theirs))
+    print(f"{'frames':<18}{'count':>9}{'ticklake msg/s':>16}{'cryptofeed msg/s':>18}{'ratio':>8}")
+    for name, count, ours, theirs in rows:
+        print(f"{name:<18}{count:>9,}{ours:>16,.0f}{theirs:>18,.0f}{ours / theirs:>7.1f}x")
+    per_msg = levels / len(diffs)
+    _, _, ours, theirs = rows[1]
+    print(f"depth levels: {per_msg:.1f} per message; ticklake {ours * per_msg:,.0f} levels/s, "
+          f"cryptofeed {theirs * per_msg:,.0f} levels/s")
+
+
+if __name__ == "__main__":
+    main()
