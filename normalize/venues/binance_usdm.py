@@ -71,7 +71,7 @@ Level = tuple[float, float]
 class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
     E: int  # event (send) time, ms
     s: str  # symbol
-    a: int  # aggregate trade id
+    trade_id: int = msgspec.field(name="a")  # aggregate trade id
     p: float  # price
     q: float  # quantity, base units
     T: int  # trade time, ms
@@ -81,7 +81,7 @@ class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
 class RawTrade(msgspec.Struct, tag_field="e", tag="trade", frozen=True):
     E: int
     s: str
-    t: int  # trade id
+    trade_id: int = msgspec.field(name="t")
     p: float
     q: float
     T: int
@@ -146,7 +146,8 @@ Event = AggTrade | RawTrade | DepthUpdate | BookTicker | MarkPriceUpdate | Force
 
 
 class Combined(msgspec.Struct, frozen=True):
-    stream: str
+    """The combined-stream wrapper; `stream` is not read (the event names its symbol)."""
+
     data: Event
 
 
@@ -256,11 +257,9 @@ class BinanceUsdm:
         self.connection_id = connection_id
         self.master = master or InstrumentMaster()
         self.books: dict[str, BookSync] = {}
-        self.messages = 0
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        self.messages += 1
         try:
             combined = payload.startswith(b'{"stream"')
             event = _combined.decode(payload).data if combined else _bare_event.decode(payload)
@@ -271,7 +270,12 @@ class BinanceUsdm:
             return
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
         kind = type(event)
-        if kind is DepthUpdate:
+        if kind is AggTrade or kind is RawTrade:  # the hottest path, kept inline
+            t: AggTrade | RawTrade = event  # type: ignore[assignment]
+            instrument = self.master.ids.get(t.s) or self.master.instrument(t.s)
+            out.records.append(Trade(VENUE, t.s, instrument, t.T * MS, ts_recv, t.E * MS, None, LAST | extra,
+                                     t.p, t.q, -1 if t.m else 1, str(t.trade_id)))
+        elif kind is DepthUpdate:
             self._on_diff(event, ts_recv, out, extra)  # type: ignore[arg-type]
         elif kind is not Kline:
             self._on_event(event, ts_recv, out, extra)
@@ -279,14 +283,7 @@ class BinanceUsdm:
     def _on_event(self, event: Event, ts_recv: int, out: Emitted, extra: int) -> None:
         records = out.records
         kind = type(event)
-        if kind is AggTrade or kind is RawTrade:
-            trade_id = event.a if kind is AggTrade else event.t  # type: ignore[union-attr]
-            records.append(Trade(
-                VENUE, event.s, self.master.instrument(event.s), event.T * MS, ts_recv,  # type: ignore[union-attr]
-                event.E * MS, None, LAST | extra, event.p, event.q, -1 if event.m else 1,  # type: ignore[union-attr]
-                str(trade_id),
-            ))
-        elif kind is BookTicker:
+        if kind is BookTicker:
             t: BookTicker = event  # type: ignore[assignment]
             records.append(Bbo(VENUE, t.s, self.master.instrument(t.s), t.T * MS, ts_recv, t.E * MS, t.u,
                                LAST | extra, t.b, t.B, t.a, t.A))
