@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 from ingest.frames import Frame
 from normalize.emitted import Emitted
+from normalize.venues.interface import VenueNormalizer
 from normalize.venues.registry import NORMALIZERS
 
 
-def normalize_frames(venue: str, frames: Iterable[Frame]) -> tuple[Emitted, object]:
+def normalize_frames(venue: str, frames: Iterable[Frame]) -> tuple[Emitted, VenueNormalizer]:
     """Feed frames in order; returns everything emitted and the normalizer (for its book state)."""
     normalizer = NORMALIZERS[venue]()
     out = Emitted()

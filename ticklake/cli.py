@@ -145,9 +145,9 @@ def normalize_command(
     written = write_records(str(out), emitted.records, part_name="normalized")
     for record_type, rows in sorted(written.items()):
         console.print(f"{record_type:<14}{rows:>10,} rows")
-    for symbol, sync in sorted(getattr(normalizer, "books", {}).items()):
-        state = "in sync" if sync.synced else "NOT in sync (no usable snapshot)"
-        console.print(f"book {symbol:<12} {sync.applied:>7,} diffs applied, {sync.breaks} sequence breaks, {state}")
+    for symbol, (applied, breaks, synced) in sorted(normalizer.book_report().items()):
+        state = "in sync" if synced else "NOT in sync (no usable snapshot)"
+        console.print(f"book {symbol:<12} {applied:>7,} diffs applied, {breaks} sequence breaks, {state}")
     events = [r for r in emitted.records if r.record_type == "feed_status"]
     console.print(f"gap journal: {len(events)} feed_status events")
     if emitted.dead_letters:

@@ -306,6 +306,9 @@ class BinanceUsdm:
                 order.ap or order.p, order.z or order.q, -order_side, order_side,
             ))
 
+    def book_report(self) -> dict[str, tuple[int, int, bool]]:
+        return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
+
     # -- order books --------------------------------------------------------------------------
     def _book(self, symbol: str) -> BookSync:
         sync = self.books.get(symbol)

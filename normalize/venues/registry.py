@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from normalize.venues.binance_usdm import BinanceUsdm
+from collections.abc import Callable
 
-NORMALIZERS: dict[str, type[BinanceUsdm]] = {"binance-usdm": BinanceUsdm}
+from normalize.venues.binance_usdm import BinanceUsdm
+from normalize.venues.interface import VenueNormalizer
+
+NORMALIZERS: dict[str, Callable[[], VenueNormalizer]] = {"binance-usdm": BinanceUsdm}

@@ -1,0 +1,26 @@
+"""The one interface every venue's normalizer implements.
+
+A normalizer is fed raw frames in receive order and appends what they mean to an Emitted:
+records, dead letters, and the symbols whose book needs a REST snapshot. It does no I/O, so
+the same object runs live (behind a WebSocket handler), offline (`ticklake normalize`) and in
+tests. Book state lives in it, per symbol, and is never shared between symbols.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from normalize.emitted import Emitted
+
+
+class VenueNormalizer(Protocol):
+    venue: str
+
+    def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        """One WebSocket frame (exact bytes) received at ts_recv (ns)."""
+
+    def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        """One REST response body; `url` says which endpoint and symbol it answers."""
+
+    def book_report(self) -> dict[str, tuple[int, int, bool]]:
+        """Per venue symbol: (diffs applied, sequence breaks, in sync)."""
