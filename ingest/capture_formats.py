@@ -1,5 +1,6 @@
 """Readers for recorded captures, detected from the file's first bytes.
 
+* ticklake's own capture log (zstd; see ingest.capture_log).
 * cryptofeed `AsyncFileCallback` dumps: `<ts>: <frame>` received frames, `<url> -> <ts>: <body>`
   REST responses, `<url> <-> <ts>` connects (a new connection id), `<url> <- <ts>: ...` sent
   frames and `configuration:` lines (skipped). `<ts>` is float seconds.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import msgspec
 
+from ingest import capture_log
 from ingest.frames import Frame
 
 _HFT_LINE = re.compile(rb"^\d{19} ")
@@ -47,6 +49,9 @@ def _open_text(path: Path) -> bytes:
 
 
 def detect(path: Path) -> str:
+    with path.open("rb") as handle:
+        if handle.read(4) == capture_log.MAGIC:
+            return "ticklake"
     head = _open_text(path)[:4096].lstrip()
     if _HFT_LINE.match(head):
         return "hftbacktest"
@@ -129,7 +134,8 @@ def read_jsonl(path: Path) -> Iterator[Frame]:
         yield Frame(0, "ws", line, connection_id=path.name)
 
 
-READERS = {"cryptofeed": read_cryptofeed, "hftbacktest": read_hftbacktest, "jsonl": read_jsonl}
+READERS = {"cryptofeed": read_cryptofeed, "hftbacktest": read_hftbacktest, "jsonl": read_jsonl,
+           "ticklake": capture_log.read_capture_log}
 
 
 def read_capture(path: Path) -> Iterator[Frame]:
