@@ -415,6 +415,8 @@ class BinanceUsdm:
             raise ValueError("depth snapshot URL has no symbol parameter")
         sync = self._book(symbol)
         last_id = snap.lastUpdateId
+        if sync.synced and sync.last_u is not None and last_id <= sync.last_u:
+            return  # an unneeded snapshot older than the live book: nothing to learn from it
         while sync.buffered and sync.buffered[0][0].u < last_id:
             sync.buffered.popleft()
         if sync.buffered and sync.buffered[0][0].U > last_id:

@@ -1,0 +1,244 @@
+"""The live feed handler: one venue connection, its capture, its normalizer, its REST calls.
+
+Tasks and the bounded queue between them:
+
+    socket reader --put_nowait--> queue (bounded) --> processor: capture, normalize, emit
+                                    ^                      | snapshot requests
+    REST fetcher (rate-limited) ----+ (put, may wait) <----+
+
+The reader never waits on anything downstream: when the queue is full the frame is counted,
+logged and recorded as a `queue_overflow` gap (depth gaps then resync through the sequence
+rules; other channels carry the GAP_BEFORE of that journal entry in time). Reconnects use
+jittered exponential backoff; a connection silent for `stale_after_s` is recorded as `stale`
+and replaced; connections are recycled before the venue's own cut. Every event lands in the
+feed_status journal with the connection id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ingest.capture_log import CaptureWriter
+from ingest.frames import Frame
+from ingest.venues.binance_usdm import BinanceUsdmConnection
+from normalize.emitted import Emitted
+from normalize.flags import TS_EVENT_IMPUTED
+from normalize.records import FeedStatus
+from normalize.venues.interface import VenueNormalizer
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Emitted], None]
+
+
+@dataclass
+class HandlerStats:
+    frames: int = 0
+    overflows: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    stale: int = 0
+    snapshots: int = 0
+    rest_errors: int = 0
+
+
+@dataclass
+class HandlerConfig:
+    queue_size: int = 100_000
+    stale_after_s: float = 30.0
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 30.0
+    poll_interval_s: float = 60.0
+    rest_timeout_s: float = 10.0
+
+
+class FeedHandler:
+    def __init__(self, connection: BinanceUsdmConnection, normalizer: VenueNormalizer, sink: Sink,
+                 capture: CaptureWriter | None = None, config: HandlerConfig | None = None) -> None:
+        self.connection, self.normalizer, self.sink, self.capture = connection, normalizer, sink, capture
+        self.config = config or HandlerConfig()
+        self.stats = HandlerStats()
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=self.config.queue_size)
+        self._pending_snapshots: set[str] = set()
+        """Symbols with a snapshot fetched or being fetched and not yet processed."""
+        self._snapshot_urls: dict[str, str] = {}
+        self._snapshot_slot = asyncio.Lock()
+        self._last_snapshot = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connection_id = ""
+
+    # -- journal ------------------------------------------------------------------------------
+    def _journal(self, event: str, detail: str, connection_id: str) -> None:
+        now = time.time_ns()
+        record = FeedStatus(self.connection.venue, "", "", now, now, None, None, TS_EVENT_IMPUTED, event,
+                            connection_id, detail, None, None)
+        self.sink(Emitted(records=[record]))
+        log.info("%s %s %s: %s", self.connection.venue, connection_id, event, detail)
+
+    # -- the run loop -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.config.rest_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            self._session = session
+            processor = asyncio.create_task(self._process())
+            poller = asyncio.create_task(self._poll(stop))
+            for url in self.connection.metadata_urls():
+                await self._fetch(url)
+            try:
+                await self._connect_loop(stop)
+            finally:
+                poller.cancel()
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(poller, *self._tasks, return_exceptions=True)
+                await self.queue.join()
+                processor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await processor
+                if self.capture is not None:
+                    self.capture.flush()
+
+    async def _connect_loop(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            connection_id = f"{self.connection.venue}-{uuid.uuid4().hex[:10]}"
+            self.connection_id = connection_id
+            reason = "closed"
+            try:
+                async with websockets.connect(self.connection.stream_url(), max_size=None, open_timeout=10,
+                                              compression=None) as ws:
+                    attempt = 0
+                    self.stats.connects += 1
+                    self._journal("connect", self.connection.stream_url()[:200], connection_id)
+                    reason = await self._read(ws, connection_id, stop)
+            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            self.stats.disconnects += 1
+            self._journal("disconnect", reason, connection_id)
+            if stop.is_set():
+                return
+            delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * 2**attempt)
+            delay *= random.uniform(0.5, 1.0)
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _read(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event) -> str:
+        opened = time.monotonic()
+        stop_wait = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                age_left = self.connection.max_connection_age_s - (time.monotonic() - opened)
+                if age_left <= 0:
+                    return "planned reconnect before the venue's connection age limit"
+                receive = asyncio.create_task(ws.recv(decode=False))
+                done, _ = await asyncio.wait({receive, stop_wait}, timeout=min(self.config.stale_after_s, age_left),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await receive
+                    if stop_wait in done:
+                        return "stopped"
+                    if time.monotonic() - opened >= self.connection.max_connection_age_s:
+                        continue
+                    self.stats.stale += 1
+                    self._journal("stale", f"no frame for {self.config.stale_after_s} s", connection_id)
+                    return "stale"
+                message = receive.result()
+                frame = Frame(time.time_ns(), "ws", message, "", connection_id)  # type: ignore[arg-type]
+                self.stats.frames += 1
+                try:
+                    self.queue.put_nowait(frame)
+                except asyncio.QueueFull:
+                    self.stats.overflows += 1
+                    self._journal("queue_overflow", f"frame dropped: queue of {self.queue.maxsize} full",
+                                  connection_id)
+        finally:
+            stop_wait.cancel()
+
+    # -- processing -----------------------------------------------------------------------------
+    async def _process(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            try:
+                if self.capture is not None:
+                    self.capture.append(frame)
+                out = Emitted()
+                if frame.kind == "ws":
+                    self.normalizer.on_ws(frame.payload, frame.ts_recv, out)
+                else:
+                    self.normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, out)
+                    if frame.url in self._snapshot_urls:
+                        self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
+                for symbol in out.snapshot_requests - self._pending_snapshots:
+                    self._pending_snapshots.add(symbol)
+                    task = asyncio.create_task(self._snapshot(symbol))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                self.sink(out)
+            except Exception:  # a bug must not stop the feed; the frame is kept in the capture
+                log.exception("normalizing a %s frame failed", self.connection.venue)
+            finally:
+                self.queue.task_done()
+
+    async def _snapshot(self, symbol: str) -> None:
+        """Fetch one symbol's snapshot, respecting the venue-wide snapshot rate. The symbol stays
+        pending until the processor has applied the snapshot, so no duplicate is requested."""
+        async with self._snapshot_slot:
+            wait = self._last_snapshot + 1 / self.connection.snapshots_per_second - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_snapshot = time.monotonic()
+        self.stats.snapshots += 1
+        url = self.connection.snapshot_url(symbol)
+        self._snapshot_urls[url] = symbol
+        if not await self._fetch(url):
+            self._snapshot_urls.pop(url, None)
+            self._pending_snapshots.discard(symbol)
+
+    async def _fetch(self, url: str, attempts: int = 5) -> bool:
+        for attempt in range(attempts):
+            try:
+                async with self._session.get(url) as response:
+                    body = await response.read()
+                    ts_recv = time.time_ns()
+                    if response.status == 200:
+                        await self.queue.put(Frame(ts_recv, "rest", body, url, self.connection_id))
+                        return True
+                    reason = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            self.stats.rest_errors += 1
+            log.warning("REST %s failed (%s), attempt %d", url, reason, attempt + 1)
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        return False
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for url in self.connection.poll_urls():
+                await self._fetch(url, attempts=1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
+
+
+@dataclass
+class CollectingSink:
+    """A sink that keeps everything in memory (offline runs, tests, the lake writer's buffer)."""
+
+    emitted: Emitted = field(default_factory=Emitted)
+
+    def __call__(self, out: Emitted) -> None:
+        self.emitted.records.extend(out.records)
+        self.emitted.dead_letters.extend(out.dead_letters)

@@ -1,0 +1,203 @@
+"""A local stand-in for a venue: serves recorded frames over WebSocket and REST on one port.
+
+The real handler runs unchanged against it by URL override. One playback cursor is shared by all
+connections (a reconnecting client does not get old frames again, as with a real venue); the
+cursor waits while no client is connected, so tests are deterministic. Speed: real time times
+`speed`, or as fast as the client reads with speed 0.
+
+Faults, for tests and drills: `drop_after` closes the first connection after that many frames
+were sent on it; `skip` never sends the frames at those playback indexes (a sequence gap);
+`corrupt_checksum` alters the checksum of those frames, for venues that send one.
+
+Per-venue protocol (subscription, which stream a frame belongs to, REST answers) lives in a
+ReplayProtocol; `PROTOCOLS` maps venue ids to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ingest.frames import Frame
+from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
+
+
+class ReplayProtocol(Protocol):
+    def streams_from_path(self, path: str) -> set[str]:
+        """Streams subscribed by the connection URL itself."""
+
+    def on_client_message(self, text: str, streams: set[str]) -> str | None:
+        """Apply a subscribe/ping message; return the reply to send, if any."""
+
+    def stream_of(self, payload: bytes) -> str | None:
+        """The stream a recorded frame belongs to (None: send to every client)."""
+
+    def observe(self, payload: bytes) -> None:
+        """Every frame at its playback position, sent or skipped: keeps venue-side state."""
+
+    def rest(self, path: str, query: dict[str, list[str]]) -> bytes | None:
+        """Body for a REST request, or None for 404."""
+
+    def corrupt(self, payload: bytes) -> bytes:
+        """The frame with its checksum altered (venues without checksums raise)."""
+
+
+PROTOCOLS: dict[str, type[BinanceUsdmReplay]] = {"binance-usdm": BinanceUsdmReplay}
+
+
+@dataclass
+class Faults:
+    drop_after: int | None = None
+    skip: set[int] = field(default_factory=set)
+    corrupt_checksum: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Client:
+    connection: ServerConnection
+    streams: set[str]
+    number: int
+    sent: int = 0
+    closed: bool = False
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+
+
+class ReplayServer:
+    def __init__(self, venue: str, frames: Sequence[Frame], speed: float = 0.0, faults: Faults | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)
+        self.ws_frames = [f for f in frames if f.kind == "ws"]
+        self.speed, self.faults = speed, faults or Faults()
+        self.host, self.port = host, port
+        self.clients: list[_Client] = []
+        self.undelivered: list[bytes] = []
+        """Frames queued for a connection that closed before they were sent: lost, as on a venue."""
+        self.connections = 0
+        self.position = 0
+        self.finished = asyncio.Event()
+        self._client_present = asyncio.Event()
+        self._server: Server | None = None
+        self._playback: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await serve(self._handle, self.host, self.port, process_request=self._process_request,
+                                   compression=None, max_size=None)
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        self._playback = asyncio.create_task(self._play())
+
+    async def stop(self) -> None:
+        if self._playback:
+            self._playback.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._playback
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        parts = urlsplit(request.path)
+        body = self.protocol.rest(parts.path, parse_qs(parts.query))
+        if body is None:
+            return Response(HTTPStatus.NOT_FOUND, "Not Found", Headers(), b'{"code":-1,"msg":"not found"}')
+        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return Response(HTTPStatus.OK, "OK", headers, body)
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        self.connections += 1
+        client = _Client(connection, self.protocol.streams_from_path(connection.request.path if connection.request
+                                                                     else "/"), self.connections)
+        self.clients.append(client)
+        self._client_present.set()
+        sender = asyncio.create_task(self._send_loop(client))
+        try:
+            async for message in connection:
+                reply = self.protocol.on_client_message(str(message), client.streams)
+                if reply is not None:
+                    await connection.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.remove(client)
+            if not self.clients:
+                self._client_present.clear()
+            client.closed = True
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._drain(client)
+
+    def _drain(self, client: _Client) -> None:
+        while not client.queue.empty():
+            self.undelivered.append(client.queue.get_nowait())
+
+    async def _send_loop(self, client: _Client) -> None:
+        while True:
+            payload = await client.queue.get()
+            try:
+                await client.connection.send(payload.decode())
+            except ConnectionClosed:
+                self.undelivered.append(payload)
+                return
+            client.sent += 1
+            if self.faults.drop_after is not None and client.number == 1 and client.sent >= self.faults.drop_after:
+                await client.connection.close(1001, "replay fault: connection dropped")
+                return
+
+    async def _play(self) -> None:
+        start_wall = time.monotonic()
+        start_ts = self.ws_frames[0].ts_recv if self.ws_frames else 0
+        for index, frame in enumerate(self.ws_frames):
+            if self.speed > 0:
+                due = start_wall + (frame.ts_recv - start_ts) / 1e9 / self.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            while not self.clients:  # checked after pacing: a client may have left meanwhile
+                await self._client_present.wait()
+            self.position = index
+            self.protocol.observe(frame.payload)
+            if index in self.faults.skip:
+                continue
+            payload = self.protocol.corrupt(frame.payload) if index in self.faults.corrupt_checksum else frame.payload
+            stream = self.protocol.stream_of(payload)
+            for client in list(self.clients):
+                if stream is not None and stream not in client.streams:
+                    continue
+                if client.closed:  # the connection is going away: the frame is lost on it
+                    self.undelivered.append(payload)
+                    continue
+                await client.queue.put(payload)
+                if client.closed:  # closed while we waited for room: account for it
+                    self._drain(client)
+            if index % 256 == 0:
+                await asyncio.sleep(0)
+        self.position = len(self.ws_frames)
+        self.finished.set()
+
+    async def drained(self, timeout_s: float = 60) -> None:
+        """Wait until every frame was played and handed to the connected clients' sockets."""
+        await asyncio.wait_for(self.finished.wait(), timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while any(not c.queue.empty() for c in self.clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)

@@ -1,0 +1,114 @@
+"""Binance USD-M as the replay server speaks it.
+
+WebSocket: `/stream?streams=a@aggTrade/b@depth@100ms...` (combined stream, subscribed by URL)
+and `{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS", "params": [...], "id": n}`.
+REST: `/fapi/v1/depth` answers with the book as the venue would have it at the current playback
+position (the recorded snapshot plus every diff played since, skipped ones included), so a
+client that resyncs after an injected gap gets a snapshot consistent with the stream;
+`/fapi/v1/exchangeInfo` and `/fapi/v1/openInterest` answer with recorded bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+from ingest.frames import Frame
+
+_STREAM = re.compile(rb'^\{"stream":"([^"]+)"')
+
+
+class _TruthBook:
+    def __init__(self, snapshot: dict[str, object]) -> None:
+        self.snapshot_id = int(snapshot["lastUpdateId"])  # type: ignore[call-overload]
+        self.last_u = self.snapshot_id
+        self.bids = {p: q for p, q in snapshot["bids"]}  # type: ignore[attr-defined]
+        self.asks = {p: q for p, q in snapshot["asks"]}  # type: ignore[attr-defined]
+        self.event_ms = snapshot.get("E")
+        self.transaction_ms = snapshot.get("T")
+        self.original = snapshot
+
+    def apply(self, diff: dict[str, object]) -> None:
+        if int(diff["u"]) <= self.last_u:  # type: ignore[call-overload]
+            return
+        for side, levels in ((self.bids, diff["b"]), (self.asks, diff["a"])):
+            for price, size in levels:  # type: ignore[attr-defined]
+                if Decimal(size) == 0:
+                    side.pop(price, None)
+                else:
+                    side[price] = size
+        self.last_u = int(diff["u"])  # type: ignore[call-overload]
+        self.event_ms, self.transaction_ms = diff["E"], diff["T"]
+
+    def body(self, limit: int) -> bytes:
+        if self.last_u == self.snapshot_id:
+            return json.dumps(self.original, separators=(",", ":")).encode()
+        bids = sorted(self.bids.items(), key=lambda level: Decimal(level[0]), reverse=True)[:limit]
+        asks = sorted(self.asks.items(), key=lambda level: Decimal(level[0]))[:limit]
+        return json.dumps({"lastUpdateId": self.last_u, "E": self.event_ms, "T": self.transaction_ms,
+                           "bids": [list(level) for level in bids], "asks": [list(level) for level in asks]},
+                          separators=(",", ":")).encode()
+
+
+class BinanceUsdmReplay:
+    def __init__(self, frames: Sequence[Frame]) -> None:
+        self.books: dict[str, _TruthBook] = {}
+        self.bodies: dict[tuple[str, str], bytes] = {}
+        for frame in frames:
+            if frame.kind != "rest":
+                continue
+            parts = urlsplit(frame.url)
+            symbol = parse_qs(parts.query).get("symbol", [""])[0]
+            if parts.path.endswith("/depth") and symbol not in self.books:
+                self.books[symbol] = _TruthBook(json.loads(frame.payload))
+            else:
+                self.bodies.setdefault((parts.path, symbol), frame.payload)
+
+    def streams_from_path(self, path: str) -> set[str]:
+        parts = urlsplit(path)
+        if parts.path.startswith("/ws/") and len(parts.path) > 4:
+            return {parts.path[4:]}
+        streams = parse_qs(parts.query).get("streams", [""])[0]
+        return {s for s in streams.split("/") if s}
+
+    def on_client_message(self, text: str, streams: set[str]) -> str | None:
+        try:
+            message = json.loads(text)
+            method, params, request_id = message["method"], message.get("params", []), message["id"]
+        except (ValueError, KeyError, TypeError):
+            return json.dumps({"error": {"code": 2, "msg": "Invalid request"}})
+        if method == "SUBSCRIBE":
+            streams.update(params)
+        elif method == "UNSUBSCRIBE":
+            streams.difference_update(params)
+        elif method == "LIST_SUBSCRIPTIONS":
+            return json.dumps({"result": sorted(streams), "id": request_id})
+        else:
+            return json.dumps({"error": {"code": 1, "msg": f"unknown method {method}"}, "id": request_id})
+        return json.dumps({"result": None, "id": request_id})
+
+    def stream_of(self, payload: bytes) -> str | None:
+        match = _STREAM.match(payload)
+        return match.group(1).decode() if match else None
+
+    def observe(self, payload: bytes) -> None:
+        if b'"e":"depthUpdate"' not in payload:
+            return
+        message = json.loads(payload)
+        diff = message.get("data", message)
+        book = self.books.get(diff["s"])
+        if book is not None:
+            book.apply(diff)
+
+    def rest(self, path: str, query: dict[str, list[str]]) -> bytes | None:
+        symbol = query.get("symbol", [""])[0]
+        if path == "/fapi/v1/depth":
+            book = self.books.get(symbol)
+            return book.body(int(query.get("limit", ["1000"])[0])) if book else None
+        return self.bodies.get((path, symbol)) or self.bodies.get((path, ""))
+
+    def corrupt(self, payload: bytes) -> bytes:
+        raise ValueError("binance-usdm frames carry no checksum to corrupt")
