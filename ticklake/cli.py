@@ -161,6 +161,59 @@ def normalize_command(
         console.print("dead letters: 0")
 
 
+@app.command()
+def ingest(
+    venue: Annotated[str, typer.Option(help="Venue id.")],
+    symbols: Annotated[str, typer.Option(help="Comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT.")],
+    out: Annotated[Path | None, typer.Option(help="Lake root for normalized output (default: TICKLAKE_LAKE).")] = None,
+    ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
+    rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    capture: Annotated[bool, typer.Option(help="Record raw frames under $TICKLAKE_HOME/capture.")] = True,
+) -> None:
+    """Run a venue's feed handler: capture every frame, normalize, write the lake. Stops on SIGINT/SIGTERM."""
+    import asyncio
+
+    from ticklake.ingest_run import CONNECTIONS, run_ingest
+
+    if venue not in CONNECTIONS:
+        raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(CONNECTIONS)})")
+    settings = _settings()
+    root = str(out) if out else settings.lake_root
+    capture_root = settings.home / "capture" if capture else None
+    flusher, stats = asyncio.run(run_ingest(venue, [s for s in symbols.split(",") if s], root, capture_root,
+                                            ws_url, rest_url, duration))
+    for record_type, rows in sorted(flusher.rows.items()):
+        console.print(f"{record_type:<14}{rows:>10,} rows -> {root}")
+    console.print(f"frames {stats.frames:,}, connects {stats.connects}, disconnects {stats.disconnects}, "
+                  f"stale {stats.stale}, queue overflows {stats.overflows}, snapshots {stats.snapshots}, "
+                  f"REST errors {stats.rest_errors}, dead letters {flusher.dead_letters}")
+
+
+@app.command("replay-server")
+def replay_server(
+    venue: Annotated[str, typer.Argument(help="Venue id whose protocol to speak.")],
+    captures: Annotated[list[Path], typer.Argument(help="Capture files of one run.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    speed: Annotated[float, typer.Option(help="Playback speed: 1 real time, 10 ten times faster, 0 flat out.")] = 1.0,
+    skip: Annotated[list[int] | None, typer.Option(help="Playback index of a frame never to send "
+                                                         "(repeatable).")] = None,
+    drop_after: Annotated[int | None, typer.Option(help="Close the first connection after N frames.")] = None,
+    corrupt_checksum: Annotated[list[int] | None, typer.Option(help="Playback index of a frame whose checksum "
+                                                                     "to corrupt (repeatable).")] = None,
+) -> None:
+    """Serve recorded captures as a local venue endpoint (WebSocket and REST on one port)."""
+    import asyncio
+
+    from ingest.replay_server import PROTOCOLS, Faults
+    from ticklake.ingest_run import run_replay_server
+
+    if venue not in PROTOCOLS:
+        raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(PROTOCOLS)})")
+    faults = Faults(drop_after=drop_after, skip=set(skip or ()), corrupt_checksum=set(corrupt_checksum or ()))
+    asyncio.run(run_replay_server(venue, captures, port, speed, faults))
+
+
 def main() -> None:
     try:
         app()
