@@ -4,7 +4,6 @@ book equals every venue bookTicker taken at the same update id."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +11,9 @@ from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDelta, FeedStatus
+from tests.binance_data import CRYPTOFEED_SNAPSHOTS, CRYPTOFEED_WS, DATA
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
-CRYPTOFEED = [DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
-              DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt"]
+CRYPTOFEED = [CRYPTOFEED_WS, CRYPTOFEED_SNAPSHOTS]
 
 
 def _top_agreement(records: list) -> tuple[int, int]:

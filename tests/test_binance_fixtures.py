@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ingest.capture_formats import read_capture
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
 from normalize.records import Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Trade
+from tests.binance_data import DATA
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
 MS = 1_000_000
 
 

@@ -16,14 +16,10 @@ from ingest.venues.binance_usdm import BinanceUsdmConnection
 from normalize.flags import Flag
 from normalize.records import BookDelta, FeedStatus, Trade
 from normalize.venues.binance_usdm import BinanceUsdm
+from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
-CAPTURES = [
-    DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt",
-    DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
-    DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt",
-]
-SYMBOLS = ["SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"]
+CAPTURES = CRYPTOFEED_RUN
+SYMBOLS = CRYPTOFEED_SYMBOLS
 
 
 async def _run(faults: Faults, capture_root: Path | None = None) -> tuple[CollectingSink, BinanceUsdm, ReplayServer]:

@@ -7,13 +7,13 @@ from pathlib import Path
 from ingest.capture_formats import detect, read_capture, read_frames
 from ingest.capture_log import CaptureWriter, list_captures, read_capture_log
 from ingest.frames import Frame
+from tests.binance_data import CRYPTOFEED_WS
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
 HOUR = 3_600_000_000_000
 
 
 def _real_frames() -> list[Frame]:
-    return list(read_capture(DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt"))
+    return list(read_capture(CRYPTOFEED_WS))
 
 
 def test_round_trip_and_hourly_rotation(tmp_path: Path) -> None:

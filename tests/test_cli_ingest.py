@@ -9,15 +9,11 @@ from pathlib import Path
 
 import polars as pl
 
+from tests.binance_data import CRYPTOFEED_RUN
 from ticklake.stack.ports import free_port, wait_listening
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
-CAPTURES = [
-    DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt",
-    DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
-    DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt",
-]
+CAPTURES = CRYPTOFEED_RUN
 
 
 def test_ingest_against_the_replay_server(tmp_path: Path) -> None:

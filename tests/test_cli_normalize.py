@@ -8,13 +8,10 @@ from pathlib import Path
 
 import polars as pl
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
+from tests.binance_data import CRYPTOFEED_RUN
+
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
-CAPTURES = [
-    DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
-    DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt",
-    DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt",
-]
+CAPTURES = CRYPTOFEED_RUN
 
 
 def _normalize(out: Path) -> subprocess.CompletedProcess[str]:
