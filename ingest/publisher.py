@@ -1,0 +1,295 @@
+"""Publishing normalized records to JetStream: batched envelopes, bounded in-flight, no loss.
+
+Records are batched per (record type, venue, instrument) into envelopes (flushed at
+`max_records` or after `max_delay_s`), encoded with the wire codec and published with
+`publish_async` and a deterministic `Nats-Msg-Id` (normalize.bus_keys). At most
+`max_in_flight` envelopes wait for an ack; each ack has a timeout, after which the same
+envelope is re-published with the same id (JetStream drops it if the first one was stored).
+When the bus is unreachable, envelopes go to an append-only spool file, and are drained in
+order, before anything newer, once it is back. Nothing is dropped: `submit` never blocks the
+caller on the bus, only `close` waits for everything to be acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import nats
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from prometheus_client import Counter, Gauge
+
+from normalize import codec
+from normalize.bus_keys import message_id, subject_for
+from normalize.records import Record
+
+log = logging.getLogger(__name__)
+
+ENVELOPES = Counter("ticklake_publisher_envelopes_total", "Envelopes acknowledged by JetStream")
+RECORDS = Counter("ticklake_publisher_records_total", "Records in acknowledged envelopes")
+RETRIES = Counter("ticklake_publisher_retries_total", "Envelopes re-published after an ack timeout or error")
+IN_FLIGHT = Gauge("ticklake_publisher_in_flight", "Envelopes published and not yet acknowledged")
+SPOOL_DEPTH = Gauge("ticklake_publisher_spool_depth", "Envelopes waiting in the local spool")
+
+_LENGTH = struct.Struct(">I")
+_spool_encoder = msgspec.msgpack.Encoder()
+_spool_decoder = msgspec.msgpack.Decoder(tuple[str, str, bytes, int])
+
+
+@dataclass
+class BusConfig:
+    url: str
+    stream: str = "TICKS"
+    subject_prefix: str = "ticks"
+    max_age_s: float = 7 * 86_400
+    max_bytes: int = 20 * 1024**3
+    duplicate_window_s: float = 600
+    max_records: int = 500
+    max_delay_s: float = 0.05
+    max_in_flight: int = 512
+    ack_timeout_s: float = 5.0
+    attempts_before_spool: int = 3
+
+
+def stream_config(config: BusConfig) -> StreamConfig:
+    return StreamConfig(
+        name=config.stream, subjects=[f"{config.subject_prefix}.>"], storage=StorageType.FILE,
+        max_age=config.max_age_s, max_bytes=config.max_bytes, discard=DiscardPolicy.OLD,
+        duplicate_window=config.duplicate_window_s,
+    )
+
+
+async def ensure_stream(js: nats.js.JetStreamContext, config: BusConfig) -> None:
+    """Create the ticks stream, or bring an existing one to the configured limits."""
+    wanted = stream_config(config)
+    try:
+        await js.add_stream(wanted)
+    except BadRequestError:
+        await js.update_stream(wanted)
+
+
+@dataclass
+class Envelope:
+    subject: str
+    msg_id: str
+    payload: bytes
+    records: int
+
+
+class Batcher:
+    """Groups records into envelopes of one type, venue and instrument. Pure: no I/O, no clock."""
+
+    def __init__(self, prefix: str, max_records: int) -> None:
+        self.prefix, self.max_records = prefix, max_records
+        self.open: dict[tuple[str, str, str], list[Record]] = {}
+        self.opened_at: dict[tuple[str, str, str], float] = {}
+
+    def add(self, records: Sequence[Record], now: float) -> list[Envelope]:
+        ready = []
+        for record in records:
+            key = (record.record_type, record.venue, record.instrument)
+            batch = self.open.get(key)
+            if batch is None:
+                batch = self.open[key] = []
+                self.opened_at[key] = now
+            batch.append(record)
+            if len(batch) >= self.max_records:
+                ready.append(self._close(key))
+        return ready
+
+    def due(self, now: float, max_delay_s: float) -> list[Envelope]:
+        return [self._close(key) for key, opened in list(self.opened_at.items()) if now - opened >= max_delay_s]
+
+    def drain(self) -> list[Envelope]:
+        return [self._close(key) for key in list(self.open)]
+
+    def _close(self, key: tuple[str, str, str]) -> Envelope:
+        batch = self.open.pop(key)
+        del self.opened_at[key]
+        return Envelope(subject_for(self.prefix, *key), message_id(batch), codec.encode(batch), len(batch))
+
+
+class Spool:
+    """Append-only file of envelopes the bus could not take yet, drained in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.depth = sum(1 for _ in self.read())
+        SPOOL_DEPTH.set(self.depth)
+
+    def append(self, envelope: Envelope) -> None:
+        record = _spool_encoder.encode((envelope.subject, envelope.msg_id, envelope.payload, envelope.records))
+        with self.path.open("ab") as handle:
+            handle.write(_LENGTH.pack(len(record)) + record)
+            handle.flush()
+        self.depth += 1
+        SPOOL_DEPTH.set(self.depth)
+
+    def read(self) -> list[Envelope]:
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        envelopes, offset = [], 0
+        while offset + 4 <= len(data):
+            (length,) = _LENGTH.unpack_from(data, offset)
+            if offset + 4 + length > len(data):
+                break  # a torn final write: it was never acknowledged to anyone, but keep it out
+            subject, msg_id, payload, records = _spool_decoder.decode(data[offset + 4: offset + 4 + length])
+            envelopes.append(Envelope(subject, msg_id, payload, records))
+            offset += 4 + length
+        return envelopes
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.depth = 0
+        SPOOL_DEPTH.set(0)
+
+
+class Publisher:
+    def __init__(self, config: BusConfig, spool_path: Path) -> None:
+        self.config = config
+        self.batcher = Batcher(config.subject_prefix, config.max_records)
+        self.spool = Spool(spool_path)
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._pending: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[Envelope] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+        self._spool_lock = asyncio.Lock()
+        self.acked_envelopes = 0
+        self.acked_records = 0
+        self.retries = 0
+
+    async def start(self) -> None:
+        self.nc = await nats.connect(
+            self.config.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, allow_reconnect=True,
+            disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect, connect_timeout=5,
+        )
+        self.js = self.nc.jetstream(publish_async_max_pending=self.config.max_in_flight * 2)
+        await ensure_stream(self.js, self.config)
+        self._connected.set()
+        self._tasks = [asyncio.create_task(self._flush_loop()), asyncio.create_task(self._send_loop())]
+
+    async def _on_disconnect(self) -> None:
+        self._connected.clear()
+        log.warning("publisher lost the bus; spooling")
+
+    async def _on_reconnect(self) -> None:
+        self._connected.set()
+        log.info("publisher reconnected to the bus")
+
+    def submit(self, records: Sequence[Record]) -> None:
+        """Hand records over; returns at once (envelopes go out from the send loop)."""
+        for envelope in self.batcher.add(records, time.monotonic()):
+            self._outbox.put_nowait(envelope)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.max_delay_s / 2)
+            for envelope in self.batcher.due(time.monotonic(), self.config.max_delay_s):
+                self._outbox.put_nowait(envelope)
+            if self.spool.depth and self._connected.is_set() and self._outbox.empty():
+                async with self._spool_lock:
+                    await self._drain_spool()
+
+    async def _send_loop(self) -> None:
+        while True:
+            envelope = await self._outbox.get()
+            try:
+                async with self._spool_lock:
+                    if self.spool.depth and self._connected.is_set():
+                        await self._drain_spool()
+                    if self.spool.depth or not self._connected.is_set():
+                        self.spool.append(envelope)
+                        continue
+                await self._slots.acquire()
+                IN_FLIGHT.inc()
+                task = asyncio.create_task(self._publish(envelope))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            finally:
+                self._outbox.task_done()
+
+    async def _drain_spool(self) -> None:
+        """Re-publish spooled envelopes in order, each waiting for its ack, then clear the file."""
+        for envelope in self.spool.read():
+            if not await self._publish_once_sync(envelope):
+                return
+        self.spool.clear()
+
+    async def _publish_once_sync(self, envelope: Envelope) -> bool:
+        for _ in range(self.config.attempts_before_spool):
+            try:
+                await self.js.publish(envelope.subject, envelope.payload, timeout=self.config.ack_timeout_s,
+                                      headers={"Nats-Msg-Id": envelope.msg_id})
+            except (TimeoutError, nats.errors.Error) as exc:
+                self.retries += 1
+                RETRIES.inc()
+                log.warning("spool drain: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            self._acked(envelope)
+            return True
+        return False
+
+    async def _publish(self, envelope: Envelope) -> None:
+        try:
+            for attempt in range(self.config.attempts_before_spool):
+                try:
+                    future = await self.js.publish_async(envelope.subject, envelope.payload,
+                                                         headers={"Nats-Msg-Id": envelope.msg_id})
+                    await asyncio.wait_for(future, self.config.ack_timeout_s)
+                except (TimeoutError, nats.errors.Error) as exc:
+                    self.retries += 1
+                    RETRIES.inc()
+                    log.warning("publish %s attempt %d failed: %s", envelope.subject, attempt + 1, exc)
+                    if not self._connected.is_set():
+                        break
+                    continue
+                self._acked(envelope)
+                return
+            async with self._spool_lock:
+                self.spool.append(envelope)
+        finally:
+            IN_FLIGHT.dec()
+            self._slots.release()
+
+    def _acked(self, envelope: Envelope) -> None:
+        self.acked_envelopes += 1
+        self.acked_records += envelope.records
+        ENVELOPES.inc()
+        RECORDS.inc(envelope.records)
+
+    async def flush(self, timeout_s: float = 60) -> None:
+        """Send every open batch and wait until all are acknowledged or spooled."""
+        for envelope in self.batcher.drain():
+            self._outbox.put_nowait(envelope)
+        await asyncio.wait_for(self._outbox.join(), timeout_s)
+        if self._pending:
+            await asyncio.wait_for(asyncio.gather(*self._pending, return_exceptions=True), timeout_s)
+
+    async def drain_spool_when_connected(self, timeout_s: float = 60) -> None:
+        """Wait for the bus and empty the spool (used at shutdown and by tests)."""
+        deadline = time.monotonic() + timeout_s
+        while self.spool.depth and time.monotonic() < deadline:
+            await asyncio.wait_for(self._connected.wait(), max(0.1, deadline - time.monotonic()))
+            async with self._spool_lock:
+                await self._drain_spool()
+
+    async def close(self) -> None:
+        await self.flush()
+        with contextlib.suppress(TimeoutError):
+            await self.drain_spool_when_connected(timeout_s=5)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.nc.close()
