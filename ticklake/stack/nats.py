@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticklake.stack.ports import wait_listening
+from ticklake.stack.processes import alive
 
 
 class NatsError(RuntimeError):
@@ -75,7 +76,7 @@ class EmbeddedNats:
             return
         os.kill(pid, sig)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             _reap(pid)
             time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
@@ -85,16 +86,7 @@ class EmbeddedNats:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().split(") ", 1)[-1].startswith("Z"))
+        return pid if alive(pid) else None
 
 
 def _reap(pid: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ticklake.stack.ports import wait_listening
+from ticklake.stack.processes import alive
 
 SUPERUSER = "postgres"
 DATABASE = "ticklake"
@@ -127,6 +128,10 @@ class EmbeddedPostgres:
     def start(self, timeout_s: float = 60) -> None:
         self.init()
         if self.pid() is None:
+            # A postmaster killed by a crash can linger as a zombie nobody reaps (containers
+            # whose PID 1 is not an init); PostgreSQL would take its lock file as a live server.
+            for stale in ("postmaster.pid", f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
+                (self.data_dir / stale).unlink(missing_ok=True)
             bindir = find_bindir()
             _run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                   "-w", "-t", str(int(timeout_s)), "start"])
@@ -166,8 +171,4 @@ class EmbeddedPostgres:
             pid = int(pid_file.read_text().splitlines()[0])
         except (FileNotFoundError, IndexError, ValueError, PermissionError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
+        return pid if alive(pid) else None
