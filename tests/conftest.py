@@ -50,6 +50,17 @@ def nats_server() -> Iterator[EmbeddedNats]:
 
 
 @pytest.fixture
+def bus() -> Iterator[EmbeddedNats]:
+    """A nats-server of the test's own, for tests that stop and restart it or need an empty stream."""
+    root = _scratch_dir("ticklake-test-bus-")
+    server = EmbeddedNats(root, free_port())
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
 def pg_conn(postgres: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
     with psycopg.connect(postgres.dsn) as conn:
         yield conn

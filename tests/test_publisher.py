@@ -4,10 +4,6 @@ deduplicated by Msg-Id, and records survive the bus going away (spool, then drai
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -20,7 +16,6 @@ from normalize import codec
 from normalize.records import Record
 from tests.binance_data import DATA
 from ticklake.stack.nats import EmbeddedNats
-from ticklake.stack.ports import free_port
 
 HFT = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
 
@@ -29,17 +24,6 @@ HFT = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbac
 def records() -> list[Record]:
     out, _ = normalize_frames("binance-usdm", read_frames([HFT]))
     return [r for r in out.records if r.record_type in ("trade", "bbo")][:40_000]
-
-
-@pytest.fixture
-def bus() -> Iterator[EmbeddedNats]:
-    root = Path(tempfile.mkdtemp(prefix="ticklake-bus-", dir="/tmp"))
-    os.chmod(root, 0o755)
-    server = EmbeddedNats(root, free_port())
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _key(record: Record) -> tuple[object, ...]:

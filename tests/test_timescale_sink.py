@@ -4,11 +4,7 @@ between commit and ack, poison envelopes dead-lettered, and PostgreSQL restarts 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -23,7 +19,6 @@ from normalize.records import Record
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from tests.binance_data import CRYPTOFEED_RUN
 from ticklake.stack.nats import EmbeddedNats
-from ticklake.stack.ports import free_port
 from ticklake.stack.postgres import EmbeddedPostgres
 
 
@@ -31,17 +26,6 @@ from ticklake.stack.postgres import EmbeddedPostgres
 def real_records() -> list[Record]:
     out, _ = normalize_frames("binance-usdm", read_frames(CRYPTOFEED_RUN))
     return [r for r in out.records if r.record_type in ("trade", "bbo", "book_delta", "instrument")]
-
-
-@pytest.fixture
-def bus() -> Iterator[EmbeddedNats]:
-    root = Path(tempfile.mkdtemp(prefix="ticklake-bus-", dir="/tmp"))
-    os.chmod(root, 0o755)
-    server = EmbeddedNats(root, free_port())
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _relabel(records: list[Record]) -> tuple[str, list[Record]]:
