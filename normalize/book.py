@@ -29,22 +29,6 @@ class L2Book:
         self.asks.clear()
         self.best_bid = self.best_ask = None
 
-    def apply_bid(self, price: float, size: float) -> None:
-        if size:
-            self.bids[price] = size
-            if self.best_bid is None or price > self.best_bid:
-                self.best_bid = price
-        elif self.bids.pop(price, None) is not None and price == self.best_bid:
-            self.best_bid = max(self.bids) if self.bids else None
-
-    def apply_ask(self, price: float, size: float) -> None:
-        if size:
-            self.asks[price] = size
-            if self.best_ask is None or price < self.best_ask:
-                self.best_ask = price
-        elif self.asks.pop(price, None) is not None and price == self.best_ask:
-            self.best_ask = min(self.asks) if self.asks else None
-
     def apply_levels(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
         """Apply one message's levels. The hot path: locals only, one max/min at most per side."""
         side, best, lost = self.bids, self.best_bid, False

@@ -39,25 +39,24 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def nats_server() -> Iterator[EmbeddedNats]:
-    root = _scratch_dir("ticklake-test-nats-")
+def _nats(prefix: str) -> Iterator[EmbeddedNats]:
+    root = _scratch_dir(prefix)
     server = EmbeddedNats(root, free_port())
     server.start()
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[EmbeddedNats]:
+    yield from _nats("ticklake-test-nats-")
 
 
 @pytest.fixture
 def bus() -> Iterator[EmbeddedNats]:
     """A nats-server of the test's own, for tests that stop and restart it or need an empty stream."""
-    root = _scratch_dir("ticklake-test-bus-")
-    server = EmbeddedNats(root, free_port())
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    yield from _nats("ticklake-test-bus-")
 
 
 @pytest.fixture

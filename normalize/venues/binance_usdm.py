@@ -245,7 +245,6 @@ class BookSync:
     snapshot_id: int | None = None
     breaks: int = 0
     applied: int = 0
-    dropped: int = 0
 
 
 class BinanceUsdm:
@@ -351,7 +350,6 @@ class BinanceUsdm:
     def _buffer(self, sync: BookSync, item: tuple[DepthUpdate, int, int], out: Emitted) -> None:
         if len(sync.buffered) >= MAX_BUFFERED_DIFFS:
             sync.buffered.popleft()
-            sync.dropped += 1
             sync.gap_pending = True
         sync.buffered.append(item)
         out.snapshot_requests.add(sync.symbol)
