@@ -118,3 +118,24 @@ def test_inexact_decimal_is_flagged() -> None:
     BinanceUsdm().on_ws(b'{"e":"aggTrade","E":2,"s":"BTCUSDT","a":7,"p":"65432.123456789012","q":"2","T":1,'
                         b'"m":false}', 1, out)
     assert out.records[0].flags & Flag.INEXACT
+
+
+def test_trade_decimals_exact_by_text_and_bad_ones_dead_lettered() -> None:
+    from normalize.emitted import Emitted
+    from normalize.venues.binance_usdm import BinanceUsdm
+
+    def trade(price: str, size: str) -> bytes:
+        return (b'{"e":"aggTrade","E":2,"s":"BTCUSDT","a":7,"p":"%s","q":"%s","T":1,"m":false}'
+                % (price.encode(), size.encode()))
+
+    out = Emitted()
+    normalizer = BinanceUsdm()
+    for price, size in (("0.1234567890123", "1"), ("65432.10000000000000", "0.0010000000000000"),
+                        ("1", "0.12345678901234567")):
+        normalizer.on_ws(trade(price, size), 1, out)
+    assert [(r.price, r.size, bool(r.flags & Flag.INEXACT)) for r in out.records] == [
+        (0.1234567890123, 1.0, False), (65432.1, 0.001, False), (1.0, 0.12345678901234566, True)]
+    normalizer.on_ws(trade("12a", "1"), 5, out)
+    assert len(out.records) == 3
+    assert [(d.ts_recv, d.reason) for d in out.dead_letters] == [
+        (5, "bad trade decimal: could not convert string to float: '12a'")]
