@@ -44,6 +44,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_codec
+	$(BIN)/python -m benchmarks.bench_normalize
+	$(BIN)/python -m benchmarks.bench_ws
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

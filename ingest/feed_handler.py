@@ -77,6 +77,7 @@ class FeedHandler:
         self._last_snapshot = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self.connection_id = ""
+        self._last_frame = 0.0
 
     # -- journal ------------------------------------------------------------------------------
     def _journal(self, event: str, detail: str, connection_id: str) -> None:
@@ -135,38 +136,52 @@ class FeedHandler:
                 await asyncio.wait_for(stop.wait(), delay)
 
     async def _read(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event) -> str:
-        opened = time.monotonic()
-        stop_wait = asyncio.create_task(stop.wait())
+        """Receive until the connection ends; returns why. The per-frame work is a receive, two
+        clock reads and a put_nowait: stop, staleness and the age limit are watched by a separate
+        task that closes the socket, because a task or timer per frame would cost twice the
+        receive itself (benchmarks/bench_ws.py)."""
+        ending: list[str] = []
+        watchdog = asyncio.create_task(self._watch(ws, connection_id, stop, ending))
+        queue, stats = self.queue, self.stats
         try:
             while True:
-                age_left = self.connection.max_connection_age_s - (time.monotonic() - opened)
-                if age_left <= 0:
-                    return "planned reconnect before the venue's connection age limit"
-                receive = asyncio.create_task(ws.recv(decode=False))
-                done, _ = await asyncio.wait({receive, stop_wait}, timeout=min(self.config.stale_after_s, age_left),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if receive not in done:
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                        await receive
-                    if stop_wait in done:
-                        return "stopped"
-                    if time.monotonic() - opened >= self.connection.max_connection_age_s:
-                        continue
-                    self.stats.stale += 1
-                    self._journal("stale", f"no frame for {self.config.stale_after_s} s", connection_id)
-                    return "stale"
-                message = receive.result()
-                frame = Frame(time.time_ns(), "ws", message, "", connection_id)  # type: ignore[arg-type]
-                self.stats.frames += 1
+                message = await ws.recv(decode=False)
+                self._last_frame = time.monotonic()
+                stats.frames += 1
                 try:
-                    self.queue.put_nowait(frame)
+                    queue.put_nowait(Frame(time.time_ns(), "ws", message, "", connection_id))
                 except asyncio.QueueFull:
-                    self.stats.overflows += 1
-                    self._journal("queue_overflow", f"frame dropped: queue of {self.queue.maxsize} full",
-                                  connection_id)
+                    stats.overflows += 1
+                    self._journal("queue_overflow", f"frame dropped: queue of {queue.maxsize} full", connection_id)
+        except ConnectionClosed:
+            if ending:
+                return ending[0]
+            raise
         finally:
-            stop_wait.cancel()
+            watchdog.cancel()
+
+    async def _watch(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event,
+                     ending: list[str]) -> None:
+        """Close the socket on stop, on silence longer than stale_after_s, and before the venue's
+        connection age limit; `ending` tells the reader which."""
+        opened = self._last_frame = time.monotonic()
+        stale_after, max_age = self.config.stale_after_s, self.connection.max_connection_age_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(1.0, stale_after / 4, max_age / 4))
+            now = time.monotonic()
+            if stop.is_set():
+                ending.append("stopped")
+            elif now - opened >= max_age:
+                ending.append("planned reconnect before the venue's connection age limit")
+            elif now - self._last_frame >= stale_after:
+                self.stats.stale += 1
+                self._journal("stale", f"no frame for {stale_after} s", connection_id)
+                ending.append("stale")
+            else:
+                continue
+            await ws.close()
+            return
 
     # -- processing -----------------------------------------------------------------------------
     async def _process(self) -> None:

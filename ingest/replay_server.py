@@ -7,7 +7,8 @@ cursor waits while no client is connected, so tests are deterministic. Speed: re
 
 Faults, for tests and drills: `drop_after` closes the first connection after that many frames
 were sent on it; `skip` never sends the frames at those playback indexes (a sequence gap);
-`corrupt_checksum` alters the checksum of those frames, for venues that send one.
+`corrupt_checksum` alters the checksum of those frames, for venues that send one; `silence`
+holds every frame from a playback index on for a while, connections open (a venue gone quiet).
 
 Per-venue protocol (subscription, which stream a frame belongs to, REST answers) lives in a
 ReplayProtocol; `PROTOCOLS` maps venue ids to them.
@@ -61,6 +62,8 @@ class Faults:
     drop_after: int | None = None
     skip: set[int] = field(default_factory=set)
     corrupt_checksum: set[int] = field(default_factory=set)
+    silence: tuple[int, float] | None = None
+    """(playback index, seconds) to pause before that frame."""
 
 
 @dataclass
@@ -168,6 +171,9 @@ class ReplayServer:
         start_wall = time.monotonic()
         start_ts = self.ws_frames[0].ts_recv if self.ws_frames else 0
         for index, frame in enumerate(self.ws_frames):
+            if self.faults.silence is not None and index == self.faults.silence[0]:
+                await asyncio.sleep(self.faults.silence[1])
+                start_wall += self.faults.silence[1]
             if self.speed > 0:
                 due = start_wall + (frame.ts_recv - start_ts) / 1e9 / self.speed
                 delay = due - time.monotonic()

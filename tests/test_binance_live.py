@@ -22,7 +22,8 @@ CAPTURES = CRYPTOFEED_RUN
 SYMBOLS = CRYPTOFEED_SYMBOLS
 
 
-async def _run(faults: Faults, capture_root: Path | None = None) -> tuple[CollectingSink, BinanceUsdm, ReplayServer]:
+async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: float = 10,
+               max_connection_age_s: float = 3600) -> tuple[CollectingSink, BinanceUsdm, ReplayServer]:
     from ingest.capture_log import CaptureWriter
 
     frames = list(read_frames(CAPTURES))
@@ -31,10 +32,11 @@ async def _run(faults: Faults, capture_root: Path | None = None) -> tuple[Collec
     sink = CollectingSink()
     normalizer = BinanceUsdm()
     connection = BinanceUsdmConnection(SYMBOLS, ws_base=server.url, rest_base=server.rest_url,
-                                       channels=("aggTrade", "depth@100ms", "bookTicker", "kline_1m"))
+                                       channels=("aggTrade", "depth@100ms", "bookTicker", "kline_1m"),
+                                       max_connection_age_s=max_connection_age_s)
     capture = CaptureWriter(capture_root, "binance-usdm") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture,
-                          HandlerConfig(backoff_initial_s=0.05, stale_after_s=10, poll_interval_s=3600))
+                          HandlerConfig(backoff_initial_s=0.05, stale_after_s=stale_after_s, poll_interval_s=3600))
     stop = asyncio.Event()
     task = asyncio.create_task(handler.run(stop))
     await server.drained(timeout_s=60)
@@ -98,6 +100,40 @@ async def test_dropped_connection_reconnects_and_accounts_for_every_trade() -> N
     journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
     connection_events = [r.event for r in journal if r.event in ("connect", "disconnect")]
     assert connection_events == ["connect", "disconnect", "connect", "disconnect"]
+    _assert_every_trade_accounted_for(sink, normalizer, server)
+
+
+async def test_silent_feed_is_journalled_stale_and_replaced() -> None:
+    sink, normalizer, server = await _run(Faults(silence=(700, 1.5)), stale_after_s=0.5)
+    journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
+    stale = [r for r in journal if r.event == "stale"]
+    assert stale and all(r.detail == "no frame for 0.5 s" for r in stale)
+    ended_stale = [r.connection_id for r in journal if r.event == "disconnect" and r.detail == "stale"]
+    assert ended_stale == [r.connection_id for r in stale]
+    connects = [r.connection_id for r in journal if r.event == "connect"]
+    assert len(connects) == len(set(connects)) == len(stale) + 1
+    _assert_every_trade_accounted_for(sink, normalizer, server)
+
+
+async def test_connections_are_recycled_before_the_age_limit() -> None:
+    sink, normalizer, _ = await _run(Faults(), max_connection_age_s=0.5)
+    journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
+    planned = [r for r in journal if r.event == "disconnect" and r.detail.startswith("planned reconnect")]
+    assert len(planned) >= 2
+    assert len({r.connection_id for r in journal if r.event == "connect"}) == len(planned) + 1
+    # frames in flight when a connection is recycled can be lost, as on the venue: never twice,
+    # and every book that lost a diff was flagged and resynced
+    received = [r.trade_id for r in sink.emitted.records if isinstance(r, Trade)]
+    assert len(received) == len(set(received)) and set(received) <= _offline_trades()
+    assert len(received) >= 80
+    gapped = {r.symbol for r in journal if r.event == "gap"}
+    assert {r.symbol for r in journal if r.event == "resync_done"} == gapped
+    assert all(sync.synced for sync in normalizer.books.values())
+
+
+def _assert_every_trade_accounted_for(sink: CollectingSink, normalizer: BinanceUsdm, server: ReplayServer) -> None:
+    """Received and lost-in-flight trades together are exactly the capture's; lost diffs resynced."""
+    journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
     # frames in flight when the connection dropped are lost, as on a venue: account for them
     lost = BinanceUsdm()
     from normalize.emitted import Emitted
