@@ -1,8 +1,9 @@
 """ticklake's own raw capture: the append-only log everything can be rebuilt from.
 
 Every frame received (and every REST body used) is appended with its receive time, kind,
-connection id and URL, to `<root>/<venue>/<YYYY-MM-DD>/<venue>-<YYYYMMDD>T<HH>.tlcap.zst`,
-one file per UTC hour of ts_recv. Inside: a zstd stream of records, each a 4-byte big-endian
+connection id and URL, to `<root>/<venue>/<YYYY-MM-DD>/<venue>[-<writer>]-<YYYYMMDD>T<HH>.tlcap.zst`,
+one file per UTC hour of ts_recv and writer (each feed of a process, each shard on a host, has
+its own writer name: two writers never append to one file). Inside: a zstd stream of records, each a 4-byte big-endian
 length and a msgpack array [ts_recv, kind, connection_id, url, payload bytes].
 
 The writer flushes a zstd block every `flush_every` frames or `flush_interval_s` seconds, so a
@@ -32,17 +33,18 @@ _decoder = msgspec.msgpack.Decoder(tuple[int, str, str, str, bytes])
 NS_PER_HOUR = 3_600_000_000_000
 
 
-def hour_path(root: Path, venue: str, ts_recv: int) -> Path:
+def hour_path(root: Path, venue: str, ts_recv: int, writer: str = "") -> Path:
     hour = dt.datetime.fromtimestamp(ts_recv // 1_000_000_000, dt.UTC)
-    return root / venue / hour.strftime("%Y-%m-%d") / f"{venue}-{hour.strftime('%Y%m%dT%H')}{SUFFIX}"
+    name = f"{venue}-{writer}" if writer else venue
+    return root / venue / hour.strftime("%Y-%m-%d") / f"{name}-{hour.strftime('%Y%m%dT%H')}{SUFFIX}"
 
 
 class CaptureWriter:
     """Appends frames of one venue to hourly zstd files. Not thread-safe: one writer per task."""
 
     def __init__(self, root: Path, venue: str, flush_every: int = 1000, flush_interval_s: float = 1.0,
-                 level: int = 3) -> None:
-        self.root, self.venue = root, venue
+                 level: int = 3, writer: str = "") -> None:
+        self.root, self.venue, self.writer = root, venue, writer
         self.flush_every, self.flush_interval_s = flush_every, flush_interval_s
         self._compressor = zstandard.ZstdCompressor(level=level)
         self._file: BinaryIO | None = None
@@ -74,7 +76,7 @@ class CaptureWriter:
 
     def _open(self, ts_recv: int, hour: int) -> None:
         self.close()
-        path = hour_path(self.root, self.venue, ts_recv)
+        path = hour_path(self.root, self.venue, ts_recv, self.writer)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab")
         self._stream = self._compressor.stream_writer(self._file, closefd=False)

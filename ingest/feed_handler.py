@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ingest.capture_log import CaptureWriter
 from ingest.frames import Frame
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.venues.interface import VenueConnection
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
@@ -64,10 +64,12 @@ class HandlerConfig:
 
 
 class FeedHandler:
-    def __init__(self, connection: BinanceUsdmConnection, normalizer: VenueNormalizer, sink: Sink,
-                 capture: CaptureWriter | None = None, config: HandlerConfig | None = None) -> None:
+    def __init__(self, connection: VenueConnection, normalizer: VenueNormalizer, sink: Sink,
+                 capture: CaptureWriter | None = None, config: HandlerConfig | None = None, label: str = "") -> None:
         self.connection, self.normalizer, self.sink, self.capture = connection, normalizer, sink, capture
         self.config = config or HandlerConfig()
+        self.label = label
+        """Which shard of the venue this handler runs (metrics label)."""
         self.stats = HandlerStats()
         self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=self.config.queue_size)
         self._pending_snapshots: set[str] = set()
@@ -122,6 +124,8 @@ class FeedHandler:
                     attempt = 0
                     self.stats.connects += 1
                     self._journal("connect", self.connection.stream_url()[:200], connection_id)
+                    for message in self.connection.subscribe_messages():
+                        await ws.send(message)
                     reason = await self._read(ws, connection_id, stop)
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"

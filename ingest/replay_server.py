@@ -2,7 +2,8 @@
 
 The real handler runs unchanged against it by URL override. One playback cursor is shared by all
 connections (a reconnecting client does not get old frames again, as with a real venue); the
-cursor waits while no client is connected, so tests are deterministic. Speed: real time times
+cursor waits while fewer than `min_clients` are connected (at the start) or none is, so tests
+are deterministic. Speed: real time times
 `speed`, or as fast as the client reads with speed 0.
 
 Faults, for tests and drills: `drop_after` closes the first connection after that many frames
@@ -78,11 +79,12 @@ class _Client:
 
 class ReplayServer:
     def __init__(self, venue: str, frames: Sequence[Frame], speed: float = 0.0, faults: Faults | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, min_clients: int = 1) -> None:
         self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)
         self.ws_frames = [f for f in frames if f.kind == "ws"]
         self.speed, self.faults = speed, faults or Faults()
         self.host, self.port = host, port
+        self.min_clients = min_clients
         self.clients: list[_Client] = []
         self.undelivered: list[bytes] = []
         """Frames queued for a connection that closed before they were sent: lost, as on a venue."""
@@ -168,6 +170,8 @@ class ReplayServer:
                 return
 
     async def _play(self) -> None:
+        while len(self.clients) < self.min_clients:
+            await asyncio.sleep(0.01)
         start_wall = time.monotonic()
         start_ts = self.ws_frames[0].ts_recv if self.ws_frames else 0
         for index, frame in enumerate(self.ws_frames):

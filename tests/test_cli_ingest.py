@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
 
+from ingest.capture_formats import read_frames
+from ingest.offline import normalize_frames
+from normalize.flags import Flag
+from normalize.records import BookDelta, FeedStatus, Record, Trade
 from tests.binance_data import CRYPTOFEED_RUN
+from tests.bus_data import stream_records
+from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
@@ -39,3 +47,43 @@ def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
     assert trades.height == 91 and trades["trade_id"].n_unique() == 91
     captures = list((tmp_path / "home" / "capture" / "binance-usdm").glob("*/*.tlcap.zst"))
     assert captures, "raw frames are captured under $TICKLAKE_HOME/capture"
+
+
+def test_two_feeds_in_one_process_publish_every_trade_to_the_bus(tmp_path: Path, bus: EmbeddedNats) -> None:
+    port = free_port()
+    server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", *map(str, CAPTURES), "--port", str(port),
+                               "--speed", "20", "--clients", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert wait_listening(port, 20)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+        env.update(TICKLAKE_HOME=str(tmp_path / "home"), TICKLAKE_NATS_URL=bus.url)
+        result = subprocess.run(
+            [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "SUSHIUSDT,AKROUSDT",
+             "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT",
+             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result.returncode == 0, result.stderr
+    assert "connects 2, disconnects 2, stale 0, queue overflows 0" in result.stdout
+    stored = asyncio.run(stream_records(bus.url))
+    offline, _ = normalize_frames("binance-usdm", read_frames(CAPTURES))
+    trades = sorted((r.instrument, r.trade_id, r.price, r.size, r.side) for r in stored if isinstance(r, Trade))
+    assert trades == sorted((r.instrument, r.trade_id, r.price, r.size, r.side)
+                            for r in offline.records if isinstance(r, Trade))
+    assert len(trades) == 91
+    # every diff of every symbol from its snapshot on arrived, once, with no gap
+    def diffs(records: list[Record]) -> Counter[tuple[str, int | None]]:
+        return Counter((r.symbol, r.exch_seq) for r in records
+                       if isinstance(r, BookDelta) and r.flags & Flag.LAST and not r.flags & Flag.SNAPSHOT)
+
+    live = diffs(stored)
+    assert max(live.values()) == 1
+    snapshot_ids = {r.symbol: r.exch_seq for r in stored if isinstance(r, BookDelta) and r.flags & Flag.SNAPSHOT}
+    assert sorted(snapshot_ids) == ["AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"]
+    assert set(live) == {(symbol, u) for symbol, u in diffs(offline.records) if u >= snapshot_ids[symbol]}
+    assert not [r for r in stored if isinstance(r, FeedStatus) and r.event == "gap"]
+    writers = sorted(p.name.split("-2")[0] for p in (tmp_path / "home" / "capture" / "binance-usdm").glob("*/*"))
+    assert writers == ["binance-usdm-feed0", "binance-usdm-feed1"]

@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import nats
 import pytest
 
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from ingest.publisher import BusConfig, Publisher
-from normalize import codec
 from normalize.records import Record
 from tests.binance_data import DATA
+from tests.bus_data import stream_records
 from ticklake.stack.nats import EmbeddedNats
 
 HFT = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
@@ -31,22 +30,6 @@ def _key(record: Record) -> tuple[object, ...]:
             getattr(record, "trade_id", None), record.exch_seq, record.flags)
 
 
-async def _stream_records(url: str, stream: str = "TICKS") -> list[Record]:
-    client = await nats.connect(url)
-    js = client.jetstream()
-    info = await js.stream_info(stream)
-    out: list[Record] = []
-    sub = await js.pull_subscribe("ticks.>", durable=None, stream=stream)
-    remaining = info.state.messages
-    while remaining:
-        for message in await sub.fetch(min(remaining, 500), timeout=5):
-            out.extend(codec.decode(message.data)[1])
-            await message.ack()
-            remaining -= 1
-    await client.close()
-    return out
-
-
 async def test_every_record_once_and_republish_is_deduplicated(bus: EmbeddedNats, records: list[Record],
                                                               tmp_path: Path) -> None:
     publisher = Publisher(BusConfig(bus.url, max_records=500), tmp_path / "spool")
@@ -61,7 +44,7 @@ async def test_every_record_once_and_republish_is_deduplicated(bus: EmbeddedNats
     again.submit(records)
     await again.close()
     await publisher.close()
-    stored = await _stream_records(bus.url)
+    stored = await stream_records(bus.url)
     assert sorted(map(_key, stored)) == sorted(map(_key, records))
 
 
@@ -82,6 +65,6 @@ async def test_bus_outage_spools_and_drains_without_loss(bus: EmbeddedNats, reco
     await publisher.drain_spool_when_connected(timeout_s=30)
     await publisher.close()
     assert publisher.spool.depth == 0
-    stored = await _stream_records(bus.url)
+    stored = await stream_records(bus.url)
     assert len(stored) == len(records)
     assert sorted(map(_key, stored)) == sorted(map(_key, records))

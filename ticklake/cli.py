@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -129,6 +127,7 @@ def normalize_command(
 ) -> None:
     """Normalize recorded captures offline (the live code path) into Parquet in the lake layout."""
     from ingest.capture_formats import CaptureFormatError, read_frames
+    from ingest.dead_letters import append_dead_letters
     from ingest.offline import normalize_frames
     from normalize.venues.registry import NORMALIZERS
     from storage.lake_write import write_records
@@ -152,10 +151,8 @@ def normalize_command(
     console.print(f"gap journal: {len(events)} feed_status events")
     if emitted.dead_letters:
         dead = out / "dead_letters.jsonl"
-        with dead.open("w") as handle:
-            for letter in emitted.dead_letters:
-                handle.write(json.dumps({"venue": letter.venue, "ts_recv": letter.ts_recv, "reason": letter.reason,
-                                         "raw_base64": base64.b64encode(letter.raw).decode()}) + "\n")
+        dead.unlink(missing_ok=True)
+        append_dead_letters(dead, emitted.dead_letters)
         console.print(f"dead letters: {len(emitted.dead_letters)} (written to {dead})")
     else:
         console.print("dead letters: 0")
@@ -163,31 +160,56 @@ def normalize_command(
 
 @app.command()
 def ingest(
-    venue: Annotated[str, typer.Option(help="Venue id.")],
-    symbols: Annotated[str, typer.Option(help="Comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT.")],
-    out: Annotated[Path | None, typer.Option(help="Lake root for normalized output (default: TICKLAKE_LAKE).")] = None,
+    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds in one process.")],
+    symbols: Annotated[list[str], typer.Option(help="Comma-separated venue symbols of the matching --venue.")],
+    shard: Annotated[str | None, typer.Option(help="K/N: run only the symbols of shard K of N (stable hash), "
+                                                   "so N processes or hosts split a symbol list.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write Parquet straight to this lake directory instead of "
+                                                  "publishing to the bus.")] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     capture: Annotated[bool, typer.Option(help="Record raw frames under $TICKLAKE_HOME/capture.")] = True,
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
 ) -> None:
-    """Run a venue's feed handler: capture every frame, normalize, write the lake. Stops on SIGINT/SIGTERM."""
+    """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
+    directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
     import asyncio
 
-    from ticklake.ingest_run import CONNECTIONS, run_ingest
+    from ingest.sharding import ShardError, parse_shard
+    from ingest.venues.registry import CONNECTIONS
+    from ticklake import logs
+    from ticklake.ingest_run import bus_output, lake_output, plan_feeds, run_ingest
 
-    if venue not in CONNECTIONS:
-        raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(CONNECTIONS)})")
+    for name in venue:
+        if name not in CONNECTIONS:
+            raise SettingsError(f"unknown venue '{name}' (known: {', '.join(CONNECTIONS)})")
+    if len(venue) != len(symbols):
+        raise SettingsError(f"{len(venue)} --venue but {len(symbols)} --symbols: give one --symbols per --venue")
+    try:
+        shard_spec = parse_shard(shard) if shard else None
+    except ShardError as exc:
+        raise SettingsError(str(exc)) from None
+    feeds = plan_feeds(venue, [[s for s in group.split(",") if s] for group in symbols], shard_spec)
+    if not feeds:
+        raise SettingsError(f"shard {shard} holds none of the given symbols")
+    logs.configure()
     settings = _settings()
-    root = str(out) if out else settings.lake_root
+    output = (lake_output(str(out), settings.home) if out
+              else bus_output(local.nats_url(settings), settings.home, feeds))
     capture_root = settings.home / "capture" if capture else None
-    flusher, stats = asyncio.run(run_ingest(venue, [s for s in symbols.split(",") if s], root, capture_root,
-                                            ws_url, rest_url, duration))
-    for record_type, rows in sorted(flusher.rows.items()):
-        console.print(f"{record_type:<14}{rows:>10,} rows -> {root}")
-    console.print(f"frames {stats.frames:,}, connects {stats.connects}, disconnects {stats.disconnects}, "
-                  f"stale {stats.stale}, queue overflows {stats.overflows}, snapshots {stats.snapshots}, "
-                  f"REST errors {stats.rest_errors}, dead letters {flusher.dead_letters}")
+    handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
+                                      metrics_port=metrics_port))
+    for feed in feeds:
+        console.print(f"feed {feed.venue} {feed.label or '-'}: {','.join(feed.symbols)}")
+    for record_type, rows in sorted(output.rows.items()):
+        console.print(f"{record_type:<14}{rows:>10,} rows")
+    console.print(f"-> {output.destination()}")
+    stats = [h.stats for h in handlers]
+    console.print(f"frames {sum(s.frames for s in stats):,}, connects {sum(s.connects for s in stats)}, "
+                  f"disconnects {sum(s.disconnects for s in stats)}, stale {sum(s.stale for s in stats)}, "
+                  f"queue overflows {sum(s.overflows for s in stats)}, snapshots {sum(s.snapshots for s in stats)}, "
+                  f"REST errors {sum(s.rest_errors for s in stats)}, dead letters {output.dead_letters}")
 
 
 @app.command("replay-server")
@@ -201,6 +223,7 @@ def replay_server(
     drop_after: Annotated[int | None, typer.Option(help="Close the first connection after N frames.")] = None,
     corrupt_checksum: Annotated[list[int] | None, typer.Option(help="Playback index of a frame whose checksum "
                                                                      "to corrupt (repeatable).")] = None,
+    clients: Annotated[int, typer.Option(help="Start playback once this many clients are connected.")] = 1,
 ) -> None:
     """Serve recorded captures as a local venue endpoint (WebSocket and REST on one port)."""
     import asyncio
@@ -211,7 +234,7 @@ def replay_server(
     if venue not in PROTOCOLS:
         raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(PROTOCOLS)})")
     faults = Faults(drop_after=drop_after, skip=set(skip or ()), corrupt_checksum=set(corrupt_checksum or ()))
-    asyncio.run(run_replay_server(venue, captures, port, speed, faults))
+    asyncio.run(run_replay_server(venue, captures, port, speed, faults, clients))
 
 
 def main() -> None:

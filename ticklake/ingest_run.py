@@ -1,8 +1,15 @@
-"""`ticklake ingest` and `ticklake replay-server`: composing handlers, capture and output.
+"""`ticklake ingest` and `ticklake replay-server`: composing handlers, capture and an output.
 
-Until the bus lands (the bus-and-sinks issue), `ingest` writes normalized records straight to
-the lake layout: a file per record type, venue and day each time the buffer is flushed
-(every `flush_s` seconds and at shutdown), named by the flush time so nothing is overwritten.
+One process runs any number of feeds (a venue and some of its symbols, one connection each),
+all into one output:
+
+* the bus (default): a Publisher batches records into envelopes on JetStream, spooling to
+  `<home>/spool` while the bus is away; the sinks take it from there.
+* a lake directory (`--out`): records written straight to Parquet in the lake layout every
+  `flush_s` seconds and at shutdown (named by flush time, never overwritten), for runs
+  without the stack.
+
+Frames the normalizer could not read are appended to `<home>/dead_letters/<venue>.jsonl`.
 """
 
 from __future__ import annotations
@@ -11,73 +18,186 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ingest.capture_formats import read_frames
 from ingest.capture_log import CaptureWriter
-from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig, HandlerStats
+from ingest.dead_letters import append_dead_letters
+from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
+from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.sharding import select
+from ingest.venues.registry import CONNECTIONS
 from normalize.emitted import Emitted
 from normalize.venues.registry import NORMALIZERS
 from storage.lake_write import write_records
 
-CONNECTIONS = {"binance-usdm": BinanceUsdmConnection}
+
+@dataclass(frozen=True)
+class Feed:
+    venue: str
+    symbols: tuple[str, ...]
+    label: str = ""
+    """Distinguishes feeds of one venue (capture file names, metrics); empty when unique."""
 
 
-class LakeFlusher:
-    """Buffers emitted records and writes them to the lake on flush()."""
+class Output(Protocol):
+    rows: Counter[str]
+    dead_letters: int
 
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.buffer = CollectingSink()
-        self.rows: dict[str, int] = {}
-        self.dead_letters = 0
+    def __call__(self, out: Emitted) -> None: ...
+
+    async def tick(self) -> None:
+        """Called every flush_s seconds."""
+
+    async def close(self) -> None:
+        """Write or acknowledge everything handed over."""
+
+    def destination(self) -> str: ...
+
+
+@dataclass
+class _DeadLetters:
+    root: Path
+    count: int = 0
+
+    def keep(self, out: Emitted) -> None:
+        if out.dead_letters:
+            by_venue: dict[str, list] = {}  # type: ignore[type-arg]
+            for letter in out.dead_letters:
+                by_venue.setdefault(letter.venue, []).append(letter)
+            for venue, letters in by_venue.items():
+                self.count += append_dead_letters(self.root / f"{venue}.jsonl", letters)
+
+
+@dataclass
+class LakeOutput:
+    root: str
+    dead: _DeadLetters
+    rows: Counter[str] = field(default_factory=Counter)
+    buffer: CollectingSink = field(default_factory=CollectingSink)
+
+    @property
+    def dead_letters(self) -> int:
+        return self.dead.count
 
     def __call__(self, out: Emitted) -> None:
-        self.buffer(out)
+        self.buffer.emitted.records.extend(out.records)
+        self.dead.keep(out)
 
-    def flush(self) -> None:
+    async def tick(self) -> None:
         records, self.buffer.emitted.records = self.buffer.emitted.records, []
-        self.dead_letters += len(self.buffer.emitted.dead_letters)
-        self.buffer.emitted.dead_letters = []
         if records:
-            for record_type, rows in write_records(self.root, records, f"ingest-{time.time_ns()}").items():
-                self.rows[record_type] = self.rows.get(record_type, 0) + rows
+            self.rows.update(write_records(self.root, records, f"ingest-{time.time_ns()}"))
+
+    async def close(self) -> None:
+        await self.tick()
+
+    def destination(self) -> str:
+        return self.root
 
 
-async def run_ingest(venue: str, symbols: Sequence[str], out: str, capture_root: Path | None,
-                     ws_url: str | None, rest_url: str | None, duration_s: float | None,
-                     flush_s: float = 5.0) -> tuple[LakeFlusher, HandlerStats]:
+@dataclass
+class BusOutput:
+    publisher: Publisher
+    dead: _DeadLetters
+    rows: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dead_letters(self) -> int:
+        return self.dead.count
+
+    def __call__(self, out: Emitted) -> None:
+        if out.records:
+            self.publisher.submit(out.records)
+            rows = self.rows
+            for record in out.records:
+                rows[record.record_type] += 1
+        self.dead.keep(out)
+
+    async def tick(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.publisher.close()
+
+    def destination(self) -> str:
+        spooled = f", {self.publisher.spool.depth} envelopes left in the spool" if self.publisher.spool.depth else ""
+        return f"bus ({self.publisher.acked_records:,} records acknowledged{spooled})"
+
+
+def plan_feeds(venues: Sequence[str], symbol_lists: Sequence[Sequence[str]],
+               shard: tuple[int, int] | None) -> list[Feed]:
+    """Pair each --venue with its --symbols, keep this shard's symbols, label repeated venues."""
+    shard_label = f"shard{shard[0]}of{shard[1]}" if shard else ""
+    counts = Counter(venues)
+    feeds = []
+    for index, (venue, symbols) in enumerate(zip(venues, symbol_lists, strict=True)):
+        mine = tuple(select(symbols, shard))
+        if not mine:
+            continue
+        label = "-".join(part for part in (shard_label, f"feed{index}" if counts[venue] > 1 else "") if part)
+        feeds.append(Feed(venue, mine, label))
+    return feeds
+
+
+def bus_output(nats_url: str, home: Path, feeds: Sequence[Feed]) -> BusOutput:
+    name = "+".join(f"{f.venue}-{f.label}" if f.label else f.venue for f in feeds)
+    publisher = Publisher(BusConfig(url=nats_url), home / "spool" / f"ingest-{name}.spool")
+    return BusOutput(publisher, _DeadLetters(home / "dead_letters"))
+
+
+def lake_output(root: str, home: Path) -> LakeOutput:
+    return LakeOutput(root, _DeadLetters(home / "dead_letters"))
+
+
+async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path | None, ws_url: str | None,
+                     rest_url: str | None, duration_s: float | None, flush_s: float = 5.0,
+                     metrics_port: int = 0) -> list[FeedHandler]:
+    from ticklake import metrics
+
+    if isinstance(output, BusOutput):
+        await output.publisher.start()
     overrides = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
-    connection = CONNECTIONS[venue](symbols=list(symbols), **overrides)
-    flusher = LakeFlusher(out)
-    capture = CaptureWriter(capture_root, venue) if capture_root else None
-    handler = FeedHandler(connection, NORMALIZERS[venue](), flusher, capture, HandlerConfig())
+    handlers, captures = [], []
+    for feed in feeds:
+        connection = CONNECTIONS[feed.venue](symbols=list(feed.symbols), **overrides)  # type: ignore[call-arg]
+        capture = CaptureWriter(capture_root, feed.venue, writer=feed.label) if capture_root else None
+        captures.append(capture)
+        handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture, HandlerConfig(),
+                                    label=feed.label))
+    metrics.serve(metrics_port, lambda: handlers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(handler.run(stop))
+    tasks = [asyncio.create_task(handler.run(stop)) for handler in handlers]
     started = time.monotonic()
     try:
         while not stop.is_set():
+            left = flush_s if duration_s is None else max(0.0, duration_s - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), flush_s)
-            flusher.flush()
+                await asyncio.wait_for(stop.wait(), min(flush_s, left))
+            await output.tick()
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 stop.set()
-        await task
+        await asyncio.gather(*tasks)
     finally:
-        flusher.flush()
-        if capture is not None:
-            capture.close()
-    return flusher, handler.stats
+        await output.close()
+        for capture in captures:
+            if capture is not None:
+                capture.close()
+    return handlers
 
 
-async def run_replay_server(venue: str, captures: Sequence[Path], port: int, speed: float, faults: Faults) -> None:
-    server = ReplayServer(venue, list(read_frames(captures)), speed=speed, faults=faults, port=port)
+async def run_replay_server(venue: str, captures: Sequence[Path], port: int, speed: float, faults: Faults,
+                            clients: int = 1) -> None:
+    server = ReplayServer(venue, list(read_frames(captures)), speed=speed, faults=faults, port=port,
+                          min_clients=clients)
     await server.start()
     print(f"replaying {len(server.ws_frames)} frames of {venue}: WebSocket {server.url}, REST {server.rest_url}",
           flush=True)

@@ -33,6 +33,9 @@ class BinanceUsdmConnection:
         streams = "/".join(f"{symbol.lower()}@{channel}" for symbol in self.symbols for channel in self.channels)
         return f"{self.ws_base}/stream?streams={streams}"
 
+    def subscribe_messages(self) -> list[str]:
+        return []
+
     def snapshot_url(self, symbol: str) -> str:
         return f"{self.rest_base}/fapi/v1/depth?symbol={symbol}&limit=1000"
 

@@ -1,0 +1,33 @@
+"""Structured logs for the long-running commands (ingest, sinks, run).
+
+Every module logs through the standard `logging` module; structlog renders those records as one
+line each, `key=value` for a terminal or JSON for a log collector (TICKLAKE_LOG_JSON=1), with a
+UTC timestamp, level and logger name, so existing log calls need no change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import structlog
+
+
+def configure(level: int = logging.INFO, json: bool | None = None) -> None:
+    if json is None:
+        json = os.environ.get("TICKLAKE_LOG_JSON", "") not in ("", "0")
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[structlog.types.Processor] = [
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
