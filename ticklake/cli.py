@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -101,6 +102,29 @@ def db_migrate() -> None:
             console.print(f"applied {migration.version:04d}_{migration.name}")
     else:
         console.print("schema is up to date")
+
+
+@db_app.command("retention")
+def db_retention(
+    keep_days: Annotated[int | None, typer.Option(help="Days to keep (default: TICKLAKE_RETENTION_DAYS).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Report what would be dropped; drop nothing.")] = False,
+) -> None:
+    """Drop hypertable chunks older than the kept days, but only days the Parquet lake holds."""
+    import time
+
+    from storage.pg import connect
+    from storage.retention import apply_retention
+
+    settings = _settings()
+    days = settings.retention_days if keep_days is None else keep_days
+    with connect(local.pg_dsn(settings)) as conn:
+        results = apply_retention(conn, settings.lake_root, days, time.time_ns(), dry_run=dry_run)
+    for plan, dropped in results:
+        cutoff = dt.datetime.fromtimestamp(plan.cutoff_ns / 1e9, dt.UTC).date()
+        verb = "would drop chunks" if dry_run else f"dropped {dropped} chunks"
+        console.print(f"{plan.table:<12} {verb} before {cutoff} ({plan.checked_days} venue-days checked)")
+        for venue, day, db_rows, lake_rows in plan.missing:
+            console.print(f"  kept {venue} {day}: {db_rows:,} rows in Timescale, {lake_rows:,} in the lake")
 
 
 @app.command()

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     """NATS server URL; unset means the embedded nats-server."""
     lake: str | None = None
     """Parquet lake root: a local path or an s3:// URL; default `<home>/lake`."""
+    retention_days: int = 30
+    """Days of ticks kept in TimescaleDB by `ticklake db retention` (the lake keeps everything)."""
 
     @classmethod
     def settings_customise_sources(
