@@ -29,7 +29,7 @@ from prometheus_client import Counter, Gauge
 
 from normalize import codec
 from normalize.bus_keys import message_id, subject_for
-from normalize.records import Record
+from normalize.records import BookDeltas, Record
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,23 @@ class Batcher:
         self.prefix, self.max_records = prefix, max_records
         self.open: dict[tuple[str, str, str], list[Record]] = {}
         self.opened_at: dict[tuple[str, str, str], float] = {}
+        self.rows: dict[tuple[str, str, str], int] = {}
 
     def add(self, records: Sequence[Record], now: float) -> list[Envelope]:
+        """Batch records; a packed book message counts as its rows and goes in an envelope of
+        packed messages only (the record type in the key is "book_delta+" for those)."""
         ready = []
         for record in records:
-            key = (record.record_type, record.venue, record.instrument)
+            packed = type(record) is BookDeltas
+            key = (record.record_type + "+" if packed else record.record_type, record.venue, record.instrument)
             batch = self.open.get(key)
             if batch is None:
                 batch = self.open[key] = []
                 self.opened_at[key] = now
+                self.rows[key] = 0
             batch.append(record)
-            if len(batch) >= self.max_records:
+            rows = self.rows[key] = self.rows[key] + (record.row_count() if packed else 1)  # type: ignore[attr-defined]
+            if rows >= self.max_records:
                 ready.append(self._close(key))
         return ready
 
@@ -114,7 +120,10 @@ class Batcher:
     def _close(self, key: tuple[str, str, str]) -> Envelope:
         batch = self.open.pop(key)
         del self.opened_at[key]
-        return Envelope(subject_for(self.prefix, *key), message_id(batch), codec.encode(batch), len(batch))
+        rows = self.rows.pop(key)
+        record_type, venue, instrument = key
+        return Envelope(subject_for(self.prefix, record_type.rstrip("+"), venue, instrument), message_id(batch),
+                        codec.encode(batch), rows)
 
 
 class Spool:

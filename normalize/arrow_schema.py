@@ -10,11 +10,13 @@ import types
 import typing
 from collections.abc import Sequence
 from functools import cache
+from itertools import accumulate, chain, repeat
 
 import msgspec
 import pyarrow as pa
 
-from normalize.records import RECORD_CLASSES, ArrowType, Record
+from normalize.flags import LAST
+from normalize.records import RECORD_CLASSES, ArrowType, BookDeltas, Record
 
 _PLAIN_TYPES: dict[type, pa.DataType] = {
     int: pa.int64(),
@@ -68,18 +70,51 @@ def _getter(record_type: str) -> operator.attrgetter[tuple[object, ...]]:
 def to_arrow(records: Sequence[Record], record_type: str | None = None) -> pa.Table:
     """Records of one type -> Arrow table with the contract schema.
 
-    `record_type` is only needed for an empty sequence.
+    `record_type` is only needed for an empty sequence. Packed book messages (BookDeltas) become
+    their rows, column-wise.
     """
     if not records:
         if record_type is None:
             raise ValueError("record_type is required for an empty sequence")
         return schema_for(record_type).empty_table()
+    packed = [r for r in records if type(r) is BookDeltas]
+    if packed:
+        plain = [r for r in records if type(r) is not BookDeltas]
+        tables = [packed_to_arrow(packed)]
+        return pa.concat_tables([*tables, to_arrow(plain)] if plain else tables)
     record_type = records[0].record_type
     schema = schema_for(record_type)
     rows = list(map(_getter(record_type), records))
     columns = list(zip(*rows, strict=True))
     arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def packed_to_arrow(messages: Sequence[BookDeltas]) -> pa.Table:
+    """Packed book messages -> book_delta rows, column by column (no object per row)."""
+    schema = schema_for("book_delta")
+    counts = [len(m.bids) + len(m.asks) for m in messages]
+    rows = sum(counts)
+    index = pa.array(list(chain.from_iterable(repeat(i, c) for i, c in enumerate(counts))), pa.int64())
+    head = {name: pa.array([getattr(m, name) for m in messages], schema.field(name).type).take(index)
+            for name in ("venue", "symbol", "instrument", "ts_event", "ts_recv", "ts_exch", "exch_seq")}
+    flags = list(chain.from_iterable(repeat(m.flags, c) for m, c in zip(messages, counts, strict=True)))
+    for end, count in zip(accumulate(counts), counts, strict=True):
+        if count:
+            flags[end - 1] |= LAST
+    levels = list(chain.from_iterable(chain.from_iterable((m.bids, m.asks) for m in messages)))
+    prices, sizes = zip(*levels, strict=True) if levels else ((), ())
+    sides = chain.from_iterable(chain(repeat(1, len(m.bids)), repeat(-1, len(m.asks))) for m in messages)
+    if any(m.bids_native is not None or m.asks_native is not None for m in messages):
+        native = pa.array(list(chain.from_iterable(
+            chain(m.bids_native or repeat(None, len(m.bids)), m.asks_native or repeat(None, len(m.asks)))
+            for m in messages)), pa.float64())
+    else:
+        native = pa.nulls(rows, pa.float64())
+    columns = {**head, "flags": pa.array(flags, pa.int32()), "side": pa.array(list(sides), pa.int8()),
+               "price": pa.array(prices, pa.float64()), "size": pa.array(sizes, pa.float64()),
+               "size_native": native}
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
 def _as_plain(table: pa.Table) -> pa.Table:

@@ -17,7 +17,7 @@ from functools import cache
 
 import msgspec
 
-from normalize.records import RECORD_CLASSES, Record
+from normalize.records import Record
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 _LOCAL_COLUMNS = {"ts_recv", "connection_id"}
@@ -34,14 +34,14 @@ def subject_for(prefix: str, record_type: str, venue: str, instrument: str) -> s
 
 
 @cache
-def _identity(record_type: str) -> operator.attrgetter[tuple[object, ...]]:
-    return operator.attrgetter(*(c for c in RECORD_CLASSES[record_type].__struct_fields__ if c not in _LOCAL_COLUMNS))
+def _identity(cls: type[Record]) -> operator.attrgetter[tuple[object, ...]]:
+    return operator.attrgetter(*(c for c in cls.__struct_fields__ if c not in _LOCAL_COLUMNS))
 
 
 def message_id(records: Sequence[Record]) -> str:
     """Deterministic id of an envelope's content (see module docstring)."""
     first = records[0]
-    identity = _identity(first.record_type)
+    identity = _identity(type(first))
     digest = hashlib.blake2b(digest_size=16)
     digest.update(_encoder.encode((first.record_type, first.venue, first.instrument, len(records))))
     digest.update(_encoder.encode([identity(r) for r in records]))

@@ -6,6 +6,8 @@ Two encodings are implemented and benchmarked (benchmarks/bench_codec.py):
 * MSGPACK: msgspec msgpack of the records as arrays (field order of the Struct). The default:
   it encodes records straight from the handlers' Structs without building Arrow arrays.
 * ARROW: an Arrow IPC stream of one record batch; decodes without copying for columnar sinks.
+* PACKED: msgspec msgpack of packed book messages (BookDeltas: common fields once, then the
+  levels), what book handlers emit; decodes to book_delta rows or straight to Arrow columns.
 
 Decoding validates the header and raises CodecError with a reason a dead-letter record can
 carry; it never returns partially decoded data.
@@ -21,8 +23,8 @@ from functools import cache
 import msgspec
 import pyarrow as pa
 
-from normalize.arrow_schema import from_arrow, schema_for, to_arrow
-from normalize.records import RECORD_CLASSES, RECORD_TYPES, Record
+from normalize.arrow_schema import from_arrow, packed_to_arrow, schema_for, to_arrow
+from normalize.records import RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
 WIRE_VERSION = 1
 
@@ -33,6 +35,7 @@ _TYPES_BY_CODE: dict[int, str] = {code: name for name, code in TYPE_CODES.items(
 class Encoding(enum.IntEnum):
     MSGPACK = 1
     ARROW = 2
+    PACKED = 3
 
 
 class CodecError(ValueError):
@@ -48,6 +51,7 @@ class Header:
 
 _encoder = msgspec.msgpack.Encoder()
 _untyped = msgspec.msgpack.Decoder()
+_packed = msgspec.msgpack.Decoder(list[BookDeltas])
 
 
 @cache
@@ -56,12 +60,17 @@ def _decoder(record_type: str) -> msgspec.msgpack.Decoder[list[Record]]:
 
 
 def encode(records: Sequence[Record], encoding: Encoding = Encoding.MSGPACK) -> bytes:
-    """Encode a non-empty batch of records of one type."""
+    """Encode a non-empty batch of records of one type. A batch of packed book messages is
+    encoded PACKED when MSGPACK is asked for."""
     if not records:
         raise ValueError("an envelope holds at least one record")
     record_type = records[0].record_type
+    if encoding is not Encoding.ARROW and (encoding is Encoding.PACKED or type(records[0]) is BookDeltas):
+        if not all(type(r) is BookDeltas for r in records):
+            raise ValueError("a PACKED envelope holds only BookDeltas")
+        encoding = Encoding.PACKED
     header = bytes((WIRE_VERSION, encoding, TYPE_CODES[record_type]))
-    if encoding is Encoding.MSGPACK:
+    if encoding is not Encoding.ARROW:
         return header + _encoder.encode(records)
     return header + _arrow_body(to_arrow(records))
 
@@ -104,7 +113,23 @@ def decode(payload: bytes) -> tuple[str, list[Record]]:
             return header.record_type, _decoder(header.record_type).decode(body)
         except msgspec.DecodeError as exc:
             raise CodecError(f"malformed {header.record_type} msgpack body: {exc}") from None
+    if header.encoding is Encoding.PACKED:
+        return header.record_type, expand(_read_packed(header.record_type, body))  # type: ignore[arg-type]
     return header.record_type, from_arrow(_read_arrow(header.record_type, body), header.record_type)
+
+
+def _read_packed(record_type: str, body: memoryview) -> list[BookDeltas]:
+    if record_type != "book_delta":
+        raise CodecError(f"PACKED encoding holds book_delta, not {record_type}")
+    try:
+        messages = _packed.decode(body)
+    except msgspec.DecodeError as exc:
+        raise CodecError(f"malformed book_delta PACKED body: {exc}") from None
+    for m in messages:
+        for native, levels in ((m.bids_native, m.bids), (m.asks_native, m.asks)):
+            if native is not None and len(native) != len(levels):
+                raise CodecError("malformed book_delta PACKED body: size_native not aligned with the levels")
+    return messages
 
 
 def decode_arrow(payload: bytes) -> tuple[str, pa.Table]:
@@ -117,6 +142,12 @@ def decode_arrow(payload: bytes) -> tuple[str, pa.Table]:
     body = memoryview(payload)[3:]
     if header.encoding is Encoding.ARROW:
         return header.record_type, _read_arrow(header.record_type, body)
+    if header.encoding is Encoding.PACKED:
+        messages = _read_packed(header.record_type, body)
+        try:
+            return header.record_type, packed_to_arrow(messages)
+        except (ValueError, TypeError, pa.ArrowException) as exc:
+            raise CodecError(f"malformed book_delta PACKED body: {exc}") from None
     schema = schema_for(header.record_type)
     try:
         rows = _untyped.decode(body)

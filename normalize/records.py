@@ -24,6 +24,8 @@ from typing import Annotated, ClassVar
 import msgspec
 import pyarrow as pa
 
+from normalize.flags import LAST
+
 
 class ArrowType:
     """Annotation marker that pins the Arrow type of a field where the Python type is ambiguous."""
@@ -98,6 +100,57 @@ class BookDelta(Record, frozen=True, array_like=True, gc=False):
     price: float
     size: float
     size_native: float | None = None
+
+
+Level = tuple[float, float]
+"""(price, size) as a venue message lists it."""
+
+
+class BookDeltas(Record, frozen=True, array_like=True, gc=False):
+    """The book_delta rows of one venue message, packed: the common fields once, then the bid and
+    ask levels in the lists the JSON decoder built (no object per level).
+
+    This is what normalizers emit for depth: building a BookDelta per level costs more than
+    decoding and applying the message. It is the same data as `rows()`: bids then asks in the
+    venue's order, `flags` on every row and LAST added to the final one. The wire codec and the
+    Arrow conversion read it column-wise; `size_native` lists are set only where the venue's
+    unit differs (contracts), aligned with the levels.
+    """
+
+    record_type: ClassVar[str] = "book_delta"
+    key_columns: ClassVar[tuple[str, ...]] = BookDelta.key_columns
+
+    bids: list[Level]
+    asks: list[Level]
+    bids_native: list[float] | None = None
+    asks_native: list[float] | None = None
+
+    def row_count(self) -> int:
+        return len(self.bids) + len(self.asks)
+
+    def rows(self) -> list[BookDelta]:
+        head = (self.venue, self.symbol, self.instrument, self.ts_event, self.ts_recv, self.ts_exch, self.exch_seq)
+        flags = self.flags
+        bids_native = self.bids_native or [None] * len(self.bids)
+        asks_native = self.asks_native or [None] * len(self.asks)
+        out = [BookDelta(*head, flags, 1, price, size, native)
+               for (price, size), native in zip(self.bids, bids_native, strict=True)]
+        out += [BookDelta(*head, flags, -1, price, size, native)
+                for (price, size), native in zip(self.asks, asks_native, strict=True)]
+        if out:
+            out[-1] = msgspec.structs.replace(out[-1], flags=flags | LAST)
+        return out
+
+
+def expand(records: list[Record]) -> list[Record]:
+    """Records with every BookDeltas replaced by its rows (for code that wants one row per level)."""
+    out: list[Record] = []
+    for record in records:
+        if type(record) is BookDeltas:
+            out.extend(record.rows())
+        else:
+            out.append(record)
+    return out
 
 
 class Bbo(Record, frozen=True, array_like=True, gc=False):

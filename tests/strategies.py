@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import strategies as st
 
 from normalize.arrow_schema import schema_for
-from normalize.records import RECORD_CLASSES, Record
+from normalize.records import RECORD_CLASSES, BookDeltas, Record
 
 _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
 
@@ -39,3 +39,23 @@ def records(record_type: str) -> st.SearchStrategy[Record]:
 
 def batches(record_type: str) -> st.SearchStrategy[list[Record]]:
     return st.lists(records(record_type), min_size=1, max_size=20)
+
+
+_FLOAT = st.floats(allow_nan=False, allow_infinity=False)
+_LEVELS = st.lists(st.tuples(_FLOAT, _FLOAT), max_size=8)
+
+
+@st.composite
+def packed_book_messages(draw: st.DrawFn) -> BookDeltas:
+    """A BookDeltas, with size_native lists aligned to the levels on some of them."""
+    head = {f.name: draw(st.one_of(st.none(), _value(f.type)) if f.nullable else _value(f.type))
+            for f in schema_for("book_delta") if f.name in BookDeltas.__struct_fields__}
+    bids, asks = draw(_LEVELS), draw(_LEVELS)
+    native = draw(st.booleans())
+    return BookDeltas(**head, bids=bids, asks=asks,
+                      bids_native=draw(st.lists(_FLOAT, min_size=len(bids), max_size=len(bids))) if native else None,
+                      asks_native=draw(st.lists(_FLOAT, min_size=len(asks), max_size=len(asks))) if native else None)
+
+
+def packed_batches() -> st.SearchStrategy[list[BookDeltas]]:
+    return st.lists(packed_book_messages(), min_size=1, max_size=10)

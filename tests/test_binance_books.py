@@ -10,7 +10,7 @@ import pytest
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
-from normalize.records import Bbo, BookDelta, FeedStatus
+from normalize.records import Bbo, BookDelta, FeedStatus, expand
 from tests.binance_data import CRYPTOFEED_SNAPSHOTS, CRYPTOFEED_WS, DATA
 
 CRYPTOFEED = [CRYPTOFEED_WS, CRYPTOFEED_SNAPSHOTS]
@@ -37,7 +37,7 @@ def test_cryptofeed_four_symbols_rebuild_without_breaks() -> None:
     assert all(sync.breaks == 0 and sync.synced for sync in normalizer.books.values())
     assert not [r for r in out.records if isinstance(r, FeedStatus)]
     assert not out.dead_letters and not out.snapshot_requests
-    snapshots = Counter(r.symbol for r in out.records if isinstance(r, BookDelta) and r.flags & Flag.SNAPSHOT)
+    snapshots = Counter(r.symbol for r in expand(out.records) if isinstance(r, BookDelta) and r.flags & Flag.SNAPSHOT)
     assert set(snapshots) == set(applied) and all(n > 100 for n in snapshots.values())
     compared, bad = _top_agreement(out.records)
     assert compared > 20 and bad == 0
@@ -54,7 +54,7 @@ def test_hftbacktest_rebuilds_without_breaks(name: str, symbol: str, diffs: int)
     assert not out.dead_letters
     compared, bad = _top_agreement(out.records)
     assert compared > 500 and bad == 0
-    last = [r for r in out.records if isinstance(r, BookDelta)][-1]
+    last = [r for r in expand(out.records) if isinstance(r, BookDelta)][-1]
     assert last.flags & Flag.LAST
     bid, _, ask, _ = sync.book.bbo()
     assert bid is not None and ask is not None and bid < ask
@@ -71,6 +71,6 @@ def test_skipped_diff_resyncs_that_symbol_only() -> None:
     assert not normalizer.books["SUSHIUSDT"].synced
     for other in ("AKROUSDT", "KEEPUSDT", "CTKUSDT"):
         assert normalizer.books[other].synced and normalizer.books[other].breaks == 0
-    after_gap = [r for r in out.records if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
+    after_gap = [r for r in expand(out.records) if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
                  and r.ts_recv > gaps[0].ts_recv]
     assert after_gap == []  # nothing published for SUSHIUSDT until a fresh snapshot arrives

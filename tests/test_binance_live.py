@@ -14,7 +14,7 @@ from ingest.offline import normalize_frames
 from ingest.replay_server import Faults, ReplayServer
 from ingest.venues.binance_usdm import BinanceUsdmConnection
 from normalize.flags import Flag
-from normalize.records import BookDelta, FeedStatus, Trade
+from normalize.records import BookDelta, FeedStatus, Trade, expand
 from normalize.venues.binance_usdm import BinanceUsdm
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
@@ -90,7 +90,7 @@ async def test_skipped_frame_resyncs_only_that_symbol() -> None:
     bids, asks = sushi_sync.book.top(500)
     assert bids == sorted(((float(p), float(q)) for p, q in truth.bids.items()), reverse=True)[:500]
     assert asks == sorted((float(p), float(q)) for p, q in truth.asks.items())[:500]
-    after = [r for r in sink.emitted.records if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
+    after = [r for r in expand(sink.emitted.records) if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
              and r.flags & Flag.SNAPSHOT and r.flags & Flag.GAP_BEFORE]
     assert after, "the resync snapshot is flagged GAP_BEFORE"
 
@@ -146,7 +146,7 @@ def _assert_every_trade_accounted_for(sink: CollectingSink, normalizer: BinanceU
     assert len(received) == len(set(received))
     assert set(received) | lost_trades == _offline_trades() and not set(received) & lost_trades
     # every symbol whose diffs were lost was resynced; every book ends in sync
-    lost_depth = {r.symbol for r in lost_out.records if isinstance(r, BookDelta)} | set(lost.books)
+    lost_depth = {r.symbol for r in expand(lost_out.records) if isinstance(r, BookDelta)} | set(lost.books)
     gapped = {r.symbol for r in journal if r.event == "gap"}
     assert gapped == lost_depth
     assert {r.symbol for r in journal if r.event == "resync_done"} == gapped

@@ -23,7 +23,7 @@ def _trade_payload(encoding: codec.Encoding) -> bytes:
         (lambda p: p[:2] + bytes([codec.TYPE_CODES["bbo"]]) + p[3:], "malformed bbo"),
     ],
 )
-@pytest.mark.parametrize("encoding", list(codec.Encoding))
+@pytest.mark.parametrize("encoding", [codec.Encoding.MSGPACK, codec.Encoding.ARROW])
 def test_bad_envelopes(encoding: codec.Encoding, mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
     payload = mutate(_trade_payload(encoding))
     if reason == "malformed bbo" and encoding is codec.Encoding.ARROW:
@@ -43,3 +43,35 @@ def test_out_of_range_side_is_rejected_on_decode() -> None:
         codec.decode(payload)
     with pytest.raises(codec.CodecError, match="malformed trade"):
         codec.decode_arrow(payload)
+
+
+def _packed_payload() -> bytes:
+    from normalize.records import BookDeltas
+
+    message = BookDeltas("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 1, 2, None, 7, 0, [(1.0, 2.0)], [(3.0, 0.0)])
+    return codec.encode([message])
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda p: p[:-3], "malformed book_delta PACKED body"),
+        (lambda p: p[:2] + bytes([codec.TYPE_CODES["trade"]]) + p[3:], "PACKED encoding holds book_delta, not trade"),
+        (lambda p: p.replace(b"\xc0\xc0", b"\x92\x01\x01\xc0"), "size_native not aligned with the levels"),
+    ],
+)
+def test_bad_packed_envelopes(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    payload = _packed_payload()
+    assert codec.read_header(payload).encoding is codec.Encoding.PACKED
+    bad = mutate(payload)
+    assert bad != payload
+    with pytest.raises(codec.CodecError, match=reason):
+        codec.decode(bad)
+    with pytest.raises(codec.CodecError, match=reason):
+        codec.decode_arrow(bad)
+
+
+def test_packed_encoding_refuses_rows() -> None:
+    trade = next(r for r in example_records() if r.record_type == "trade")
+    with pytest.raises(ValueError, match="only BookDeltas"):
+        codec.encode([trade], codec.Encoding.PACKED)

@@ -11,17 +11,21 @@ from hypothesis import HealthCheck, given, settings
 
 from normalize import codec
 from normalize.arrow_schema import from_arrow, schema_for, to_arrow
-from normalize.records import RECORD_TYPES, Record
+from normalize.flags import Flag
+from normalize.records import RECORD_TYPES, BookDelta, BookDeltas, Record, expand
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import file_metadata, filesystem_for, read_file, write_atomic
 from storage.timescale_rows import copy_table, create_scratch_table, read_table
-from tests.strategies import batches
+from tests.strategies import batches, packed_batches
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+ROW_ENCODINGS = [codec.Encoding.MSGPACK, codec.Encoding.ARROW]
+
+
 @pytest.mark.parametrize("record_type", RECORD_TYPES)
-@pytest.mark.parametrize("encoding", list(codec.Encoding))
+@pytest.mark.parametrize("encoding", ROW_ENCODINGS)
 def test_codec_identity(record_type: str, encoding: codec.Encoding) -> None:
     @SETTINGS
     @given(batches(record_type))
@@ -32,6 +36,30 @@ def test_codec_identity(record_type: str, encoding: codec.Encoding) -> None:
         assert decoded_type == record_type
         assert decoded == records
         assert codec.decode_arrow(payload)[1].equals(to_arrow(records))
+
+    check()
+
+
+@pytest.mark.parametrize("encoding", ROW_ENCODINGS)
+def test_packed_book_messages_are_their_rows(encoding: codec.Encoding) -> None:
+    """A packed message encodes PACKED and decodes to exactly the rows it stands for, in the
+    same order, LAST on each message's final row; column-wise Arrow equals the rows' Arrow."""
+    @SETTINGS
+    @given(packed_batches())
+    def check(messages: list[BookDeltas]) -> None:
+        rows = expand(messages)  # type: ignore[arg-type]
+        assert all(isinstance(r, BookDelta) for r in rows)
+        assert sum(m.row_count() for m in messages) == len(rows)
+        for m in messages:
+            if m.row_count():
+                assert [r.flags & Flag.LAST for r in m.rows()] == [0] * (m.row_count() - 1) + [int(Flag.LAST)] \
+                    or m.flags & Flag.LAST
+        assert to_arrow(messages).equals(to_arrow(rows) if rows else to_arrow([], "book_delta"))  # type: ignore[arg-type]
+        payload = codec.encode(messages, encoding)  # type: ignore[arg-type]
+        expected = codec.Encoding.PACKED if encoding is codec.Encoding.MSGPACK else codec.Encoding.ARROW
+        assert codec.read_header(payload).encoding is expected
+        assert codec.decode(payload) == ("book_delta", rows)
+        assert codec.decode_arrow(payload)[1].equals(to_arrow(messages))  # type: ignore[arg-type]
 
     check()
 

@@ -24,6 +24,7 @@ from normalize.flags import Flag
 from normalize.records import (
     Bbo,
     BookDelta,
+    BookDeltas,
     FeedStatus,
     Funding,
     Instrument,
@@ -65,6 +66,12 @@ def example_records() -> list[Record]:
     ]
 
 
+def example_book_message() -> BookDeltas:
+    """A packed depth message as handlers emit it: two bids (one deleted) and an ask."""
+    return BookDeltas(**_COMMON, ts_event=_TS, ts_recv=_TS + 9, ts_exch=_TS + 4, exch_seq=5_123_107_853_551,
+                      flags=0, bids=[(65432.1, 0.003), (65432.0, 0.0)], asks=[(65432.2, 1.234)])
+
+
 @dataclass
 class Report:
     ok: bool = True
@@ -101,12 +108,15 @@ def run_selfcheck(pg_dsn: str, nats_url: str, home: Path, keep: bool = False) ->
     report = Report()
     records = example_records()
     sent = {r.record_type: to_arrow([r]) for r in records}
-    for encoding in codec.Encoding:
+    for encoding in (codec.Encoding.MSGPACK, codec.Encoding.ARROW):
         payloads = [codec.encode([r], encoding) for r in records]
         received = asyncio.run(_through_jetstream(nats_url, payloads))
         for payload in received:
             record_type, table = codec.decode_arrow(payload)
             report.check(f"{record_type:<13} codec {encoding.name.lower()} via JetStream", sent[record_type], table)
+    packed = example_book_message()
+    [payload] = asyncio.run(_through_jetstream(nats_url, [codec.encode([packed])]))
+    report.check("book_delta    codec packed via JetStream", to_arrow([packed]), codec.decode_arrow(payload)[1])
 
     with connect(pg_dsn) as conn, conn.transaction(force_rollback=True):
         for record_type, table in sent.items():

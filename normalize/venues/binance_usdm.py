@@ -48,10 +48,11 @@ from normalize.flags import (
 )
 from normalize.records import (
     Bbo,
-    BookDelta,
+    BookDeltas,
     FeedStatus,
     Funding,
     Instrument,
+    Level,
     Liquidation,
     MarkIndex,
     OpenInterest,
@@ -65,7 +66,6 @@ MAX_BUFFERED_DIFFS = 10_000
 _SIDES = {"BUY": 1, "SELL": -1}
 _QUOTES = ("USDT", "BUSD", "USDC", "FDUSD")
 
-Level = tuple[float, float]
 
 
 class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
@@ -382,18 +382,13 @@ class BinanceUsdm:
 
     def _emit_levels(self, sync: BookSync, bids: list[Level], asks: list[Level], ts_event: int,
                      ts_exch: int | None, ts_recv: int, seq: int, flags: int, out: Emitted) -> None:
-        """Apply a message's levels to the book and emit them as rows, then the derived BBO."""
+        """Apply a message's levels to the book, emit them packed (the decoder's own lists), then
+        the derived BBO."""
         book = sync.book
         book.apply_levels(bids, asks)
         symbol, instrument = sync.symbol, sync.instrument
         records = out.records
-        start = len(records)
-        records.extend([BookDelta(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, 1, price, size)
-                        for price, size in bids])
-        records.extend([BookDelta(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, -1, price, size)
-                        for price, size in asks])
-        if len(records) > start:
-            records[-1] = msgspec.structs.replace(records[-1], flags=flags | LAST)
+        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, bids, asks))
         derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
         if book.crossed():
             derived |= MAYBE_BAD_BOOK
