@@ -8,6 +8,7 @@ reader never sees half a file and a crash leaves only a .tmp to clean up.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,12 +41,23 @@ def write_atomic(filesystem: fs.FileSystem, path: str, table: pa.Table, record_t
     extra = {key.encode(): value.encode() for key, value in (metadata or {}).items()}
     schema = schema.with_metadata({**(schema.metadata or {}), **extra})
     table = sort_for_lake(table.select(schema.names).cast(schema))
+    _replace(filesystem, path, lambda stream: pq.write_table(table, stream, compression=COMPRESSION,
+                                                             row_group_size=ROW_GROUP_ROWS))
+
+
+def write_bytes_atomic(filesystem: fs.FileSystem, path: str, data: bytes) -> None:
+    """Replace the small file at `path` (a manifest, say) atomically."""
+    _replace(filesystem, path, lambda stream: stream.write(data))
+
+
+def _replace(filesystem: fs.FileSystem, path: str, write: Callable[[pa.NativeFile], object]) -> None:
+    """Write through `write` to `path` + .tmp, make it durable, then rename it into place."""
     parent = path.rsplit("/", 1)[0]
     filesystem.create_dir(parent, recursive=True)
     tmp = path + TMP_SUFFIX
     local = isinstance(filesystem, fs.LocalFileSystem)
     with filesystem.open_output_stream(tmp) as stream:
-        pq.write_table(table, stream, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+        write(stream)
     if local:
         _fsync(tmp)
     filesystem.move(tmp, path)

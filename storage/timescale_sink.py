@@ -2,14 +2,15 @@
 
 Per fetched batch: decode every envelope to Arrow, COPY (binary) each record type into its
 hypertable, and set this consumer's row in ticklake_sink_offsets to the highest stream
-sequence, all in one transaction; acknowledge only after the commit. A message redelivered
-after a crash between commit and ack has a sequence at or below the committed one and is
-skipped, so no ON CONFLICT is needed on the hot path. An envelope that cannot be decoded goes
-to the dead-letter subject with the reason, is acknowledged, and the sink goes on.
+sequence, all in one transaction; acknowledge only after the commit. The consumer delivers in
+order from that committed offset (storage/sink_consumer.py), so a batch committed just before a
+crash is not written again, and a message coming back because its ack was lost is at or below
+the offset and skipped: exactly once without `ON CONFLICT` on the hot path. An envelope that
+cannot be decoded goes to the dead-letter subject with the reason, is acknowledged, and the sink
+goes on.
 
 Scale out by giving each sink its own consumer name and subject filter (one per venue, say):
-each has its own offset row and its own writer.
-"""
+each has its own offset row and its own writer."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-import nats
 import psycopg
 import pyarrow as pa
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from normalize import codec
 from storage.pg import DatabaseUnavailable, connect
+from storage.sink_consumer import JetStreamSink
 from storage.timescale_rows import copy_table
 
 log = logging.getLogger(__name__)
@@ -47,49 +48,36 @@ class SinkConfig:
     retry_s: float = 1.0
 
 
-class TimescaleSink:
+class TimescaleSink(JetStreamSink):
     def __init__(self, config: SinkConfig) -> None:
+        super().__init__(config)
         self.config = config
-        self.rows_written = 0
-        self.skipped = 0
-        self.dead_letters = 0
-        self.last_seq = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        nc = await nats.connect(self.config.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
-        js = nc.jetstream()
-        with contextlib.suppress(BadRequestError):  # already there
-            await js.add_stream(StreamConfig(name=self.config.dead_letter_stream,
-                                             subjects=[f"{self.config.dead_letter_prefix}.>"]))
-        consumer = ConsumerConfig(durable_name=self.config.consumer, ack_policy=AckPolicy.EXPLICIT,
-                                  deliver_policy=DeliverPolicy.ALL, ack_wait=self.config.ack_wait_s,
-                                  filter_subject=self.config.filter_subject, max_ack_pending=self.config.batch * 8)
-        subscription = await js.pull_subscribe(self.config.filter_subject, durable=self.config.consumer,
-                                               stream=self.config.stream, config=consumer)
+        nc, js = await self._connect()
         conn: psycopg.Connection | None = None
         try:
-            while not stop.is_set():
-                try:
-                    messages = await subscription.fetch(self.config.batch, timeout=self.config.fetch_timeout_s)
-                except (TimeoutError, nats.errors.TimeoutError):
+            conn = await self._database(conn, stop)  # the committed offset says where to start
+            subscription = None if conn is None else await self._subscribe(js, stop, self.config.batch * 8)
+            while subscription is not None and not stop.is_set():
+                messages = await self._fetch(subscription, self.config.batch, self.config.fetch_timeout_s)
+                if messages is None:  # a delivery went missing: restart from what is committed
+                    subscription = await self._subscribe(js, stop, self.config.batch * 8, subscription)
                     continue
                 written = False
-                while not stop.is_set():
+                while messages and not stop.is_set():
+                    conn = await self._database(conn, stop)
+                    if conn is None:
+                        break
                     try:
-                        if conn is None or conn.closed:
-                            conn = connect(self.config.pg_dsn)
-                            self.last_seq = self._committed(conn)
                         await self._write(js, conn, messages)
                         written = True
                         break
                     except (DatabaseUnavailable, psycopg.OperationalError) as exc:
-                        log.warning("Timescale unavailable, batch kept unacknowledged: %s", exc)
-                        if conn is not None:
-                            with contextlib.suppress(Exception):
-                                conn.close()
+                        self._lost(conn, exc)
                         conn = None
                         await asyncio.sleep(self.config.retry_s)
-                if not written:  # stopping with a batch in hand: hand it back for redelivery now
+                if messages and not written:  # stopping with a batch in hand: hand it back for redelivery now
                     for message in messages:
                         with contextlib.suppress(Exception):
                             await message.nak()
@@ -98,43 +86,66 @@ class TimescaleSink:
                 conn.close()
             await nc.close()
 
+    async def _database(self, conn: psycopg.Connection | None, stop: asyncio.Event) -> psycopg.Connection | None:
+        """The open connection, or a new one, retrying while PostgreSQL is away; None if stopped.
+
+        A new connection re-reads the committed offset: a commit whose answer was lost with the
+        old connection may have happened.
+        """
+        while not stop.is_set():
+            if conn is not None and not conn.closed:
+                return conn
+            try:
+                conn = connect(self.config.pg_dsn)
+                self._set_last_seq(self._committed(conn))
+                return conn
+            except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+                self._lost(conn, exc)
+                conn = None
+                await asyncio.sleep(self.config.retry_s)
+        return None
+
+    def _lost(self, conn: psycopg.Connection | None, exc: Exception) -> None:
+        log.warning("Timescale unavailable (messages stay unacknowledged in JetStream): %s", exc)
+        self._count_write_retry()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def _committed(self, conn: psycopg.Connection) -> int:
         row = conn.execute("SELECT last_seq FROM ticklake_sink_offsets WHERE consumer = %s",
                            (self.config.consumer,)).fetchone()
         conn.commit()
         return int(row[0]) if row else 0
 
-    async def _write(self, js: nats.js.JetStreamContext, conn: psycopg.Connection, messages: list) -> None:  # type: ignore[type-arg]
+    async def _write(self, js: JetStreamContext, conn: psycopg.Connection, messages: list[Msg]) -> None:
+        """COPY a batch and advance the offset in one transaction; acknowledge after the commit.
+
+        Nothing is acknowledged or counted before the commit, so a batch retried after a
+        database failure is handled exactly as the first time.
+        """
         tables: dict[str, list[pa.Table]] = defaultdict(list)
-        highest = self.last_seq
-        for message in messages:
-            seq = message.metadata.sequence.stream
-            if seq <= self.last_seq:
-                self.skipped += 1
-                continue
-            highest = max(highest, seq)
+        fresh = [m for m in messages if m.metadata.sequence.stream > self.last_seq]
+        for message in fresh:
             try:
                 record_type, table = codec.decode_arrow(message.data)
             except codec.CodecError as reason:
                 await self._dead_letter(js, message, str(reason))
                 continue
             tables[record_type].append(table)
-        if highest > self.last_seq:
+        if fresh:
+            highest = max(m.metadata.sequence.stream for m in fresh)
+            rows = 0
             with conn.transaction(), conn.cursor() as cursor:
                 for record_type, parts in tables.items():
-                    self.rows_written += copy_table(cursor, record_type, pa.concat_tables(parts))
+                    rows += copy_table(cursor, record_type, pa.concat_tables(parts))
                 cursor.execute(
                     """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq) VALUES (%s, %s, %s)
                        ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
                     (self.config.consumer, self.config.stream, highest),
                 )
-            self.last_seq = highest
+            self._count_written(rows)
+            self._set_last_seq(highest)
+        self._count_skipped(len(messages) - len(fresh))
         for message in messages:
             await message.ack()
-
-    async def _dead_letter(self, js: nats.js.JetStreamContext, message: object, reason: str) -> None:
-        self.dead_letters += 1
-        subject = f"{self.config.dead_letter_prefix}.{self.config.consumer}"
-        headers = {"Ticklake-Reason": reason[:1000], "Ticklake-Subject": message.subject}  # type: ignore[attr-defined]
-        await js.publish(subject, message.data, headers=headers)  # type: ignore[attr-defined]
-        log.warning("dead letter on %s: %s", subject, reason)

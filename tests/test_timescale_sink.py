@@ -4,85 +4,39 @@ between commit and ack, poison envelopes dead-lettered, and PostgreSQL restarts 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
-import msgspec
 import nats
-import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
-from ingest.capture_formats import read_frames
-from ingest.offline import normalize_frames
-from ingest.publisher import BusConfig, Publisher
-from normalize.records import Record
 from storage.timescale_sink import SinkConfig, TimescaleSink
-from tests.binance_data import CRYPTOFEED_RUN
+from tests.sink_data import (
+    binance_records,
+    db_keys,
+    publish,
+    record_keys,
+    relabel,
+    row_count,
+    run_until_drained,
+    stream_last_seq,
+)
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.postgres import EmbeddedPostgres
 
 
-@pytest.fixture(scope="module")
-def real_records() -> list[Record]:
-    out, _ = normalize_frames("binance-usdm", read_frames(CRYPTOFEED_RUN))
-    return [r for r in out.records if r.record_type in ("trade", "bbo", "book_delta", "instrument")]
-
-
-def _relabel(records: list[Record]) -> tuple[str, list[Record]]:
-    """A venue id of this test's own, so its rows are told apart in the shared database."""
-    venue = f"test-{uuid.uuid4().hex[:8]}"
-    return venue, [msgspec.structs.replace(r, venue=venue) for r in records]
-
-
-def _db_keys(dsn: str, venue: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(dsn) as conn:
-        rows = []
-        for table in ("trade", "bbo", "book_delta", "instrument"):
-            rows += [(table, *row) for row in conn.execute(
-                f"SELECT instrument, ts_event, ts_recv, exch_seq, flags FROM {table} WHERE venue = %s", (venue,))]
-        return sorted(rows)
-
-
-def _keys(records: list[Record]) -> list[tuple[object, ...]]:
-    return sorted((r.record_type, r.instrument, r.ts_event, r.ts_recv, r.exch_seq, r.flags) for r in records)
-
-
-async def _publish(url: str, records: list[Record], spool: Path) -> None:
-    publisher = Publisher(BusConfig(url, max_records=300), spool)
-    await publisher.start()
-    publisher.submit(records)
-    await publisher.close()
-
-
-async def _run_until(sink: TimescaleSink, url: str, timeout_s: float = 60, skipped: int = 0) -> None:
-    """Run the sink until its consumer has nothing pending or unacknowledged (and it skipped
-    `skipped` redeliveries): everything in the stream was committed and acknowledged."""
-    client = await nats.connect(url)
-    js = client.jetstream()
-    stop = asyncio.Event()
-    task = asyncio.create_task(sink.run(stop))
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline and not task.done():
-        await asyncio.sleep(0.1)
-        try:
-            info = await js.consumer_info("TICKS", sink.config.consumer)
-        except nats.js.errors.NotFoundError:
-            continue
-        if info.num_pending == 0 and info.num_ack_pending == 0 and sink.skipped >= skipped:
-            break
-    await client.close()
-    stop.set()
-    await asyncio.wait_for(task, 30)
-
-
-async def test_exact_key_set(bus: EmbeddedNats, postgres: EmbeddedPostgres, real_records: list[Record],
-                             tmp_path: Path) -> None:
-    venue, records = _relabel(real_records)
-    await _publish(bus.url, records, tmp_path / "spool")
+async def test_exact_key_set(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_path: Path) -> None:
+    venue, records = relabel(binance_records())
+    await publish(bus.url, records, tmp_path / "spool")
     sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
-    await _run_until(sink, bus.url)
-    assert _db_keys(postgres.dsn, venue) == _keys(records)
-    assert sink.rows_written == len(records)
+    await run_until_drained(sink, bus.url)
+    assert db_keys(postgres.dsn, venue) == record_keys(records)
+    assert sink.rows_written == row_count(records)
+    stream_last = await stream_last_seq(bus.url)
+    assert sink.last_seq == stream_last
+    labels = {"consumer": sink.config.consumer}
+    assert REGISTRY.get_sample_value("ticklake_sink_rows_written_total", labels) == row_count(records)
+    assert REGISTRY.get_sample_value("ticklake_sink_last_seq", labels) == stream_last
 
 
 class _Crash(Exception):
@@ -106,9 +60,9 @@ async def _never() -> None:
 
 
 async def test_crash_between_commit_and_ack_does_not_duplicate(bus: EmbeddedNats, postgres: EmbeddedPostgres,
-                                                               real_records: list[Record], tmp_path: Path) -> None:
-    venue, records = _relabel(real_records)
-    await _publish(bus.url, records, tmp_path / "spool")
+                                                               tmp_path: Path) -> None:
+    venue, records = relabel(binance_records())
+    await publish(bus.url, records, tmp_path / "spool")
     config = SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}", ack_wait_s=1.0, batch=64)
     crashing = _CrashAfterCommit(config)
     stop = asyncio.Event()
@@ -116,25 +70,25 @@ async def test_crash_between_commit_and_ack_does_not_duplicate(bus: EmbeddedNats
         await asyncio.wait_for(crashing.run(stop), 30)
     assert crashing.rows_written > 0
     successor = TimescaleSink(config)
-    await _run_until(successor, bus.url, skipped=64)  # redelivered after ack_wait
-    assert successor.skipped == 64, "the redelivered, already committed batch was skipped"
-    assert _db_keys(postgres.dsn, venue) == _keys(records)
+    await run_until_drained(successor, bus.url)
+    assert successor.skipped == 0, "the successor starts after the committed offset: the batch is not delivered again"
+    assert crashing.rows_written + successor.rows_written == row_count(records)
+    assert db_keys(postgres.dsn, venue) == record_keys(records)
 
 
-async def test_poison_envelope_is_dead_lettered(bus: EmbeddedNats, postgres: EmbeddedPostgres,
-                                                real_records: list[Record], tmp_path: Path) -> None:
-    venue, records = _relabel(real_records[:1000])
-    await _publish(bus.url, records[:500], tmp_path / "spool")
+async def test_poison_envelope_is_dead_lettered(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_path: Path) -> None:
+    venue, records = relabel(binance_records()[:1000])
+    await publish(bus.url, records[:500], tmp_path / "spool")
     client = await nats.connect(bus.url)
     js = client.jetstream()
     await js.publish("ticks.trade.x.y", b"\x01\x01\x01not msgpack")
     await js.publish("ticks.trade.x.y", b"\x09\x01\x01wrong version")
     await client.close()
-    await _publish(bus.url, records[500:], tmp_path / "spool2")
+    await publish(bus.url, records[500:], tmp_path / "spool2")
     sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
-    await _run_until(sink, bus.url)
+    await run_until_drained(sink, bus.url)
     assert sink.dead_letters == 2
-    assert _db_keys(postgres.dsn, venue) == _keys(records)
+    assert db_keys(postgres.dsn, venue) == record_keys(records)
     client = await nats.connect(bus.url)
     sub = await client.jetstream().pull_subscribe("deadletter.>", durable=None, stream="DEADLETTER")
     letters = await sub.fetch(2, timeout=5)
@@ -144,10 +98,9 @@ async def test_poison_envelope_is_dead_lettered(bus: EmbeddedNats, postgres: Emb
     assert reasons[1] == "unsupported wire version 9 (expected 1)"
 
 
-async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: EmbeddedPostgres,
-                                              real_records: list[Record], tmp_path: Path) -> None:
-    venue, records = _relabel(real_records)
-    await _publish(bus.url, records, tmp_path / "spool")
+async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_path: Path) -> None:
+    venue, records = relabel(binance_records())
+    await publish(bus.url, records, tmp_path / "spool")
     sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}", batch=32, retry_s=0.2))
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
@@ -158,5 +111,6 @@ async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: Embed
     await asyncio.to_thread(postgres.start)
     stop.set()
     await asyncio.wait_for(task, 60)
-    await _run_until(TimescaleSink(sink.config), bus.url)
-    assert _db_keys(postgres.dsn, venue) == _keys(records)
+    assert sink.write_retries > 0, "a batch was retried while PostgreSQL was down"
+    await run_until_drained(TimescaleSink(sink.config), bus.url)
+    assert db_keys(postgres.dsn, venue) == record_keys(records)

@@ -1,0 +1,262 @@
+"""The Parquet sink: a durable JetStream pull consumer writing the lake exactly once.
+
+Envelopes are decoded to Arrow and buffered per record type; a flush splits the buffer into
+(record type, venue, UTC day of ts_event) partitions and writes one file per partition,
+`<lake>/<type>/venue=<v>/date=<YYYY-MM-DD>/<consumer>-<first_seq>-<last_seq>.parquet`, where the
+sequences are the lowest and highest stream sequence of the flush. A flush happens when the
+buffer holds `flush_rows` rows or `max_buffered_messages` messages, when its oldest message is
+`flush_age_s` old, and on stop.
+
+Exactly once, in three steps per flush:
+1. write the files (each atomically: .tmp, fsync, rename);
+2. replace `<lake>/_manifests/<consumer>.json` atomically with the flush's last sequence;
+3. acknowledge every message of the flush.
+The consumer delivers in order from the manifest's sequence + 1 (storage/sink_consumer.py). A
+crash before 2 leaves files whose first sequence is above the manifest's: the next start deletes
+them and their messages are delivered and written again. A crash between 2 and 3 leaves the
+manifest ahead of the acks: the next start begins after it, so nothing is written twice (and a
+message coming back within a run because its ack was lost is at or below the manifest's
+sequence, and skipped). The manifest lives outside the `<type>/` folders so globs over
+`<type>/**/*.parquet` never see it.
+
+Messages are acknowledged only after step 2, so everything buffered is unacknowledged: the
+consumer's max_ack_pending is sized above the largest buffer (`max_buffered_messages` plus one
+fetch) and the ack wait should exceed `flush_age_s` plus a write. One process per consumer name:
+the manifest is the consumer's, and recovery deletes that consumer's unfinished files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pyarrow as pa
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pyarrow import fs
+
+from normalize import codec
+from storage.lake_layout import partition_path, split_partitions
+from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic, write_bytes_atomic
+from storage.sink_consumer import JetStreamSink
+
+log = logging.getLogger(__name__)
+
+MANIFEST_DIR = "_manifests"
+SUFFIX = ".parquet"
+T = TypeVar("T")
+
+
+@dataclass
+class ParquetSinkConfig:
+    nats_url: str
+    lake: str
+    """A local path or a URL such as s3://bucket/prefix (see storage.parquet_files.filesystem_for)."""
+    consumer: str = "parquet"
+    stream: str = "TICKS"
+    filter_subject: str = "ticks.>"
+    dead_letter_prefix: str = "deadletter"
+    dead_letter_stream: str = "DEADLETTER"
+    batch: int = 256
+    fetch_timeout_s: float = 1.0
+    flush_rows: int = 500_000
+    flush_age_s: float = 60.0
+    max_buffered_messages: int = 50_000
+    ack_wait_s: float = 180.0
+    retry_s: float = 1.0
+
+
+def file_name(consumer: str, first_seq: int, last_seq: int) -> str:
+    return f"{consumer}-{first_seq:012d}-{last_seq:012d}{SUFFIX}"
+
+
+def parse_file_name(name: str) -> tuple[str, int, int] | None:
+    """(consumer, first_seq, last_seq) of a sink file name (or its .tmp), None for any other name."""
+    name = name.removesuffix(TMP_SUFFIX)
+    if not name.endswith(SUFFIX):
+        return None
+    parts = name.removesuffix(SUFFIX).rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+class ManifestBehind(RuntimeError):
+    """The manifest is older than files whose messages were acknowledged (see ParquetSink._recover)."""
+
+
+class ParquetSink(JetStreamSink):
+    def __init__(self, config: ParquetSinkConfig) -> None:
+        super().__init__(config)
+        self.config = config
+        self.filesystem, self.root = filesystem_for(config.lake)
+        self.manifest_path = f"{self.root}/{MANIFEST_DIR}/{config.consumer}.json"
+        self._tables: dict[str, list[pa.Table]] = defaultdict(list)
+        self._pending: dict[int, Msg] = {}
+        """Buffered messages by stream sequence: what the next flush covers and then acknowledges."""
+        self._buffered_rows = 0
+        self._oldest: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        max_ack_pending = self.config.max_buffered_messages + self.config.batch
+        nc, js = await self._connect()
+        try:
+            acked = await self._acked_floor(js)  # read before the consumer is recreated
+            last_seq = await self._lake_io(stop, "recovery", lambda: self._recover(acked))
+            if last_seq is None:
+                return
+            self._set_last_seq(last_seq)
+            subscription = await self._subscribe(js, stop, max_ack_pending)
+            while subscription is not None and not stop.is_set():
+                messages = await self._fetch(subscription, self.config.batch, self._fetch_timeout())
+                if messages is None:  # a delivery went missing: drop the buffer, restart from the manifest
+                    self._clear()
+                    subscription = await self._subscribe(js, stop, max_ack_pending, subscription)
+                    continue
+                for message in messages:
+                    await self._take(js, message)
+                if self._due():
+                    await self._flush(stop)
+            await self._flush(stop)
+        finally:
+            await nc.close()
+
+    def _recover(self, acked: int) -> int:
+        """Delete what an unfinished flush left behind; returns the manifest's sequence.
+
+        A file of this consumer whose first sequence is above the manifest's was written by a
+        flush that never reached its manifest: deleted (its messages come again). Unless the
+        server saw its messages acknowledged, which happens only after a manifest covering them:
+        then the manifest was lost or rolled back, and starting would write those rows twice.
+        """
+        last_seq = self._read_manifest()
+        selector = fs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        for info in self.filesystem.get_file_info(selector):
+            parsed = parse_file_name(info.base_name) if info.type == fs.FileType.File else None
+            if parsed is None or parsed[0] != self.config.consumer:
+                continue
+            _, first, last = parsed
+            if info.base_name.endswith(TMP_SUFFIX) or first > last_seq:
+                if last <= acked and not info.base_name.endswith(TMP_SUFFIX):
+                    raise ManifestBehind(f"{self.manifest_path} is at sequence {last_seq} but {info.path} holds "
+                                         f"acknowledged messages up to {last}: restore the manifest before "
+                                         f"starting consumer {self.config.consumer}")
+                log.warning("deleting %s, left by a flush that did not finish", info.path)
+                self.filesystem.delete_file(info.path)
+        return last_seq
+
+    def _read_manifest(self) -> int:
+        try:
+            with self.filesystem.open_input_stream(self.manifest_path) as stream:
+                return int(json.loads(stream.read())["last_seq"])
+        except FileNotFoundError:
+            return 0
+
+    def _fetch_timeout(self) -> float:
+        """Wait for messages no longer than the buffer may still age."""
+        if self._oldest is None:
+            return self.config.fetch_timeout_s
+        remaining = self.config.flush_age_s - (time.monotonic() - self._oldest)
+        return min(self.config.fetch_timeout_s, max(0.05, remaining))
+
+    async def _take(self, js: JetStreamContext, message: Msg) -> None:
+        seq = message.metadata.sequence.stream
+        if seq <= self.last_seq:
+            self._count_skipped(1)
+            await message.ack()
+            return
+        if seq in self._pending:  # redelivered while buffered: it sat there longer than the ack wait
+            self._pending[seq] = message  # acknowledge the latest delivery; the rows are buffered once
+            return
+        try:
+            record_type, table = codec.decode_arrow(message.data)
+        except codec.CodecError as reason:
+            await self._dead_letter(js, message, str(reason))
+            await message.ack()
+            return
+        self._tables[record_type].append(table)
+        self._pending[seq] = message
+        self._buffered_rows += table.num_rows
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+
+    def _due(self) -> bool:
+        if self._oldest is None:
+            return False
+        return (self._buffered_rows >= self.config.flush_rows
+                or len(self._pending) >= self.config.max_buffered_messages
+                or time.monotonic() - self._oldest >= self.config.flush_age_s)
+
+    async def _flush(self, stop: asyncio.Event) -> None:
+        """Files, then manifest, then acks (the module docstring says why in that order)."""
+        if not self._pending:
+            return
+        first_seq, last_seq = min(self._pending), max(self._pending)
+        tables = {record_type: pa.concat_tables(parts) for record_type, parts in self._tables.items()}
+        messages = list(self._pending.values())
+        self._clear()
+        written = await self._lake_io(stop, "flush", lambda: self._write(tables, first_seq, last_seq))
+        if written is None:
+            for message in messages:  # stopping: hand them back for redelivery now
+                with contextlib.suppress(Exception):
+                    await message.nak()
+            return
+        self._count_written(sum(table.num_rows for table in tables.values()), len(written))
+        self._set_last_seq(last_seq)
+        await self._acknowledge(messages)
+
+    def _clear(self) -> None:
+        self._tables.clear()
+        self._pending.clear()
+        self._buffered_rows = 0
+        self._oldest = None
+
+    def _write(self, tables: dict[str, pa.Table], first_seq: int, last_seq: int) -> list[str]:
+        files = self._write_files(tables, first_seq, last_seq)
+        self._write_manifest(last_seq, files)
+        return files
+
+    def _write_files(self, tables: dict[str, pa.Table], first_seq: int, last_seq: int) -> list[str]:
+        """One file per (type, venue, day); returns their paths relative to the lake root."""
+        name = file_name(self.config.consumer, first_seq, last_seq)
+        metadata = {"ticklake.consumer": self.config.consumer, "ticklake.first_seq": str(first_seq),
+                    "ticklake.last_seq": str(last_seq)}
+        written = []
+        for record_type, table in tables.items():
+            for (venue, day), part in split_partitions(table).items():
+                path = f"{partition_path(self.root, record_type, venue, day)}/{name}"
+                write_atomic(self.filesystem, path, part, record_type, metadata)
+                written.append(path[len(self.root) + 1:])
+        return written
+
+    def _write_manifest(self, last_seq: int, files: list[str]) -> None:
+        """The flush's commit point: from here on its messages count as written."""
+        manifest = {"consumer": self.config.consumer, "stream": self.config.stream, "last_seq": last_seq,
+                    "files": files, "written_at": dt.datetime.now(dt.UTC).isoformat()}
+        write_bytes_atomic(self.filesystem, self.manifest_path, json.dumps(manifest, indent=1).encode())
+
+    async def _acknowledge(self, messages: list[Msg]) -> None:
+        for message in messages:
+            await message.ack()
+
+    async def _lake_io(self, stop: asyncio.Event, what: str, call: Callable[[], T]) -> T | None:
+        """Run blocking lake I/O in a thread (the bus connection stays serviced), retrying while
+        the lake fails; None when stopped before it succeeded."""
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except OSError as exc:
+                log.warning("lake unavailable during %s, buffer kept unacknowledged: %s", what, exc)
+                self._count_write_retry()
+                if stop.is_set():
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.config.retry_s)

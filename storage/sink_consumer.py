@@ -1,0 +1,200 @@
+"""What every sink shares: its JetStream consumer, dead letters, and its counters.
+
+A sink keeps its own durable offset next to what it writes (a database row in the same
+transaction, a manifest after the files): the highest stream sequence whose effect is durable,
+everything of its subjects at or below it being written. Exactly once rests on delivery in
+stream order from that offset:
+
+* At start the sink's durable pull consumer is recreated to deliver from offset + 1. Resuming
+  the old consumer instead would redeliver a dead process's unacknowledged messages only after
+  their ack wait, behind newer ones: a sink that had meanwhile written a newer message would
+  take the late ones for already written, and lose them.
+* While running, the consumer's delivery sequence must have no hole. A hole is a delivery lost
+  in flight (a server restart, say) that would come back later, out of order; the sink then
+  drops what it holds unwritten and resubscribes from its offset.
+
+So a message at or below the offset has been written (it comes back only when its ack was lost
+after the write, and is skipped) and one above it has not. Messages are acknowledged only after
+their effect is durable; the offset, not the ack, is the sink's record of progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(__name__)
+
+ROWS_WRITTEN = Counter("ticklake_sink_rows_written", "Rows made durable by a sink", ["consumer"])
+FILES_WRITTEN = Counter("ticklake_sink_files_written", "Lake files written by a sink", ["consumer"])
+SKIPPED = Counter("ticklake_sink_skipped", "Redelivered messages at or below the durable offset, acknowledged "
+                  "without writing", ["consumer"])
+WRITE_RETRIES = Counter("ticklake_sink_write_retries", "Writes that failed (database or lake unavailable) and are "
+                        "retried, their messages still unacknowledged", ["consumer"])
+DEAD_LETTERS = Counter("ticklake_sink_dead_letters", "Envelopes that could not be decoded, sent to the dead-letter "
+                       "stream", ["consumer"])
+RESYNCS = Counter("ticklake_sink_resyncs", "Resubscriptions from the durable offset after a delivery was lost in "
+                  "flight", ["consumer"])
+LAST_SEQ = Gauge("ticklake_sink_last_seq", "Highest stream sequence whose effect is durable", ["consumer"])
+
+BUS_AWAY = (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError)
+"""Fetch errors of a bus that is restarting or reconnecting: retried, not fatal."""
+
+
+class ConsumerSettings(Protocol):
+    """The fields of a sink's configuration that concern the bus (both sink configs have them)."""
+
+    nats_url: str
+    consumer: str
+    stream: str
+    filter_subject: str
+    dead_letter_prefix: str
+    dead_letter_stream: str
+    ack_wait_s: float
+    retry_s: float
+
+
+class JetStreamSink:
+    """Base of the sinks: the consumer (see the module docstring), dead letters, the counters.
+
+    Counters are plain attributes (for tests and the CLI summary) and Prometheus metrics labelled
+    with the consumer name (for operations), always updated together. `last_seq` is the durable
+    offset; a subclass sets it from its own store before subscribing.
+    """
+
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self.settings = settings
+        self.rows_written = 0
+        self.files_written = 0
+        self.skipped = 0
+        self.dead_letters = 0
+        self.write_retries = 0
+        self.resyncs = 0
+        self.last_seq = 0
+        self._next_delivery = 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then finish what is held (write, commit, acknowledge)."""
+        raise NotImplementedError
+
+    async def _connect(self) -> tuple[Client, JetStreamContext]:
+        """Connect (riding out later disconnects) and make sure the dead-letter stream exists."""
+        s = self.settings
+        nc = await nats.connect(s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = nc.jetstream()
+        with contextlib.suppress(BadRequestError):  # already there
+            await js.add_stream(StreamConfig(name=s.dead_letter_stream, subjects=[f"{s.dead_letter_prefix}.>"]))
+        return nc, js
+
+    async def _acked_floor(self, js: JetStreamContext) -> int:
+        """The stream sequence up to which the existing consumer saw every message acknowledged."""
+        try:
+            info = await js.consumer_info(self.settings.stream, self.settings.consumer)
+        except NotFoundError:
+            return 0
+        return (info.ack_floor.stream_seq if info.ack_floor else None) or 0
+
+    async def _subscribe(self, js: JetStreamContext, stop: asyncio.Event, max_ack_pending: int,
+                         previous: JetStreamContext.PullSubscription | None = None
+                         ) -> JetStreamContext.PullSubscription | None:
+        """(Re)create this sink's consumer to deliver everything after `last_seq`, in stream
+        order, and bind a fresh subscription to it (see the module docstring for why).
+
+        The ticks stream belongs to the publishers (they set its limits): until one has created
+        it, wait. Returns None when `stop` was set while waiting.
+        """
+        s = self.settings
+        if previous is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await previous.unsubscribe()
+        config = ConsumerConfig(name=s.consumer, durable_name=s.consumer, ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1,
+                                ack_wait=s.ack_wait_s, filter_subject=s.filter_subject,
+                                max_ack_pending=max_ack_pending)
+        while not stop.is_set():
+            try:
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_consumer(s.stream, s.consumer)
+                await js.add_consumer(s.stream, config)
+            except NotFoundError:
+                log.warning("stream %s does not exist yet; waiting for a publisher to create it", s.stream)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), s.retry_s)
+                continue
+            self._next_delivery = 1
+            return await js.pull_subscribe_bind(durable=s.consumer, stream=s.stream)
+        return None
+
+    async def _fetch(self, subscription: JetStreamContext.PullSubscription, batch: int, timeout_s: float
+                     ) -> list[Msg] | None:
+        """Up to `batch` messages; none when nothing came in time or the bus is briefly away (a
+        restarted server answers 503 until JetStream is back), and the caller just asks again.
+        None when a delivery is missing: the caller drops what it holds and resubscribes."""
+        try:
+            messages = await subscription.fetch(batch, timeout=timeout_s)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except BUS_AWAY as exc:
+            log.warning("bus unavailable (%s); retrying in %.1f s", type(exc).__name__, self.settings.retry_s)
+            await asyncio.sleep(self.settings.retry_s)
+            return []
+        for message in messages:
+            delivery = message.metadata.sequence.consumer
+            if delivery != self._next_delivery:
+                log.warning("delivery %d arrived where %d was due: resubscribing after stream sequence %d",
+                            delivery, self._next_delivery, self.last_seq)
+                self.resyncs += 1
+                RESYNCS.labels(self.settings.consumer).inc()
+                return None
+            self._next_delivery += 1
+        return messages
+
+    async def _dead_letter(self, js: JetStreamContext, message: Msg, reason: str) -> None:
+        """Publish an undecodable envelope to `<prefix>.<consumer>` with the reason in a header.
+
+        The Nats-Msg-Id (consumer and stream sequence) lets the dead-letter stream drop the copy
+        published again, within its duplicate window, when the poison message is delivered again
+        after a restart.
+        """
+        self.dead_letters += 1
+        DEAD_LETTERS.labels(self.settings.consumer).inc()
+        subject = f"{self.settings.dead_letter_prefix}.{self.settings.consumer}"
+        headers = {"Ticklake-Reason": reason[:1000], "Ticklake-Subject": message.subject,
+                   "Nats-Msg-Id": f"{self.settings.consumer}-{message.metadata.sequence.stream}"}
+        await js.publish(subject, message.data, headers=headers)
+        log.warning("dead letter on %s: %s", subject, reason)
+
+    def _count_skipped(self, messages: int) -> None:
+        """Count redelivered messages whose effect was already durable (the sink acknowledges them)."""
+        self.skipped += messages
+        SKIPPED.labels(self.settings.consumer).inc(messages)
+
+    def _count_write_retry(self) -> None:
+        self.write_retries += 1
+        WRITE_RETRIES.labels(self.settings.consumer).inc()
+
+    def _count_written(self, rows: int, files: int = 0) -> None:
+        self.rows_written += rows
+        self.files_written += files
+        ROWS_WRITTEN.labels(self.settings.consumer).inc(rows)
+        FILES_WRITTEN.labels(self.settings.consumer).inc(files)
+
+    def _set_last_seq(self, seq: int) -> None:
+        self.last_seq = seq
+        LAST_SEQ.labels(self.settings.consumer).set(seq)
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        return (f"consumer {self.settings.consumer}: {self.rows_written:,} rows written, {self.files_written:,} files, "
+                f"{self.skipped:,} skipped, {self.dead_letters:,} dead letters, {self.write_retries:,} write retries, "
+                f"last seq {self.last_seq:,}")
