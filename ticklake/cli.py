@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from storage.migrate import MigrationError, migrate
+from storage.parquet_sink import ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
+from storage.sink_consumer import JetStreamSink
+from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
 from ticklake.stack.health import Health, nats_health, postgres_health
@@ -259,6 +262,89 @@ def replay_server(
         raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(PROTOCOLS)})")
     faults = Faults(drop_after=drop_after, skip=set(skip or ()), corrupt_checksum=set(corrupt_checksum or ()))
     asyncio.run(run_replay_server(venue, captures, port, speed, faults, clients))
+
+
+sink_app = typer.Typer(no_args_is_help=True, help="Sinks: the bus into TimescaleDB or the Parquet lake, exactly once.")
+app.add_typer(sink_app, name="sink")
+
+ConsumerOption = Annotated[str, typer.Option(help="Durable consumer name: the sink's offset (and manifest).")]
+FilterOption = Annotated[str, typer.Option("--filter", help="Subject filter, e.g. ticks.*.binance-usdm.> to scale "
+                                                            "out: one consumer name per filter.")]
+BatchOption = Annotated[int, typer.Option(help="Messages per fetch.")]
+AckWaitOption = Annotated[float, typer.Option(help="Seconds before an unacknowledged message is redelivered.")]
+MetricsPortOption = Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")]
+
+
+def _bus_url(settings: Settings) -> str:
+    """The bus URL, checked now: a wrong address is one line here, not a reconnect loop later."""
+    url = local.nats_url(settings)
+    health = nats_health(url)
+    if not health.ok:
+        raise NatsError(health.detail)
+    return url
+
+
+def _run_sink(sink: JetStreamSink, metrics_port: int) -> None:
+    """Run until SIGINT/SIGTERM; the sink then finishes what it holds (writes, commits,
+    acknowledges) before the summary line is printed."""
+    import asyncio
+    import signal
+
+    from ticklake import logs, metrics
+
+    logs.configure()
+    metrics.serve(metrics_port)
+
+    async def until_signalled() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await sink.run(stop)
+
+    asyncio.run(until_signalled())
+    console.print(sink.summary(), soft_wrap=True)
+
+
+@sink_app.command("timescale")
+def sink_timescale(
+    consumer: ConsumerOption = SinkConfig.consumer,
+    filter_subject: FilterOption = SinkConfig.filter_subject,
+    batch: BatchOption = SinkConfig.batch,
+    ack_wait: AckWaitOption = SinkConfig.ack_wait_s,
+    metrics_port: MetricsPortOption = 0,
+) -> None:
+    """JetStream into the hypertables: binary COPY and the offset in one transaction, acks after the commit."""
+    settings = _settings()
+    dsn = local.pg_dsn(settings)
+    health = postgres_health(dsn)
+    if not health.ok:
+        raise DatabaseUnavailable(health.detail)
+    config = SinkConfig(_bus_url(settings), dsn, consumer=consumer, filter_subject=filter_subject, batch=batch,
+                        ack_wait_s=ack_wait)
+    _run_sink(TimescaleSink(config), metrics_port)
+
+
+@sink_app.command("parquet")
+def sink_parquet(
+    consumer: ConsumerOption = ParquetSinkConfig.consumer,
+    filter_subject: FilterOption = ParquetSinkConfig.filter_subject,
+    batch: BatchOption = ParquetSinkConfig.batch,
+    flush_rows: Annotated[int, typer.Option(help="Flush when the buffer holds this many rows.")] = (
+        ParquetSinkConfig.flush_rows),
+    flush_age: Annotated[float, typer.Option(help="Flush when the oldest buffered message is this many seconds "
+                                                  "old.")] = ParquetSinkConfig.flush_age_s,
+    lake: Annotated[str | None, typer.Option(help="Lake root, a path or s3://bucket/prefix (default: "
+                                                  "TICKLAKE_LAKE).")] = None,
+    ack_wait: AckWaitOption = ParquetSinkConfig.ack_wait_s,
+    metrics_port: MetricsPortOption = 0,
+) -> None:
+    """JetStream into the Parquet lake: a file per type, venue and day each flush, then the manifest, then acks."""
+    settings = _settings()
+    config = ParquetSinkConfig(_bus_url(settings), lake or settings.lake_root, consumer=consumer,
+                               filter_subject=filter_subject, batch=batch, flush_rows=flush_rows,
+                               flush_age_s=flush_age, ack_wait_s=ack_wait)
+    _run_sink(ParquetSink(config), metrics_port)
 
 
 def main() -> None:
