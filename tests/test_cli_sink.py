@@ -19,6 +19,7 @@ from pathlib import Path
 import nats
 import psycopg
 
+from ingest.publisher import BusConfig, Publisher
 from normalize.records import Record
 from storage.parquet_sink import MANIFEST_DIR
 from tests.sink_data import (
@@ -127,23 +128,40 @@ async def test_sigterm_flushes_the_buffer_and_prints_a_summary(bus: EmbeddedNats
     assert_lake_equals(read_local(lake), records)
 
 
+async def _trickle(url: str, records: list[Record], spool: Path, chunks: int = 20, pause_s: float = 0.05) -> None:
+    """Publish in chunks with pauses: records keep arriving for at least `chunks` x `pause_s`."""
+    publisher = Publisher(BusConfig(url, max_records=300), spool)
+    await publisher.start()
+    try:
+        size = -(-len(records) // chunks)
+        for start in range(0, len(records), size):
+            publisher.submit(records[start:start + size])
+            await publisher.flush()
+            await asyncio.sleep(pause_s)
+    finally:
+        await publisher.close()
+
+
 async def _kill_mid_run_and_restart(url: str, kind: str, env: dict[str, str], venue: str, records: list[Record],
                                     args: list[str], tmp_path: Path, durable: Callable[[], Awaitable[bool]]) -> None:
-    """Start the sink and publish; `kill -9` it at a random moment after its first durable write
-    (`durable` tells), then restart it and let it catch up. Only its own venue's subjects are
-    consumed (the filter), so each round sees only its records in the shared stream."""
+    """Publish a first chunk, start the sink, and once its first write is durable (`durable`
+    tells) trickle the rest in while a `kill -9` lands at a random moment; then restart it and
+    let it catch up. Only its own venue's subjects are consumed (the filter), so each round sees
+    only its records in the shared stream."""
     consumer = f"{kind}-{venue}"
     common = ["--consumer", consumer, "--filter", f"ticks.*.{venue}.>", "--ack-wait", "1.5", *args]
+    head = len(records) // 20
+    await publish(url, records[:head], tmp_path / f"spool-{venue}-head")
     first = Sink.start(env, tmp_path / f"out-{venue}-1", kind, *common)
     try:
-        await publish(url, records, tmp_path / f"spool-{venue}")
         await first.wait_for("a first durable write", durable)
-        delay = random.uniform(0.0, 0.3)
+        trickle = asyncio.create_task(_trickle(url, records[head:], tmp_path / f"spool-{venue}"))
+        delay = random.uniform(0.05, 0.6)
         await asyncio.sleep(delay)
     finally:
         first.kill()
-    state = await _consumer_state(url, consumer)
-    assert state is not None and state[1] + state[2] > 0, f"killed {delay:.2f} s in, the sink still had work"
+    assert not trickle.done(), f"killed {delay:.2f} s into the trickle, while records were still arriving"
+    await trickle
     second = Sink.start(env, tmp_path / f"out-{venue}-2", kind, *common)
     try:
         async def caught_up() -> bool:
