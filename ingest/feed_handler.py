@@ -61,6 +61,11 @@ class HandlerConfig:
     backoff_max_s: float = 30.0
     poll_interval_s: float = 60.0
     rest_timeout_s: float = 10.0
+    resubscribe_retry_s: float = 5.0
+    """After a resubscribe for a book snapshot, how long before asking again if none came."""
+    top_depth: int = 0
+    """Levels per side of the periodic top-N book snapshots (book_top); 0: none."""
+    top_every_s: float = 1.0
 
 
 class FeedHandler:
@@ -80,6 +85,7 @@ class FeedHandler:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connection_id = ""
         self._last_frame = 0.0
+        self._ws: websockets.ClientConnection | None = None
 
     # -- journal ------------------------------------------------------------------------------
     def _journal(self, event: str, detail: str, connection_id: str) -> None:
@@ -96,6 +102,8 @@ class FeedHandler:
             self._session = session
             processor = asyncio.create_task(self._process())
             poller = asyncio.create_task(self._poll(stop))
+            if self.config.top_depth:
+                self._tasks.add(asyncio.create_task(self._tops(stop)))
             for url in self.connection.metadata_urls():
                 await self._fetch(url)
             try:
@@ -126,7 +134,13 @@ class FeedHandler:
                     self._journal("connect", self.connection.stream_url()[:200], connection_id)
                     for message in self.connection.subscribe_messages():
                         await ws.send(message)
-                    reason = await self._read(ws, connection_id, stop)
+                    self._ws = ws
+                    pinger = asyncio.create_task(self._heartbeat(ws))
+                    try:
+                        reason = await self._read(ws, connection_id, stop)
+                    finally:
+                        self._ws = None
+                        pinger.cancel()
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             self.stats.disconnects += 1
@@ -163,6 +177,18 @@ class FeedHandler:
             raise
         finally:
             watchdog.cancel()
+
+    async def _heartbeat(self, ws: websockets.ClientConnection) -> None:
+        """The venue's application-level ping, if it wants one (its pongs are frames like any
+        other: captured, and ignored by the normalizer)."""
+        beat = self.connection.heartbeat()
+        if beat is None:
+            return
+        interval, text = beat
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(interval)
+                await ws.send(text)
 
     async def _watch(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event,
                      ending: list[str]) -> None:
@@ -213,8 +239,9 @@ class FeedHandler:
                 self.queue.task_done()
 
     async def _snapshot(self, symbol: str) -> None:
-        """Fetch one symbol's snapshot, respecting the venue-wide snapshot rate. The symbol stays
-        pending until the processor has applied the snapshot, so no duplicate is requested."""
+        """Get one symbol a fresh book, respecting the venue-wide snapshot rate: over REST, or by
+        subscribing its book channel again where the venue resends snapshots on the socket. The
+        symbol stays pending until the processor has the snapshot, so none is asked twice."""
         async with self._snapshot_slot:
             wait = self._last_snapshot + 1 / self.connection.snapshots_per_second - time.monotonic()
             if wait > 0:
@@ -222,15 +249,36 @@ class FeedHandler:
             self._last_snapshot = time.monotonic()
         self.stats.snapshots += 1
         url = self.connection.snapshot_url(symbol)
+        if url is None:
+            await self._resubscribe(symbol)
+            return
         self._snapshot_urls[url] = symbol
         if not await self._fetch(url):
             self._snapshot_urls.pop(url, None)
             self._pending_snapshots.discard(symbol)
 
+    async def _resubscribe(self, symbol: str) -> None:
+        ws = self._ws
+        try:
+            if ws is not None:
+                for message in self.connection.resubscribe_messages(symbol):
+                    await ws.send(message)
+        except ConnectionClosed:
+            pass  # the reconnect subscribes everything again
+        finally:
+            # the snapshot comes back as an ordinary frame; if it does not, ask again later
+            await asyncio.sleep(self.config.resubscribe_retry_s)
+            self._pending_snapshots.discard(symbol)
+
     async def _fetch(self, url: str, attempts: int = 5) -> bool:
+        """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface)."""
+        target, _, post_body = url.partition("#")
         for attempt in range(attempts):
             try:
-                async with self._session.get(url) as response:
+                request = (self._session.post(target, data=post_body.encode(),
+                                              headers={"Content-Type": "application/json"})
+                           if post_body else self._session.get(target))
+                async with request as response:
                     body = await response.read()
                     ts_recv = time.time_ns()
                     if response.status == 200:
@@ -243,6 +291,23 @@ class FeedHandler:
             log.warning("REST %s failed (%s), attempt %d", url, reason, attempt + 1)
             await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
         return False
+
+    def book_tops(self, depth: int) -> Emitted:
+        """Top-`depth` snapshots of every book in sync, now (on demand), also handed to the sink."""
+        out = Emitted()
+        self.normalizer.book_tops(depth, time.time_ns(), out)
+        self.sink(out)
+        return out
+
+    async def _tops(self, stop: asyncio.Event) -> None:
+        """Snapshots on a wall-clock grid (every top_every_s), so hosts and runs line up."""
+        every_ns = int(self.config.top_every_s * 1e9)
+        while not stop.is_set():
+            now = time.time_ns()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ((now // every_ns + 1) * every_ns - now) / 1e9)
+            if not stop.is_set():
+                self.book_tops(self.config.top_depth)
 
     async def _poll(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

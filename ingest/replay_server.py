@@ -12,7 +12,8 @@ were sent on it; `skip` never sends the frames at those playback indexes (a sequ
 holds every frame from a playback index on for a while, connections open (a venue gone quiet).
 
 Per-venue protocol (subscription, which stream a frame belongs to, REST answers) lives in a
-ReplayProtocol; `PROTOCOLS` maps venue ids to them.
+ReplayProtocol; `PROTOCOLS` maps venue ids to them. Served with aiohttp: venues answer REST over
+GET and POST (Hyperliquid's `/info` takes a JSON body), on the same port as the WebSocket.
 """
 
 from __future__ import annotations
@@ -22,14 +23,9 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Protocol
-from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from aiohttp import WSMsgType, web
 
 from ingest.frames import Frame
 from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
@@ -37,7 +33,7 @@ from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
 
 class ReplayProtocol(Protocol):
     def streams_from_path(self, path: str) -> set[str]:
-        """Streams subscribed by the connection URL itself."""
+        """Streams subscribed by the connection URL itself (path and query)."""
 
     def on_client_message(self, text: str, streams: set[str]) -> str | None:
         """Apply a subscribe/ping message; return the reply to send, if any."""
@@ -48,14 +44,14 @@ class ReplayProtocol(Protocol):
     def observe(self, payload: bytes) -> None:
         """Every frame at its playback position, sent or skipped: keeps venue-side state."""
 
-    def rest(self, path: str, query: dict[str, list[str]]) -> bytes | None:
+    def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
         """Body for a REST request, or None for 404."""
 
     def corrupt(self, payload: bytes) -> bytes:
         """The frame with its checksum altered (venues without checksums raise)."""
 
 
-PROTOCOLS: dict[str, type[BinanceUsdmReplay]] = {"binance-usdm": BinanceUsdmReplay}
+PROTOCOLS: dict[str, type[ReplayProtocol]] = {"binance-usdm": BinanceUsdmReplay}
 
 
 @dataclass
@@ -69,7 +65,7 @@ class Faults:
 
 @dataclass
 class _Client:
-    connection: ServerConnection
+    connection: web.WebSocketResponse
     streams: set[str]
     number: int
     sent: int = 0
@@ -80,7 +76,7 @@ class _Client:
 class ReplayServer:
     def __init__(self, venue: str, frames: Sequence[Frame], speed: float = 0.0, faults: Faults | None = None,
                  host: str = "127.0.0.1", port: int = 0, min_clients: int = 1) -> None:
-        self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)
+        self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)  # type: ignore[call-arg]
         self.ws_frames = [f for f in frames if f.kind == "ws"]
         self.speed, self.faults = speed, faults or Faults()
         self.host, self.port = host, port
@@ -92,7 +88,7 @@ class ReplayServer:
         self.position = 0
         self.finished = asyncio.Event()
         self._client_present = asyncio.Event()
-        self._server: Server | None = None
+        self._runner: web.AppRunner | None = None
         self._playback: asyncio.Task[None] | None = None
 
     @property
@@ -104,9 +100,14 @@ class ReplayServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await serve(self._handle, self.host, self.port, process_request=self._process_request,
-                                   compression=None, max_size=None)
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._route)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self._playback = asyncio.create_task(self._play())
 
     async def stop(self) -> None:
@@ -114,34 +115,34 @@ class ReplayServer:
             self._playback.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._playback
-        if self._server:
-            self._server.close()
-            await self._server.wait_closed()
+        for client in list(self.clients):
+            await client.connection.close()
+        if self._runner:
+            await self._runner.cleanup()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _route(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return None
-        parts = urlsplit(request.path)
-        body = self.protocol.rest(parts.path, parse_qs(parts.query))
+            return await self._websocket(request)
+        query = {key: request.query.getall(key) for key in request.query}
+        body = self.protocol.rest(request.method, request.path, query, await request.read())
         if body is None:
-            return Response(HTTPStatus.NOT_FOUND, "Not Found", Headers(), b'{"code":-1,"msg":"not found"}')
-        headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return Response(HTTPStatus.OK, "OK", headers, body)
+            return web.Response(status=404, body=b'{"code":-1,"msg":"not found"}', content_type="application/json")
+        return web.Response(body=body, content_type="application/json")
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        connection = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        await connection.prepare(request)
         self.connections += 1
-        client = _Client(connection, self.protocol.streams_from_path(connection.request.path if connection.request
-                                                                     else "/"), self.connections)
+        client = _Client(connection, self.protocol.streams_from_path(request.path_qs), self.connections)
         self.clients.append(client)
         self._client_present.set()
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
-                reply = self.protocol.on_client_message(str(message), client.streams)
-                if reply is not None:
-                    await connection.send(reply)
-        except ConnectionClosed:
-            pass
+                if message.type is WSMsgType.TEXT:
+                    reply = self.protocol.on_client_message(message.data, client.streams)
+                    if reply is not None:
+                        await connection.send_str(reply)
         finally:
             self.clients.remove(client)
             if not self.clients:
@@ -151,6 +152,7 @@ class ReplayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
             self._drain(client)
+        return connection
 
     def _drain(self, client: _Client) -> None:
         while not client.queue.empty():
@@ -160,13 +162,13 @@ class ReplayServer:
         while True:
             payload = await client.queue.get()
             try:
-                await client.connection.send(payload.decode())
-            except ConnectionClosed:
+                await client.connection.send_str(payload.decode())
+            except (ConnectionError, RuntimeError):  # closing or closed
                 self.undelivered.append(payload)
                 return
             client.sent += 1
             if self.faults.drop_after is not None and client.number == 1 and client.sent >= self.faults.drop_after:
-                await client.connection.close(1001, "replay fault: connection dropped")
+                await client.connection.close(code=1001, message=b"replay fault: connection dropped")
                 return
 
     async def _play(self) -> None:

@@ -7,7 +7,13 @@ recomputed with one max/min over the side only when the best level itself is rem
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
+
+import msgspec
+
+from normalize.flags import DERIVED, LAST, MAYBE_BAD_BOOK
+from normalize.records import BookTop
 
 BID = 1
 ASK = -1
@@ -62,7 +68,21 @@ class L2Book:
         return self.best_bid is not None and self.best_ask is not None and self.best_bid >= self.best_ask
 
     def top(self, depth: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-        """The best `depth` levels per side, best first (bids descending, asks ascending)."""
-        bids = sorted(self.bids.items(), reverse=True)[:depth]
-        asks = sorted(self.asks.items())[:depth]
-        return bids, asks
+        """The best `depth` levels per side, best first (bids descending, asks ascending); a
+        partial selection, not a sort of the whole side (books hold thousands of levels)."""
+        bids, asks = self.bids, self.asks
+        return ([(p, bids[p]) for p in heapq.nlargest(depth, bids)],
+                [(p, asks[p]) for p in heapq.nsmallest(depth, asks)])
+
+
+def top_rows(book: L2Book, depth: int, venue: str, symbol: str, instrument: str, ts_event: int, ts_recv: int,
+             exch_seq: int | None) -> list[BookTop]:
+    """A top-N snapshot of the book as BookTop rows: bids then asks, best first, LAST on the last."""
+    flags = DERIVED | (MAYBE_BAD_BOOK if book.crossed() else 0)
+    bids, asks = book.top(depth)
+    rows = [BookTop(venue, symbol, instrument, ts_event, ts_recv, None, exch_seq, flags, side, level, price, size)
+            for side, levels in ((1, bids), (-1, asks))
+            for level, (price, size) in enumerate(levels, start=1)]
+    if rows:
+        rows[-1] = msgspec.structs.replace(rows[-1], flags=flags | LAST)
+    return rows

@@ -270,6 +270,25 @@ class FeedStatus(Record, frozen=True, array_like=True, gc=False):
     seq_to: int | None = None
 
 
+class BookTop(Record, frozen=True, array_like=True, gc=False):
+    """One level of a top-N book snapshot taken from ticklake's own book (long format).
+
+    Taken on demand or every interval (`--top-depth`/`--top-every`), so a query for the book at a
+    time reads N rows instead of replaying deltas. `level` counts from 1 (best) per side.
+    `ts_event` is the venue time of the last update applied to the book, `ts_recv` when the
+    snapshot was taken; `exch_seq` the book's last update id. Rows carry DERIVED, the last one LAST,
+    and MAYBE_BAD_BOOK when the book is crossed.
+    """
+
+    record_type: ClassVar[str] = "book_top"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_recv", "side", "level")
+
+    side: Int8
+    level: Int32
+    price: float
+    size: float
+
+
 FEED_EVENTS: tuple[str, ...] = (
     "connect", "disconnect", "gap", "checksum_failure", "resync_start", "resync_done",
     "stale", "queue_overflow",
@@ -277,8 +296,10 @@ FEED_EVENTS: tuple[str, ...] = (
 
 RECORD_CLASSES: dict[str, type[Record]] = {
     cls.record_type: cls
-    for cls in (Trade, BookDelta, Bbo, Funding, MarkIndex, OpenInterest, Liquidation, Instrument, FeedStatus)
+    for cls in (Trade, BookDelta, Bbo, Funding, MarkIndex, OpenInterest, Liquidation, Instrument, FeedStatus,
+                BookTop)
 }
-"""Record type name -> class. The names are also the lake's top folders and the hypertables."""
+"""Record type name -> class. The names are also the lake's top folders and the hypertables.
+New types go at the end: the wire codec's type codes follow this order."""
 
 RECORD_TYPES: tuple[str, ...] = tuple(RECORD_CLASSES)

@@ -21,6 +21,7 @@ CHUNK_HOURS: dict[str, int] = {
     "trade": 6,
     "book_delta": 2,
     "bbo": 6,
+    "book_top": 6,
     "feed_status": 24 * 7,
     "instrument": 24 * 7,
 }

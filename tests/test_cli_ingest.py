@@ -14,7 +14,7 @@ import polars as pl
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
-from normalize.records import BookDelta, FeedStatus, Record, Trade, expand
+from normalize.records import BookDelta, BookTop, FeedStatus, Record, Trade, expand
 from tests.binance_data import CRYPTOFEED_RUN
 from tests.bus_data import stream_records
 from ticklake.stack.nats import EmbeddedNats
@@ -60,7 +60,7 @@ def test_two_feeds_in_one_process_publish_every_trade_to_the_bus(tmp_path: Path,
         env.update(TICKLAKE_HOME=str(tmp_path / "home"), TICKLAKE_NATS_URL=bus.url)
         result = subprocess.run(
             [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "SUSHIUSDT,AKROUSDT",
-             "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT",
+             "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT", "--top-depth", "3", "--top-every", "0.5",
              "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4"],
             env=env, capture_output=True, text=True, timeout=120, check=False)
     finally:
@@ -85,5 +85,8 @@ def test_two_feeds_in_one_process_publish_every_trade_to_the_bus(tmp_path: Path,
     assert sorted(snapshot_ids) == ["AKROUSDT", "CTKUSDT", "KEEPUSDT", "SUSHIUSDT"]
     assert set(live) == {(symbol, u) for symbol, u in diffs(expand(offline.records)) if u >= snapshot_ids[symbol]}
     assert not [r for r in stored if isinstance(r, FeedStatus) and r.event == "gap"]
+    tops = [r for r in stored if isinstance(r, BookTop)]
+    assert {r.symbol for r in tops} == {"SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"}
+    assert {r.level for r in tops} == {1, 2, 3}
     writers = sorted(p.name.split("-2")[0] for p in (tmp_path / "home" / "capture" / "binance-usdm").glob("*/*"))
     assert writers == ["binance-usdm-feed0", "binance-usdm-feed1"]

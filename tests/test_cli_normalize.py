@@ -14,8 +14,8 @@ TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 CAPTURES = CRYPTOFEED_RUN
 
 
-def _normalize(out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([TICKLAKE, "normalize", "binance-usdm", *map(str, CAPTURES), "--out", str(out)],
+def _normalize(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TICKLAKE, "normalize", "binance-usdm", *map(str, CAPTURES), "--out", str(out), *extra],
                           capture_output=True, text=True, check=False, timeout=120)
 
 
@@ -35,6 +35,19 @@ def test_normalize_writes_the_lake_layout(tmp_path: Path) -> None:
     again = _normalize(tmp_path)
     assert again.returncode == 0
     assert pl.read_parquet(f"{tmp_path}/trade/**/*.parquet").height == 91
+
+
+def test_top_n_snapshots_on_a_grid(tmp_path: Path) -> None:
+    result = _normalize(tmp_path, "--top-depth", "5", "--top-every", "2.5")
+    assert result.returncode == 0, result.stderr
+    tops = pl.read_parquet(f"{tmp_path}/book_top/**/*.parquet")
+    per_snapshot = tops.group_by("instrument", "ts_recv").agg(pl.len(), pl.col("level").max(),
+                                                             (pl.col("flags") & 2).sum().alias("last"))
+    assert per_snapshot["len"].to_list() == [10] * per_snapshot.height
+    assert set(per_snapshot["level"]) == {5} and set(per_snapshot["last"]) == {2}
+    assert all(ts % 2_500_000_000 == 0 for ts in tops["ts_recv"].cast(pl.Int64))
+    # 30 s of data: every book is snapshotted at every grid time after its REST snapshot
+    assert per_snapshot.group_by("instrument").len()["len"].min() >= 10
 
 
 def test_unknown_venue_and_missing_file(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_up_status_migrate_selfcheck_down(home: Path) -> None:
     check = _run(env, "selfcheck")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "selfcheck passed" in check.stdout
-    assert check.stdout.count("\nok   ") + check.stdout.startswith("ok   ") == 37
+    assert check.stdout.count("\nok   ") + check.stdout.startswith("ok   ") == 41
 
     again = _run(env, "up")  # idempotent: same servers, same ports
     addresses = [line.split()[2] for line in up.stdout.splitlines()]

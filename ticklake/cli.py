@@ -151,11 +151,14 @@ def normalize_command(
     venue: Annotated[str, typer.Argument(help="Venue id, e.g. binance-usdm.")],
     captures: Annotated[list[Path], typer.Argument(help="Capture files of one run (any supported format).")],
     out: Annotated[Path, typer.Option("--out", help="Output lake directory.")],
+    top_depth: Annotated[int, typer.Option(help="Also write top-N book snapshots (book_top) of this many "
+                                                "levels per side (0: none).")] = 0,
+    top_every: Annotated[float, typer.Option(help="Seconds of receive time between top-N snapshots.")] = 1.0,
 ) -> None:
     """Normalize recorded captures offline (the live code path) into Parquet in the lake layout."""
     from ingest.capture_formats import CaptureFormatError, read_frames
     from ingest.dead_letters import append_dead_letters
-    from ingest.offline import normalize_frames
+    from ingest.offline import TopSchedule, normalize_frames
     from normalize.venues.registry import NORMALIZERS
     from storage.lake_write import write_records
 
@@ -165,7 +168,8 @@ def normalize_command(
         if not path.is_file():
             raise SettingsError(f"capture not found: {path}")
     try:
-        emitted, normalizer = normalize_frames(venue, read_frames(captures))
+        tops = TopSchedule(top_depth, int(top_every * 1e9)) if top_depth else None
+        emitted, normalizer = normalize_frames(venue, read_frames(captures), tops)
     except CaptureFormatError as exc:
         raise SettingsError(str(exc)) from None
     written = write_records(str(out), emitted.records, part_name="normalized")
@@ -198,11 +202,15 @@ def ingest(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     capture: Annotated[bool, typer.Option(help="Record raw frames under $TICKLAKE_HOME/capture.")] = True,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
+    top_depth: Annotated[int, typer.Option(help="Publish top-N book snapshots (book_top) of this many levels "
+                                                "per side (0: none).")] = 0,
+    top_every: Annotated[float, typer.Option(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
 ) -> None:
     """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
     directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
     import asyncio
 
+    from ingest.feed_handler import HandlerConfig
     from ingest.sharding import ShardError, parse_shard
     from ingest.venues.registry import CONNECTIONS
     from ticklake import logs
@@ -225,8 +233,9 @@ def ingest(
     output = (lake_output(str(out), settings.home) if out
               else bus_output(local.nats_url(settings), settings.home, feeds))
     capture_root = settings.home / "capture" if capture else None
+    config = HandlerConfig(top_depth=top_depth, top_every_s=top_every)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
-                                      metrics_port=metrics_port))
+                                      metrics_port=metrics_port, config=config))
     for feed in feeds:
         console.print(f"feed {feed.venue} {feed.label or '-'}: {','.join(feed.symbols)}")
     for record_type, rows in sorted(output.rows.items()):
@@ -237,6 +246,42 @@ def ingest(
                   f"disconnects {sum(s.disconnects for s in stats)}, stale {sum(s.stale for s in stats)}, "
                   f"queue overflows {sum(s.overflows for s in stats)}, snapshots {sum(s.snapshots for s in stats)}, "
                   f"REST errors {sum(s.rest_errors for s in stats)}, dead letters {output.dead_letters}")
+
+
+@app.command()
+def run(
+    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds.")],
+    symbols: Annotated[list[str], typer.Option(help="Comma-separated venue symbols of the matching --venue.")],
+    ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
+    rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    catch_up: Annotated[float, typer.Option(help="Seconds the sinks get to drain the stream at shutdown.")] = 60.0,
+    metrics_port: Annotated[int, typer.Option(help="First of three Prometheus ports: ingest, Timescale sink, "
+                                                   "Parquet sink (0: off).")] = 0,
+) -> None:
+    """Handlers, bus publishing and both sinks in one process tree; SIGINT/SIGTERM stops it cleanly
+    (handlers publish what they hold, sinks catch up, flush, commit and acknowledge)."""
+    from ticklake.run_all import run_all
+
+    settings = _settings()
+    nats_url = local.nats_url(settings)
+    local.pg_dsn(settings)  # fail here, with the usual message, when the stack is not up
+    ingest_args: list[str] = []
+    if len(venue) != len(symbols):
+        raise SettingsError(f"{len(venue)} --venue but {len(symbols)} --symbols: give one --symbols per --venue")
+    for name, group in zip(venue, symbols, strict=True):
+        ingest_args += ["--venue", name, "--symbols", group]
+    for flag, value in (("--ws-url", ws_url), ("--rest-url", rest_url)):
+        if value:
+            ingest_args += [flag, value]
+    sink_args: dict[str, list[str]] = {"timescale": [], "parquet": []}
+    if metrics_port:
+        ingest_args += ["--metrics-port", str(metrics_port)]
+        sink_args = {"timescale": ["--metrics-port", str(metrics_port + 1)],
+                     "parquet": ["--metrics-port", str(metrics_port + 2)]}
+    code = run_all(ingest_args, sink_args, nats_url, duration, catch_up)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("replay-server")

@@ -157,7 +157,7 @@ def lake_output(root: str, home: Path) -> LakeOutput:
 
 async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path | None, ws_url: str | None,
                      rest_url: str | None, duration_s: float | None, flush_s: float = 5.0,
-                     metrics_port: int = 0) -> list[FeedHandler]:
+                     metrics_port: int = 0, config: HandlerConfig | None = None) -> list[FeedHandler]:
     from ticklake import metrics
 
     if isinstance(output, BusOutput):
@@ -168,8 +168,8 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
         connection = CONNECTIONS[feed.venue](symbols=list(feed.symbols), **overrides)  # type: ignore[call-arg]
         capture = CaptureWriter(capture_root, feed.venue, writer=feed.label) if capture_root else None
         captures.append(capture)
-        handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture, HandlerConfig(),
-                                    label=feed.label))
+        handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture,
+                                    config or HandlerConfig(), label=feed.label))
     metrics.serve(metrics_port, lambda: handlers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

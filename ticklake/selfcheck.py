@@ -25,6 +25,7 @@ from normalize.records import (
     Bbo,
     BookDelta,
     BookDeltas,
+    BookTop,
     FeedStatus,
     Funding,
     Instrument,
@@ -63,6 +64,8 @@ def example_records() -> list[Record]:
         FeedStatus(venue="binance-usdm", symbol="", instrument="", ts_event=_TS, ts_recv=_TS, ts_exch=None,
                    exch_seq=None, flags=0, event="gap", connection_id="c-1", detail="pu 11 != previous u 10",
                    seq_from=10, seq_to=12),
+        BookTop(**_COMMON, ts_event=_TS, ts_recv=_TS + 77, ts_exch=None, exch_seq=5_123_107_853_551,
+                flags=Flag.DERIVED | Flag.LAST, side=-1, level=20, price=65433.9, size=0.007),
     ]
 
 

@@ -36,6 +36,12 @@ class BinanceUsdmConnection:
     def subscribe_messages(self) -> list[str]:
         return []
 
+    def heartbeat(self) -> tuple[float, str] | None:
+        return None
+
+    def resubscribe_messages(self, symbol: str) -> list[str]:
+        return []
+
     def snapshot_url(self, symbol: str) -> str:
         return f"{self.rest_base}/fapi/v1/depth?symbol={symbol}&limit=1000"
 

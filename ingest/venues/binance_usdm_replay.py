@@ -103,7 +103,7 @@ class BinanceUsdmReplay:
         if book is not None:
             book.apply(diff)
 
-    def rest(self, path: str, query: dict[str, list[str]]) -> bytes | None:
+    def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
         symbol = query.get("symbol", [""])[0]
         if path == "/fapi/v1/depth":
             book = self.books.get(symbol)

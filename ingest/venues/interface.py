@@ -1,5 +1,10 @@
 """What the feed handler needs from a venue's connection module: URLs and the venue's rules.
 
+REST requests are URLs; a request that must be POSTed carries its JSON body as the URL's
+fragment (`https://api.hyperliquid.xyz/info#{"type":"meta"}`): the handler POSTs the body to
+the URL without it, and the capture and the normalizer see the whole string, so they know
+which request a body answers.
+
 Everything else (parsing, books, sequence rules) is the normalizer's; see
 normalize/venues/interface.py. A venue is added by one module implementing this, one
 implementing VenueNormalizer, and a line in each registry.
@@ -25,8 +30,16 @@ class VenueConnection(Protocol):
     def subscribe_messages(self) -> list[str]:
         """Messages to send right after connecting (empty where the URL subscribes)."""
 
-    def snapshot_url(self, symbol: str) -> str:
-        """REST book snapshot for one symbol."""
+    def heartbeat(self) -> tuple[float, str] | None:
+        """(interval in seconds, text) of an application-level ping the venue requires, if any
+        (WebSocket-level pings are answered by the client library)."""
+
+    def snapshot_url(self, symbol: str) -> str | None:
+        """REST book snapshot for one symbol; None where the venue resends a snapshot over the
+        socket when the book's channel is subscribed again (resubscribe_messages)."""
+
+    def resubscribe_messages(self, symbol: str) -> list[str]:
+        """Messages that make the venue send a fresh book snapshot for one symbol."""
 
     def metadata_urls(self) -> list[str]:
         """REST endpoints fetched once at start (instrument metadata)."""

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import L2Book
+from normalize.book import L2Book, top_rows
 from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -247,6 +247,10 @@ class BookSync:
     snapshot_id: int | None = None
     breaks: int = 0
     applied: int = 0
+    ts_event: int = 0
+    """Venue time of the last message applied to the book."""
+    seq: int | None = None
+    """Update id of the last message applied."""
 
 
 class BinanceUsdm:
@@ -325,6 +329,12 @@ class BinanceUsdm:
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
 
+    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
+        for symbol, sync in self.books.items():
+            if sync.synced:
+                out.records.extend(top_rows(sync.book, depth, VENUE, symbol, sync.instrument, sync.ts_event, ts_recv,
+                                            sync.seq))
+
     # -- order books --------------------------------------------------------------------------
     def _book(self, symbol: str) -> BookSync:
         sync = self.books.get(symbol)
@@ -386,6 +396,7 @@ class BinanceUsdm:
         the derived BBO."""
         book = sync.book
         book.apply_levels(bids, asks)
+        sync.ts_event, sync.seq = ts_event, seq
         symbol, instrument = sync.symbol, sync.instrument
         records = out.records
         records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, bids, asks))

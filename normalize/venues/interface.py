@@ -24,3 +24,6 @@ class VenueNormalizer(Protocol):
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         """Per venue symbol: (diffs applied, sequence breaks, in sync)."""
+
+    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
+        """Append a top-`depth` BookTop snapshot of every book in sync, taken at ts_recv."""
