@@ -30,6 +30,9 @@ class Flag(IntFlag):
     round-trip through float64; the raw capture keeps the exact text."""
     SAMPLED = 256
     """The venue publishes only a sample of these events (e.g. Binance forceOrder)."""
+    DEPTH_LIMITED = 512
+    """The venue publishes only the top levels of this book (e.g. Hyperliquid's 20 per side):
+    a level that leaves that window is removed here though it may still rest on the venue."""
 
 
 # Plain-int aliases for hot paths: arithmetic on IntFlag members costs about 0.5 us per operation,
@@ -43,3 +46,4 @@ FROM_REST: Final = int(Flag.FROM_REST)
 DERIVED: Final = int(Flag.DERIVED)
 INEXACT: Final = int(Flag.INEXACT)
 SAMPLED: Final = int(Flag.SAMPLED)
+DEPTH_LIMITED: Final = int(Flag.DEPTH_LIMITED)
