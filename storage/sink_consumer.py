@@ -51,6 +51,10 @@ BUS_AWAY = (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.
 """Fetch errors of a bus that is restarting or reconnecting: retried, not fatal."""
 
 
+class OffsetAhead(RuntimeError):
+    """The sink's durable offset is beyond the end of the stream: starting would lose data."""
+
+
 class ConsumerSettings(Protocol):
     """The fields of a sink's configuration that concern the bus (both sink configs have them)."""
 
@@ -123,6 +127,13 @@ class JetStreamSink:
                                 max_ack_pending=max_ack_pending)
         while not stop.is_set():
             try:
+                last = (await js.stream_info(s.stream)).state.last_seq
+                if last < self.last_seq:
+                    raise OffsetAhead(
+                        f"consumer {s.consumer} has written through stream sequence {self.last_seq:,} but stream "
+                        f"{s.stream} ends at {last:,}: it was recreated, or this is another bus. Delivering from "
+                        f"{self.last_seq + 1:,} would skip its messages; reset this consumer's offset after "
+                        "checking, or use another consumer name")
                 with contextlib.suppress(NotFoundError):
                     await js.delete_consumer(s.stream, s.consumer)
                 await js.add_consumer(s.stream, config)

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from storage.migrate import MigrationError, migrate
-from storage.parquet_sink import ParquetSink, ParquetSinkConfig
+from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
-from storage.sink_consumer import JetStreamSink
+from storage.sink_consumer import JetStreamSink, OffsetAhead
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
@@ -28,7 +28,8 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema commands.")
 app.add_typer(db_app, name="db")
 console = Console(width=120)
 
-USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError)
+USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
+               OffsetAhead, ManifestBehind)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
 
 
