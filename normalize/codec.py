@@ -16,6 +16,7 @@ carry; it never returns partially decoded data.
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from normalize.arrow_schema import from_arrow, packed_to_arrow, schema_for, to_arrow
+from normalize.flags import LAST
 from normalize.records import RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
 WIRE_VERSION = 1
@@ -116,6 +118,56 @@ def decode(payload: bytes) -> tuple[str, list[Record]]:
     if header.encoding is Encoding.PACKED:
         return header.record_type, expand(_read_packed(header.record_type, body))  # type: ignore[arg-type]
     return header.record_type, from_arrow(_read_arrow(header.record_type, body), header.record_type)
+
+
+@cache
+def _row_decoder(record_type: str) -> msgspec.msgpack.Decoder[list[tuple[object, ...]]]:
+    """Rows straight to tuples in contract column order, validated by the field annotations."""
+    cls = RECORD_CLASSES[record_type]
+    hints = typing.get_type_hints(cls, include_extras=True)
+    row = tuple.__class_getitem__(tuple(hints[name] for name in cls.__struct_fields__))  # type: ignore[attr-defined]
+    return msgspec.msgpack.Decoder(list[row])  # type: ignore[valid-type]
+
+
+def decode_rows(payload: bytes) -> tuple[str, list[tuple[object, ...]]]:
+    """Envelope -> (record type, rows as tuples in contract column order, timestamps as int ns).
+
+    For row writers such as binary COPY: a msgpack or packed body becomes tuples without Struct
+    or Arrow objects in between (about three times cheaper than decode_arrow then to_pylist),
+    validated just the same.
+    """
+    header = read_header(payload)
+    body = memoryview(payload)[3:]
+    if header.encoding is Encoding.MSGPACK:
+        try:
+            return header.record_type, _row_decoder(header.record_type).decode(body)
+        except msgspec.DecodeError as exc:
+            raise CodecError(f"malformed {header.record_type} msgpack body: {exc}") from None
+    if header.encoding is Encoding.PACKED:
+        return header.record_type, packed_rows(_read_packed(header.record_type, body))
+    table = _read_arrow(header.record_type, body)
+    columns = [(c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c).to_pylist() for c in table.columns]
+    return header.record_type, list(zip(*columns, strict=True))
+
+
+def packed_rows(messages: list[BookDeltas]) -> list[tuple[object, ...]]:
+    """book_delta rows of packed messages as tuples, in the order and with the flags of rows()."""
+    rows: list[tuple[object, ...]] = []
+    for m in messages:
+        head = (m.venue, m.symbol, m.instrument, m.ts_event, m.ts_recv, m.ts_exch, m.exch_seq, m.flags)
+        start = len(rows)
+        if m.bids_native is None and m.asks_native is None:
+            rows += [(*head, 1, price, size, None) for price, size in m.bids]
+            rows += [(*head, -1, price, size, None) for price, size in m.asks]
+        else:
+            bids_native = m.bids_native or [None] * len(m.bids)
+            asks_native = m.asks_native or [None] * len(m.asks)
+            rows += [(*head, 1, p, q, n) for (p, q), n in zip(m.bids, bids_native, strict=True)]
+            rows += [(*head, -1, p, q, n) for (p, q), n in zip(m.asks, asks_native, strict=True)]
+        if len(rows) > start:
+            last = rows[-1]
+            rows[-1] = (*last[:7], m.flags | LAST, *last[8:])
+    return rows
 
 
 def _read_packed(record_type: str, body: memoryview) -> list[BookDeltas]:

@@ -1,6 +1,6 @@
 """The Timescale sink: a durable JetStream pull consumer writing hypertables exactly once.
 
-Per fetched batch: decode every envelope to Arrow, COPY (binary) each record type into its
+Per fetched batch: decode every envelope to row tuples, COPY (binary) each record type into its
 hypertable, and set this consumer's row in ticklake_sink_offsets to the highest stream
 sequence, all in one transaction; acknowledge only after the commit. The consumer delivers in
 order from that committed offset (storage/sink_consumer.py), so a batch committed just before a
@@ -21,14 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import psycopg
-import pyarrow as pa
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from normalize import codec
 from storage.pg import DatabaseUnavailable, connect
 from storage.sink_consumer import JetStreamSink
-from storage.timescale_rows import copy_table
+from storage.timescale_rows import copy_rows
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +123,22 @@ class TimescaleSink(JetStreamSink):
         Nothing is acknowledged or counted before the commit, so a batch retried after a
         database failure is handled exactly as the first time.
         """
-        tables: dict[str, list[pa.Table]] = defaultdict(list)
+        tables: dict[str, list[tuple[object, ...]]] = defaultdict(list)
         fresh = [m for m in messages if m.metadata.sequence.stream > self.last_seq]
         for message in fresh:
             try:
-                record_type, table = codec.decode_arrow(message.data)
+                record_type, rows_of = codec.decode_rows(message.data)
             except codec.CodecError as reason:
                 await self._dead_letter(js, message, str(reason))
                 continue
-            tables[record_type].append(table)
+            tables[record_type] += rows_of
         if fresh:
             highest = max(m.metadata.sequence.stream for m in fresh)
             rows = 0
             with conn.transaction(), conn.cursor() as cursor:
-                for record_type, parts in tables.items():
-                    rows += copy_table(cursor, record_type, pa.concat_tables(parts))
+                for record_type, table_rows in tables.items():
+                    copy_rows(cursor, record_type, table_rows)
+                    rows += len(table_rows)
                 cursor.execute(
                     """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq) VALUES (%s, %s, %s)
                        ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",

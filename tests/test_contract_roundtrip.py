@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import psycopg
 import pytest
@@ -36,6 +37,7 @@ def test_codec_identity(record_type: str, encoding: codec.Encoding) -> None:
         assert decoded_type == record_type
         assert decoded == records
         assert codec.decode_arrow(payload)[1].equals(to_arrow(records))
+        assert codec.decode_rows(payload) == (record_type, [msgspec.structs.astuple(r) for r in records])
 
     check()
 
@@ -59,6 +61,7 @@ def test_packed_book_messages_are_their_rows(encoding: codec.Encoding) -> None:
         expected = codec.Encoding.PACKED if encoding is codec.Encoding.MSGPACK else codec.Encoding.ARROW
         assert codec.read_header(payload).encoding is expected
         assert codec.decode(payload) == ("book_delta", rows)
+        assert codec.decode_rows(payload) == ("book_delta", [msgspec.structs.astuple(r) for r in rows])
         assert codec.decode_arrow(payload)[1].equals(to_arrow(messages))  # type: ignore[arg-type]
 
     check()
