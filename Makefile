@@ -28,14 +28,14 @@ demo: setup
 	$(BIN)/ticklake up
 	$(BIN)/ticklake db migrate
 	$(BIN)/ticklake selfcheck
-	$(BIN)/ticklake normalize binance-usdm $(BINANCE_CAPTURES) --out .ticklake/demo-offline
-	rm -rf .ticklake/demo-lake
+	$(BIN)/ticklake normalize binance-usdm $(BINANCE_CAPTURES) --out .ticklake/demo-offline --top-depth 10
 	port=$$($(BIN)/python -c 'from ticklake.stack.ports import free_port; print(free_port())'); \
 	$(BIN)/ticklake replay-server binance-usdm $(BINANCE_CAPTURES) --port $$port --speed 20 & server=$$!; \
 	$(BIN)/python -c "from ticklake.stack.ports import wait_listening; assert wait_listening($$port, 30)"; \
-	$(BIN)/ticklake ingest --venue binance-usdm --symbols SUSHIUSDT,AKROUSDT,KEEPUSDT,CTKUSDT \
-	    --ws-url ws://127.0.0.1:$$port --rest-url http://127.0.0.1:$$port --duration 4 --out .ticklake/demo-lake; \
+	$(BIN)/ticklake run --venue binance-usdm --symbols SUSHIUSDT,AKROUSDT,KEEPUSDT,CTKUSDT \
+	    --ws-url ws://127.0.0.1:$$port --rest-url http://127.0.0.1:$$port --duration 5; \
 	status=$$?; kill $$server; exit $$status
+	$(BIN)/ticklake db retention --dry-run
 	$(BIN)/ticklake status
 
 test: setup

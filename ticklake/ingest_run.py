@@ -33,6 +33,7 @@ from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
 from ingest.venues.registry import CONNECTIONS
 from normalize.emitted import Emitted
+from normalize.records import BookDeltas
 from normalize.venues.registry import NORMALIZERS
 from storage.lake_write import write_records
 
@@ -116,7 +117,7 @@ class BusOutput:
             self.publisher.submit(out.records)
             rows = self.rows
             for record in out.records:
-                rows[record.record_type] += 1
+                rows[record.record_type] += record.row_count() if type(record) is BookDeltas else 1
         self.dead.keep(out)
 
     async def tick(self) -> None:
