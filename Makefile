@@ -45,6 +45,10 @@ test: setup
 bench: setup
 	$(BIN)/python -m benchmarks.bench_codec
 	$(BIN)/python -m benchmarks.bench_normalize
+	$(BIN)/python -m benchmarks.bench_okx
+	$(BIN)/python -m benchmarks.bench_bybit
+	$(BIN)/python -m benchmarks.bench_hyperliquid
+	$(BIN)/python -m benchmarks.bench_sink
 	$(BIN)/python -m benchmarks.bench_ws
 
 lint: $(STAMP)

@@ -9,12 +9,16 @@
   the frames around it and given the /fapi/v1/depth URL.
 * JSONL, one frame per line, with no receive time (tardis-node fixtures): ts_recv is 0, and
   tardis's generated REST polls (`"generated": true`) become REST frames of their endpoint.
+* VCR cassettes (YAML, as vcrpy records HTTP in SDK test suites): each successful interaction
+  is a REST frame received at its response's `Date` header; a request body (a POST) becomes the
+  URL fragment, as in ticklake's own POST URLs (ingest.venues.interface).
 
 Each reader yields Frames in file order; `read_frames` merges several files by ts_recv.
 """
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import heapq
 import re
@@ -59,6 +63,8 @@ def detect(path: Path) -> str:
         return "cryptofeed"
     if head.startswith(b"{"):
         return "jsonl"
+    if head.startswith(b"interactions:"):
+        return "vcr"
     raise CaptureFormatError(f"{path}: not a capture format ticklake reads")
 
 
@@ -109,8 +115,10 @@ def read_hftbacktest(path: Path) -> Iterator[Frame]:
         yield Frame(ts_recv, "ws", payload, connection_id=path.name)
 
 
-class _Generated(msgspec.Struct):
-    stream: str
+class _Generated(msgspec.Struct, kw_only=True):
+    stream: str = ""
+    """Binance-style wrappers name their stream; OKX's generated frames (`liquidations`) have none
+    and stay WebSocket frames."""
     data: msgspec.Raw
     generated: bool = False
 
@@ -134,8 +142,35 @@ def read_jsonl(path: Path) -> Iterator[Frame]:
         yield Frame(0, "ws", line, connection_id=path.name)
 
 
+def _header(headers: dict[str, list[str]], name: str) -> str | None:
+    for key, values in headers.items():
+        if key.lower() == name:
+            return values[0] if isinstance(values, list) else values
+    return None
+
+
+def _text(value: str | bytes) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def read_vcr(path: Path) -> Iterator[Frame]:
+    import yaml
+
+    cassette = yaml.safe_load(_open_text(path))
+    for interaction in cassette.get("interactions") or ():
+        request, response = interaction["request"], interaction["response"]
+        if response["status"]["code"] != 200:
+            continue
+        date = _header(response.get("headers") or {}, "date")
+        ts_recv = int(email.utils.parsedate_to_datetime(date).timestamp()) * 1_000_000_000 if date else 0
+        body = request.get("body")
+        url = request["uri"] + (f"#{_text(body).decode()}" if body else "")
+        yield Frame(ts_recv, "rest", _text(response["body"]["string"]), url=url, connection_id=path.name)
+
+
 READERS = {"cryptofeed": read_cryptofeed, "hftbacktest": read_hftbacktest, "jsonl": read_jsonl,
-           "ticklake": capture_log.read_capture_log}
+           "ticklake": capture_log.read_capture_log, "vcr": read_vcr}
 
 
 def read_capture(path: Path) -> Iterator[Frame]:

@@ -2,7 +2,8 @@
 
 The real handler runs unchanged against it by URL override. One playback cursor is shared by all
 connections (a reconnecting client does not get old frames again, as with a real venue); the
-cursor waits while fewer than `min_clients` are connected (at the start) or none is, so tests
+cursor waits while fewer than `min_clients` are connected and subscribed (at the start) or none
+is (later: a reconnecting client counts once it has subscribed again), so tests
 are deterministic. Speed: real time times
 `speed`, or as fast as the client reads with speed 0.
 
@@ -29,14 +30,18 @@ from aiohttp import WSMsgType, web
 
 from ingest.frames import Frame
 from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
+from ingest.venues.bybit_replay import BybitReplay
+from ingest.venues.hyperliquid_replay import HyperliquidReplay
+from ingest.venues.okx_replay import OkxReplay
 
 
 class ReplayProtocol(Protocol):
     def streams_from_path(self, path: str) -> set[str]:
         """Streams subscribed by the connection URL itself (path and query)."""
 
-    def on_client_message(self, text: str, streams: set[str]) -> str | None:
-        """Apply a subscribe/ping message; return the reply to send, if any."""
+    def on_client_message(self, text: str, streams: set[str]) -> str | list[str] | None:
+        """Apply a subscribe/ping message; return the reply (or replies, in order) to send, if any.
+        Replies go out before any frame the message made due (a subscription's snapshot first)."""
 
     def stream_of(self, payload: bytes) -> str | None:
         """The stream a recorded frame belongs to (None: send to every client)."""
@@ -51,7 +56,13 @@ class ReplayProtocol(Protocol):
         """The frame with its checksum altered (venues without checksums raise)."""
 
 
-PROTOCOLS: dict[str, type[ReplayProtocol]] = {"binance-usdm": BinanceUsdmReplay}
+PROTOCOLS: dict[str, type[ReplayProtocol]] = {
+    "binance-usdm": BinanceUsdmReplay,
+    "hyperliquid": HyperliquidReplay,
+    "bybit": BybitReplay,
+    "okx": OkxReplay,
+}
+SUBSCRIBE_GRACE_S = 1.0
 
 
 @dataclass
@@ -70,7 +81,9 @@ class _Client:
     number: int
     sent: int = 0
     closed: bool = False
-    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    queue: asyncio.Queue[bytes | str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    """Played frames (bytes) and replies to the client's messages (str), in the order they go out."""
+    opened: float = field(default_factory=time.monotonic)
 
 
 class ReplayServer:
@@ -140,9 +153,15 @@ class ReplayServer:
         try:
             async for message in connection:
                 if message.type is WSMsgType.TEXT:
+                    # queued as one socket orders them: behind the frames played before the message
+                    # (a snapshot reply built at the playback position already holds them) and ahead
+                    # of those it made due
                     reply = self.protocol.on_client_message(message.data, client.streams)
-                    if reply is not None:
-                        await connection.send_str(reply)
+                    for text in [reply] if isinstance(reply, str) else reply or ():
+                        try:
+                            client.queue.put_nowait(text)
+                        except asyncio.QueueFull:  # a client 10,000 frames behind: order is moot
+                            await client.queue.put(text)
         finally:
             self.clients.remove(client)
             if not self.clients:
@@ -156,23 +175,36 @@ class ReplayServer:
 
     def _drain(self, client: _Client) -> None:
         while not client.queue.empty():
-            self.undelivered.append(client.queue.get_nowait())
+            item = client.queue.get_nowait()
+            if isinstance(item, bytes):
+                self.undelivered.append(item)
 
     async def _send_loop(self, client: _Client) -> None:
         while True:
             payload = await client.queue.get()
             try:
-                await client.connection.send_str(payload.decode())
+                await client.connection.send_str(payload if isinstance(payload, str) else payload.decode())
             except (ConnectionError, RuntimeError):  # closing or closed
-                self.undelivered.append(payload)
+                if isinstance(payload, bytes):
+                    self.undelivered.append(payload)
                 return
+            if isinstance(payload, str):
+                continue  # a reply, not a recorded frame: drop_after counts frames
             client.sent += 1
             if self.faults.drop_after is not None and client.number == 1 and client.sent >= self.faults.drop_after:
                 await client.connection.close(code=1001, message=b"replay fault: connection dropped")
                 return
 
+    def _ready(self, clients: int | None = None) -> bool:
+        """`clients` (by default min_clients) are connected and have subscribed: a client that
+        subscribes by message has no streams until that message is read, and frames played before
+        would not reach it. One that never names a stream counts after SUBSCRIBE_GRACE_S."""
+        now = time.monotonic()
+        ready = [c for c in self.clients if c.streams or now - c.opened >= SUBSCRIBE_GRACE_S]
+        return len(ready) >= (self.min_clients if clients is None else clients)
+
     async def _play(self) -> None:
-        while len(self.clients) < self.min_clients:
+        while not self._ready():
             await asyncio.sleep(0.01)
         start_wall = time.monotonic()
         start_ts = self.ws_frames[0].ts_recv if self.ws_frames else 0
@@ -185,8 +217,13 @@ class ReplayServer:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            while not self.clients:  # checked after pacing: a client may have left meanwhile
-                await self._client_present.wait()
+            while not self._ready(1):  # checked after pacing: a client may have left meanwhile, and one
+                # that reconnects subscribes by message: frames played before it did would be lost
+                # without a trace, where a test needs to account for every frame
+                if self.clients:
+                    await asyncio.sleep(0.01)
+                else:
+                    await self._client_present.wait()
             self.position = index
             self.protocol.observe(frame.payload)
             if index in self.faults.skip:

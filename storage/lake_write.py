@@ -27,8 +27,9 @@ def write_records(root: str, records: Iterable[Record], part_name: str,
     filesystem, base = filesystem_for(root)
     written: dict[str, int] = {}
     for record_type, group in group_by_type(records).items():
-        for (venue, day), part in split_partitions(to_arrow(group)).items():
+        table = to_arrow(group)  # packed book messages (BookDeltas) are one record of many rows
+        for (venue, day), part in split_partitions(table).items():
             path = f"{partition_path(base, record_type, venue, day)}/{part_name}.parquet"
             write_atomic(filesystem, path, part, record_type, metadata)
-        written[record_type] = len(group)
+        written[record_type] = table.num_rows
     return written

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from normalize.venues.registry import NORMALIZERS
 from tests.binance_data import CRYPTOFEED_RUN
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
@@ -53,7 +54,8 @@ def test_top_n_snapshots_on_a_grid(tmp_path: Path) -> None:
 def test_unknown_venue_and_missing_file(tmp_path: Path) -> None:
     bad = subprocess.run([TICKLAKE, "normalize", "nope", str(CAPTURES[0]), "--out", str(tmp_path)],
                          capture_output=True, text=True, check=False)
-    assert bad.returncode == 2 and bad.stderr.strip() == "ticklake: unknown venue 'nope' (known: binance-usdm)"
+    known = ", ".join(NORMALIZERS)
+    assert bad.returncode == 2 and bad.stderr.strip() == f"ticklake: unknown venue 'nope' (known: {known})"
     missing = subprocess.run([TICKLAKE, "normalize", "binance-usdm", str(tmp_path / "x.txt"), "--out",
                               str(tmp_path)], capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "capture not found" in missing.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -24,15 +25,17 @@ TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 TABLES = ("trade", "book_delta", "bbo", "instrument", "feed_status")
 
 
-def _timescale(dsn: str, table: str, instruments: list[str]) -> pl.DataFrame:
+def _timescale(dsn: str, table: str, instruments: list[str], since_ns: int) -> pl.DataFrame:
+    """This run's rows (other tests share the database): received since it started."""
     with psycopg.connect(dsn) as conn:
-        cursor = conn.execute(f"SELECT * FROM {table} WHERE venue = 'binance-usdm' "
-                              "AND (instrument = ANY(%s) OR instrument = '')", (instruments,))
+        cursor = conn.execute(f"SELECT * FROM {table} WHERE venue = 'binance-usdm' AND ts_recv >= %s "
+                              "AND (instrument = ANY(%s) OR instrument = '')", (since_ns, instruments))
         names = [c.name for c in cursor.description or []]
         return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
 
 
 def _lake(root: Path, table: str, instruments: list[str]) -> pl.DataFrame:
+    """The run's own lake holds only this run's rows."""
     frame = pl.read_parquet(f"{root}/{table}/**/*.parquet", hive_partitioning=False)
     frame = frame.filter(pl.col("instrument").is_in([*instruments, ""]))
     times = [c for c in frame.columns if c.startswith("ts_") or c.endswith("_ts")]
@@ -41,6 +44,7 @@ def _lake(root: Path, table: str, instruments: list[str]) -> pl.DataFrame:
 
 def test_run_lands_the_same_rows_in_timescale_and_the_lake(tmp_path: Path, bus: EmbeddedNats,
                                                           postgres: EmbeddedPostgres) -> None:
+    started_ns = time.time_ns()
     port = free_port()
     server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", *map(str, CRYPTOFEED_RUN), "--port",
                                str(port), "--speed", "20"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -60,10 +64,10 @@ def test_run_lands_the_same_rows_in_timescale_and_the_lake(tmp_path: Path, bus: 
     assert "consumer timescale:" in result.stdout and "consumer parquet:" in result.stdout
     offline, _ = normalize_frames("binance-usdm", read_frames(CRYPTOFEED_RUN))
     instruments = sorted({r.instrument for r in offline.records if isinstance(r, Trade)})
-    trades = _timescale(postgres.dsn, "trade", instruments)
+    trades = _timescale(postgres.dsn, "trade", instruments, started_ns)
     assert sorted(trades["trade_id"]) == sorted(r.trade_id for r in offline.records if isinstance(r, Trade))
     for table in TABLES:
-        db = _timescale(postgres.dsn, table, instruments)
+        db = _timescale(postgres.dsn, table, instruments, started_ns)
         lake = _lake(tmp_path / "lake", table, instruments).select(db.columns)
         assert db.height > 0, table
         assert db.sort(db.columns).equals(lake.cast(dict(db.schema)).sort(db.columns)), table

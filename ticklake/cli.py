@@ -206,6 +206,8 @@ def ingest(
     top_depth: Annotated[int, typer.Option(help="Publish top-N book snapshots (book_top) of this many levels "
                                                 "per side (0: none).")] = 0,
     top_every: Annotated[float, typer.Option(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated venue channel names instead of the venue's "
+                                                      "default set (e.g. trade,depth@0ms,bookTicker).")] = None,
 ) -> None:
     """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
     directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
@@ -236,7 +238,8 @@ def ingest(
     capture_root = settings.home / "capture" if capture else None
     config = HandlerConfig(top_depth=top_depth, top_every_s=top_every)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
-                                      metrics_port=metrics_port, config=config))
+                                      metrics_port=metrics_port, config=config,
+                                      channels=[c for c in channels.split(",") if c] if channels else None))
     for feed in feeds:
         console.print(f"feed {feed.venue} {feed.label or '-'}: {','.join(feed.symbols)}")
     for record_type, rows in sorted(output.rows.items()):

@@ -158,12 +158,15 @@ def lake_output(root: str, home: Path) -> LakeOutput:
 
 async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path | None, ws_url: str | None,
                      rest_url: str | None, duration_s: float | None, flush_s: float = 5.0,
-                     metrics_port: int = 0, config: HandlerConfig | None = None) -> list[FeedHandler]:
+                     metrics_port: int = 0, config: HandlerConfig | None = None,
+                     channels: Sequence[str] | None = None) -> list[FeedHandler]:
     from ticklake import metrics
 
     if isinstance(output, BusOutput):
         await output.publisher.start()
-    overrides = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
+    overrides: dict[str, object] = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
+    if channels:
+        overrides["channels"] = tuple(channels)
     handlers, captures = [], []
     for feed in feeds:
         connection = CONNECTIONS[feed.venue](symbols=list(feed.symbols), **overrides)  # type: ignore[call-arg]

@@ -19,6 +19,8 @@ from typing import Protocol
 class VenueConnection(Protocol):
     venue: str
     symbols: Sequence[str]
+    channels: Sequence[str]
+    """The venue's own channel names to subscribe per symbol (each module has a default set)."""
     max_connection_age_s: float
     """Reconnect before the venue cuts the connection itself."""
     snapshots_per_second: float

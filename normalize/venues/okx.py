@@ -1,0 +1,497 @@
+"""OKX v5 public WebSocket: raw frames -> contract records (swaps, futures and spot).
+
+Frames are `{"arg": {"channel": ..., "instId": ...}, "action"?: ..., "data": [...]}`; numbers are
+strings, times are ms. Sizes of swaps and futures are contracts, converted to base units with
+the instrument master (`okx_instruments`; a contract whose body is not loaded yet is a dead
+letter, never a wrong unit) and kept as `size_native`.
+
+* `trades`, `trades-all` -> trade. `side` is the taker's side (the aggressor); ts_event `ts`.
+  {"arg":{"channel":"trades","instId":"UNI-USD-SWAP"},"data":[{"instId":"UNI-USD-SWAP",
+   "tradeId":"12883020","px":"5.123","sz":"100","side":"sell","ts":"1652459215150"}]}
+* `books` (400 levels), `books-l2-tbt` (400), `books50-l2-tbt` (50) -> book_delta (DEPTH_LIMITED)
+  + a DERIVED bbo per message. `action` snapshot replaces the book; levels are
+  `[px, sz, "0", orders]`, sz "0" deletes. Every message's `checksum` is checked: CRC32 of the
+  best 25 levels as `bidPx:bidSz:askPx:askSz:...` in the venue's own strings, signed 32-bit
+  (OKX sends 0 since its deprecation in June 2026: 0 means "not sent"). Where `seqId`/`prevSeqId`
+  are sent, an update's prevSeqId must equal the last seqId. A mismatch of either is
+  `checksum_failure` or `gap` + `resync_start` for that instrument alone: nothing more is
+  published for it until a new snapshot arrives (the handler resubscribes its book channel).
+  {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"update","data":[{"asks":
+   [["30249.4","0","0","0"],["30261","4","0","1"],["30310.3","19","0","1"]],"bids":[["30182.6",
+   "452","0","1"]],"ts":"1652459225464","checksum":-914047754}]}
+* `bbo-tbt` -> bbo (venue-native); exch_seq `seqId` where sent.
+* `funding-rate` -> funding: `fundingRate` applies at `fundingTime`, `nextFundingRate` is the
+  forecast after it (predicted_rate), interval = nextFundingTime - fundingTime (else
+  fundingTime - prevFundingTime, else the last interval seen for the instrument).
+* `mark-price` -> mark_index (mark only); `index-tickers` -> mark_index (index only) of the
+  index id `<index>-INDEX`.
+* `open-interest` -> open_interest: `oiCcy` (coins: base units), `oi` (contracts) native, `oiUsd`
+  value where sent.
+* `liquidation-orders` (per instType) -> liquidation, SAMPLED (at most one per contract per
+  second). price is the bankruptcy price `bkPx`; `side` the liquidated position (`posSide`, or
+  the opposite of the order side in net mode), `order_side` the order's `side`.
+* `tickers` and `price-limit` are read and ignored: tickers' bid/ask lag the book (in the
+  bundled 2022 capture most ticker quotes repeat an earlier one while the book had moved), and
+  bbo-tbt is the BBO channel. Subscribe acks and the "pong" answer to the text ping are ignored;
+  other events (error, notice) are dead letters with their code and message.
+* REST `/api/v5/public/instruments` -> instrument (and the contract sizes).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from normalize.book import top_rows
+from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
+from normalize.emitted import DeadLetter, Emitted
+from normalize.flags import (
+    DEPTH_LIMITED,
+    DERIVED,
+    GAP_BEFORE,
+    INEXACT,
+    LAST,
+    MAYBE_BAD_BOOK,
+    SAMPLED,
+    SNAPSHOT,
+    TS_EVENT_IMPUTED,
+)
+from normalize.records import Bbo, BookDeltas, FeedStatus, Funding, Level, Liquidation, MarkIndex, OpenInterest, Trade
+from normalize.sorted_book import SortedBook
+from normalize.venues.okx_instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
+
+VENUE = "okx"
+MS = 1_000_000
+CHECKSUM_DEPTH = 25
+_SIDES = {"buy": 1, "sell": -1}
+_POSITIONS = {"long": 1, "short": -1}
+_PREFIX = b'{"arg":{"channel":"'
+_ACKS = frozenset(("subscribe", "unsubscribe", "channel-conn-count"))
+_IGNORED = frozenset((b"tickers", b"price-limit"))
+_BOOK_CHANNELS = (b"books", b"books-l2-tbt", b"books50-l2-tbt")
+
+T = TypeVar("T")
+
+
+class Arg(msgspec.Struct, frozen=True):
+    channel: str  # channel name
+    instId: str = ""  # venue symbol (index name for index-tickers); absent for liquidation-orders
+    instType: str = ""  # SWAP, FUTURES, ...: liquidation-orders subscribe per type
+
+
+class DataFrame(msgspec.Struct, Generic[T], frozen=True):
+    arg: Arg
+    data: list[T]
+    action: str = ""  # books: snapshot or update
+
+
+class Book(msgspec.Struct, frozen=True):
+    """Levels stay strings: the checksum is over the venue's own text."""
+
+    asks: list[tuple[str, ...]]  # [px, sz, liquidated orders (deprecated, "0"), orders]
+    bids: list[tuple[str, ...]]
+    ts: int  # book time, ms
+    checksum: int = 0  # signed CRC32 of the top 25 levels; 0 when not sent
+    seqId: int | None = None  # sequence id of this message
+    prevSeqId: int | None = None  # seqId of the previous message; -1 on a snapshot
+
+
+class TradeData(msgspec.Struct, frozen=True):
+    tradeId: str  # trade id
+    px: str  # price
+    sz: str  # size: contracts (swaps, futures) or base units (spot)
+    side: str  # taker side: buy or sell
+    ts: int  # trade time, ms
+
+
+class FundingData(msgspec.Struct, frozen=True):
+    """Kept as text: fields come and go across vintages and may be empty strings."""
+
+    instId: str
+    fundingRate: str = ""  # rate applied at fundingTime, fraction
+    nextFundingRate: str = ""  # forecast for the period after ("" when not forecast)
+    fundingTime: str = ""  # next settlement, ms
+    nextFundingTime: str = ""  # the settlement after that, ms
+    prevFundingTime: str = ""  # the previous settlement, ms
+    ts: str = ""  # push time, ms (absent in 2021 frames)
+
+
+class MarkPriceData(msgspec.Struct, frozen=True):
+    instId: str
+    markPx: float  # mark price
+    ts: int  # ms
+
+
+class IndexTickerData(msgspec.Struct, frozen=True):
+    instId: str  # index, e.g. BTC-USDT
+    idxPx: float  # index price
+    ts: int  # ms
+
+
+class OpenInterestData(msgspec.Struct, frozen=True):
+    instId: str
+    oi: float  # contracts
+    oiCcy: float  # coins (base units)
+    ts: int  # ms
+    oiUsd: str = ""  # USD value (newer frames)
+
+
+class LiquidationDetail(msgspec.Struct, frozen=True):
+    bkPx: float  # bankruptcy price
+    sz: float  # contracts
+    side: str  # liquidation order side: buy or sell
+    ts: int  # ms
+    posSide: str = ""  # liquidated position: long, short (net mode: net or empty)
+
+
+class LiquidationData(msgspec.Struct, frozen=True):
+    instId: str
+    details: list[LiquidationDetail]
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """Any frame, to find its channel or event when it does not start with the arg."""
+
+    arg: Arg | None = None
+    event: str = ""  # subscribe, unsubscribe, error, notice, ...
+    code: str = ""
+    msg: str = ""
+
+
+_envelope = msgspec.json.Decoder(Envelope, strict=False)
+_books = msgspec.json.Decoder(DataFrame[Book], strict=False)
+_trades = msgspec.json.Decoder(DataFrame[TradeData], strict=False)
+_funding = msgspec.json.Decoder(DataFrame[FundingData], strict=False)
+_mark = msgspec.json.Decoder(DataFrame[MarkPriceData], strict=False)
+_index = msgspec.json.Decoder(DataFrame[IndexTickerData], strict=False)
+_open_interest = msgspec.json.Decoder(DataFrame[OpenInterestData], strict=False)
+_liquidations = msgspec.json.Decoder(DataFrame[LiquidationData], strict=False)
+
+
+def checksum(book: SortedBook) -> int:
+    """OKX's book checksum: CRC32 of the best 25 bids and asks interleaved, signed 32-bit."""
+    bids, asks = book.top_text(CHECKSUM_DEPTH)
+    both = min(len(bids), len(asks))
+    parts = [""] * (2 * both)
+    parts[0::2] = bids[:both]
+    parts[1::2] = asks[:both]
+    parts += bids[both:] or asks[both:]
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - 0x100000000 if crc & 0x80000000 else crc
+
+
+@dataclass
+class BookSync:
+    """One instrument's book: waiting for a snapshot, or synced. A failure resets this one only."""
+
+    symbol: str
+    instrument: str
+    contract: Contract | None
+    book: SortedBook = field(default_factory=SortedBook)
+    synced: bool = False
+    gap_pending: bool = False
+    """A failure happened: the next snapshot is a resync (GAP_BEFORE, resync_done)."""
+    seq: int | None = None
+    """seqId of the last message applied (None where the venue sends none)."""
+    ts_event: int = 0
+    snapshots: int = 0
+    applied: int = 0
+    breaks: int = 0
+
+
+class Okx:
+    """The OKX normalizer: feed it frames in receive order; it keeps one book per instrument."""
+
+    venue: Literal["okx"] = "okx"
+
+    def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
+        self.connection_id = connection_id
+        self.master = master or InstrumentMaster()
+        self.books: dict[str, BookSync] = {}
+        self.funding_intervals: dict[str, int] = {}
+        """Last funding interval seen per instrument, for frames that carry one settlement time."""
+        self._handlers: dict[bytes, Callable[[bytes, int, Emitted], None]] = {
+            b"trades": self._on_trades, b"trades-all": self._on_trades, b"bbo-tbt": self._on_bbo,
+            b"funding-rate": self._on_funding, b"mark-price": self._on_mark, b"index-tickers": self._on_index,
+            b"open-interest": self._on_open_interest, b"liquidation-orders": self._on_liquidations,
+            **{channel: self._on_books for channel in _BOOK_CHANNELS},
+        }
+
+    # -- websocket ---------------------------------------------------------------------------
+    def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        if payload.startswith(_PREFIX):
+            channel = payload[len(_PREFIX):payload.find(b'"', len(_PREFIX))]
+        elif payload == b"pong":
+            return  # the answer to our text ping
+        else:
+            try:
+                envelope = _envelope.decode(payload)
+            except msgspec.DecodeError as exc:
+                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
+                return
+            if envelope.event or envelope.arg is None:
+                if envelope.event not in _ACKS:
+                    reason = f"venue event {envelope.event or '(none)'}: {envelope.code} {envelope.msg}".rstrip()
+                    out.dead_letters.append(DeadLetter(VENUE, ts_recv, reason, payload))
+                return
+            channel = envelope.arg.channel.encode()
+        handler = self._handlers.get(channel)
+        if handler is None:
+            if channel not in _IGNORED:
+                name = channel.decode(errors="replace")
+                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unsupported channel {name}", payload))
+            return
+        try:
+            handler(payload, ts_recv, out)
+        except msgspec.DecodeError as exc:
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable {channel.decode()} frame: {exc}",
+                                               payload))
+        except (ValueError, ArithmeticError, IndexError) as exc:  # a number that is not one, a short level
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad {channel.decode()} frame: {exc}", payload))
+
+    def _spec(self, inst_id: str) -> Spec:
+        """The symbol's Spec; a contract without metadata raises (the frame becomes a dead letter)."""
+        spec = self.master.specs.get(inst_id) or self.master.spec(inst_id)
+        if spec is None:
+            raise ValueError(f"no contract size for {inst_id}: its instruments body is not loaded")
+        return spec
+
+    def _on_trades(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        """The hottest path. Price and size stay text until two short strings are checked for
+        exactness by length (text of at most 15 characters cannot hold 16 significant digits): a
+        third of the cost of scanning the frame. A frame's trades are all published or none."""
+        frame = _trades.decode(payload)
+        symbol = frame.arg.instId
+        spec = self.master.specs.get(symbol) or self._spec(symbol)
+        instrument, contract = spec.instrument, spec.contract
+        data = frame.data
+        last = data[-1] if data else None
+        # one trade a frame is the rule: appended directly; several are collected first
+        trades = out.records if len(data) == 1 else []
+        for t in data:
+            p, q = t.px, t.sz
+            flags = LAST if t is last else 0
+            if (len(p) > MAX_EXACT_DIGITS or len(q) > MAX_EXACT_DIGITS) and not (is_exact(p) and is_exact(q)):
+                flags |= INEXACT
+            price, size = float(p), float(q)
+            if contract is None:
+                trades.append(Trade(VENUE, symbol, instrument, t.ts * MS, ts_recv, None, None, flags, price, size,
+                                    _SIDES.get(t.side, 0), t.tradeId))
+            else:
+                trades.append(Trade(VENUE, symbol, instrument, t.ts * MS, ts_recv, None, None, flags, price,
+                                    contract.to_base(size, price, q), _SIDES.get(t.side, 0), t.tradeId, size))
+        if trades is not out.records:
+            out.records.extend(trades)
+
+    def _on_bbo(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _books.decode(payload)
+        symbol = frame.arg.instId
+        spec = self._spec(symbol)
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        last = len(frame.data) - 1
+        for i, d in enumerate(frame.data):
+            bid_price, bid_size = _best(d.bids, spec.contract)
+            ask_price, ask_size = _best(d.asks, spec.contract)
+            out.records.append(Bbo(VENUE, symbol, spec.instrument, d.ts * MS, ts_recv, None, d.seqId,
+                                   extra | LAST if i == last else extra, bid_price, bid_size, ask_price, ask_size))
+
+    def _on_funding(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _funding.decode(payload)
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        last = len(frame.data) - 1
+        for i, d in enumerate(frame.data):
+            if not d.fundingRate or not d.fundingTime:
+                raise ValueError(f"funding-rate for {d.instId} without fundingRate or fundingTime")
+            funding_ms = int(d.fundingTime)
+            interval = None
+            if d.nextFundingTime:
+                interval = (int(d.nextFundingTime) - funding_ms) // 1000
+            elif d.prevFundingTime:
+                interval = (funding_ms - int(d.prevFundingTime)) // 1000
+            if interval:
+                self.funding_intervals[d.instId] = interval
+            else:
+                interval = self.funding_intervals.get(d.instId)
+            flags = extra | LAST if i == last else extra
+            ts_event = int(d.ts) * MS if d.ts else ts_recv
+            if not d.ts:
+                flags |= TS_EVENT_IMPUTED
+            out.records.append(Funding(
+                VENUE, d.instId, instrument_id(d.instId), ts_event, ts_recv, None, None, flags, float(d.fundingRate),
+                float(d.nextFundingRate) if d.nextFundingRate else None, interval, funding_ms * MS, None, None))
+
+    def _on_mark(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _mark.decode(payload)
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        last = len(frame.data) - 1
+        for i, d in enumerate(frame.data):
+            out.records.append(MarkIndex(VENUE, d.instId, instrument_id(d.instId), d.ts * MS, ts_recv, None, None,
+                                         extra | LAST if i == last else extra, d.markPx, None, None))
+
+    def _on_index(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _index.decode(payload)
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        last = len(frame.data) - 1
+        for i, d in enumerate(frame.data):
+            out.records.append(MarkIndex(VENUE, d.instId, index_id(d.instId), d.ts * MS, ts_recv, None, None,
+                                         extra | LAST if i == last else extra, None, d.idxPx, None))
+
+    def _on_open_interest(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _open_interest.decode(payload)
+        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
+        last = len(frame.data) - 1
+        for i, d in enumerate(frame.data):
+            out.records.append(OpenInterest(VENUE, d.instId, instrument_id(d.instId), d.ts * MS, ts_recv, None, None,
+                                            extra | LAST if i == last else extra, d.oiCcy, d.oi,
+                                            float(d.oiUsd) if d.oiUsd else None))
+
+    def _on_liquidations(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        """All instruments of one type share the channel: every one must be known, or the frame
+        is a dead letter whole (so re-normalizing dead letters never duplicates records)."""
+        frame = _liquidations.decode(payload)
+        specs = [self._spec(d.instId) for d in frame.data]
+        extra = SAMPLED | (INEXACT if frame_has_inexact_decimal(payload) else 0)
+        records: list[Liquidation] = []
+        for d, spec in zip(frame.data, specs, strict=True):
+            contract = spec.contract
+            for x in d.details:
+                order_side = _SIDES.get(x.side, 0)
+                size = x.sz if contract is None else contract.to_base(x.sz, x.bkPx)
+                records.append(Liquidation(VENUE, d.instId, spec.instrument, x.ts * MS, ts_recv, None, None, extra,
+                                           x.bkPx, size, _POSITIONS.get(x.posSide, -order_side), order_side,
+                                           None if contract is None else x.sz))
+        if records:
+            records[-1] = msgspec.structs.replace(records[-1], flags=extra | LAST)
+        out.records.extend(records)
+
+    # -- order books --------------------------------------------------------------------------
+    def _on_books(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        frame = _books.decode(payload)
+        symbol = frame.arg.instId
+        sync = self.books.get(symbol)
+        if sync is None:
+            spec = self._spec(symbol)
+            sync = self.books[symbol] = BookSync(symbol, spec.instrument, spec.contract)
+        extra = DEPTH_LIMITED | (INEXACT if frame_has_inexact_decimal(payload) else 0)
+        snapshot = frame.action == "snapshot"
+        for data in frame.data:
+            if snapshot:
+                self._snapshot(sync, data, ts_recv, out, extra)
+            elif sync.synced:
+                self._update(sync, data, ts_recv, out, extra)
+            else:
+                out.snapshot_requests.add(symbol)  # nothing to apply it to until a snapshot comes
+
+    def _snapshot(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, extra: int) -> None:
+        resync = sync.gap_pending
+        # a snapshot replacing a live book (resubscribe, reconnect) may follow lost updates,
+        # unless its seqId shows nothing was missed
+        continues = sync.synced and data.seqId is not None and data.seqId == sync.seq
+        flags = extra | SNAPSHOT | (GAP_BEFORE if resync or (sync.synced and not continues) else 0)
+        sync.book.clear()
+        if not self._apply(sync, data, ts_recv, out, flags, "snapshot"):
+            return
+        sync.synced, sync.gap_pending = True, False
+        sync.snapshots += 1
+        out.snapshot_requests.discard(sync.symbol)
+        if resync:
+            out.records.append(self._status(sync, "resync_done", ts_recv, f"book reset from a snapshot at ts "
+                                            f"{data.ts}", None, data.seqId, data.ts * MS))
+
+    def _update(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, extra: int) -> None:
+        if data.prevSeqId is not None and sync.seq is not None and data.prevSeqId != sync.seq:
+            self._break(sync, "gap", ts_recv, f"update prevSeqId={data.prevSeqId} does not follow seqId={sync.seq}",
+                        sync.seq, data.prevSeqId, data.ts * MS, out)
+            return
+        if self._apply(sync, data, ts_recv, out, extra, "update"):
+            sync.applied += 1
+
+    def _apply(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, flags: int, what: str) -> bool:
+        """Apply one message, check its checksum, then publish it with the derived BBO; on any
+        failure publish nothing of it and resync the instrument (an unreadable level also raises:
+        the frame is a dead letter)."""
+        book = sync.book
+        to_base = sync.contract.to_base if sync.contract is not None else None
+        try:
+            bids, bids_native = book.apply_text(data.bids, True, to_base)
+            asks, asks_native = book.apply_text(data.asks, False, to_base)
+        except (ValueError, IndexError, ZeroDivisionError) as exc:
+            self._break(sync, "gap", ts_recv, f"unreadable level in {what}: {exc}", sync.seq, data.seqId,
+                        data.ts * MS, out)
+            raise ValueError(f"unreadable level in {what}: {exc}") from exc
+        book.settle()
+        if data.checksum:
+            mine = checksum(book)
+            if mine != data.checksum:
+                self._break(sync, "checksum_failure", ts_recv, f"{what} checksum {data.checksum}, book gives {mine}",
+                            sync.seq, data.seqId, data.ts * MS, out)
+                return False
+        ts_event = data.ts * MS
+        sync.ts_event = ts_event
+        if data.seqId is not None:
+            sync.seq = data.seqId
+        if bids or asks or flags & SNAPSHOT:
+            self._publish(sync, bids, asks, bids_native, asks_native, ts_event, ts_recv, data.seqId, flags, out)
+        return True
+
+    def _publish(self, sync: BookSync, bids: list[Level], asks: list[Level], bids_native: list[float] | None,
+                 asks_native: list[float] | None, ts_event: int, ts_recv: int, seq: int | None, flags: int,
+                 out: Emitted) -> None:
+        symbol, instrument, book = sync.symbol, sync.instrument, sync.book
+        records = out.records
+        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, flags, bids, asks,
+                                  bids_native, asks_native))
+        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
+        if book.crossed():
+            derived |= MAYBE_BAD_BOOK
+        records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, derived, *book.bbo()))
+
+    def _break(self, sync: BookSync, event: str, ts_recv: int, detail: str, seq_from: int | None,
+               seq_to: int | None, ts_event: int, out: Emitted) -> None:
+        """This instrument's book is wrong or unknown: journal it, forget the book, ask for a snapshot."""
+        sync.breaks += 1
+        sync.synced = False
+        sync.gap_pending = True
+        sync.seq = None
+        sync.book.clear()
+        out.records.append(self._status(sync, event, ts_recv, detail, seq_from, seq_to, ts_event))
+        out.records.append(self._status(sync, "resync_start", ts_recv, "resubscribing to the book channel"))
+        out.snapshot_requests.add(sync.symbol)
+
+    def _status(self, sync: BookSync, event: str, ts_recv: int, detail: str, seq_from: int | None = None,
+                seq_to: int | None = None, ts_event: int | None = None) -> FeedStatus:
+        return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_event or ts_recv, ts_recv, None, None,
+                          0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
+
+    def book_report(self) -> dict[str, tuple[int, int, bool]]:
+        return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
+
+    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
+        for symbol, sync in self.books.items():
+            if sync.synced:
+                out.records.extend(top_rows(sync.book, depth, VENUE, symbol, sync.instrument, sync.ts_event, ts_recv,
+                                            sync.seq))
+
+    # -- REST ---------------------------------------------------------------------------------
+    def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        path = urlsplit(url).path
+        if not path.endswith("/public/instruments"):
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
+            return
+        try:
+            out.records.extend(self.master.load(payload, ts_recv))
+        except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+
+
+def _best(levels: list[tuple[str, ...]], contract: Contract | None) -> tuple[float | None, float | None]:
+    """(price, base size) of a bbo-tbt side's one level; (None, None) for an empty side."""
+    if not levels:
+        return None, None
+    price, native = float(levels[0][0]), float(levels[0][1])
+    return price, native if contract is None else contract.to_base(native, price, levels[0][1])
