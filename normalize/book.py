@@ -8,7 +8,8 @@ recomputed with one max/min over the side only when the best level itself is rem
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 import msgspec
 
@@ -73,6 +74,39 @@ class L2Book:
         bids, asks = self.bids, self.asks
         return ([(p, bids[p]) for p in heapq.nlargest(depth, bids)],
                 [(p, asks[p]) for p in heapq.nsmallest(depth, asks)])
+
+
+class SymbolBook(Protocol):
+    """What every venue's per-symbol book state offers, for reports and top-N snapshots."""
+
+    instrument: str
+    book: L2Book
+    applied: int
+    """Book messages applied."""
+    breaks: int
+    """Sequence breaks or checksum failures seen."""
+    ts_event: int
+    """Venue time of the last message applied."""
+
+    @property
+    def synced(self) -> bool:
+        """The book is known to be right (a snapshot and every message since applied)."""
+
+    @property
+    def seq(self) -> int | None:
+        """The venue's id of the last message applied, where it has one."""
+
+
+def books_report(books: Mapping[str, SymbolBook]) -> dict[str, tuple[int, int, bool]]:
+    """Per venue symbol: (messages applied, breaks, in sync)."""
+    return {symbol: (state.applied, state.breaks, state.synced) for symbol, state in books.items()}
+
+
+def books_tops(books: Mapping[str, SymbolBook], venue: str, depth: int, ts_recv: int) -> list[BookTop]:
+    """Top-`depth` snapshot rows of every book in sync."""
+    return [row for symbol, state in books.items() if state.synced
+            for row in top_rows(state.book, depth, venue, symbol, state.instrument, state.ts_event, ts_recv,
+                                state.seq)]
 
 
 def top_rows(book: L2Book, depth: int, venue: str, symbol: str, instrument: str, ts_event: int, ts_recv: int,

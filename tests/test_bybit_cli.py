@@ -4,17 +4,13 @@ as separate processes, on the real ob500 capture (which has no receive times: pl
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 
 from tests.bybit_data import OB500, TRADES
-from ticklake.stack.ports import free_port, wait_listening
-
-TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
+from tests.cli_replay import TICKLAKE, ingest_from_replay
 
 
 def _levels() -> int:
@@ -39,20 +35,8 @@ def test_normalize_writes_the_lake(tmp_path: Path) -> None:
 
 
 def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([TICKLAKE, "replay-server", "bybit", str(OB500), str(TRADES), "--port", str(port),
-                               "--speed", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_listening(port, 20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-        env["TICKLAKE_HOME"] = str(tmp_path / "home")
-        result = subprocess.run(
-            [TICKLAKE, "ingest", "--venue", "bybit", "--symbols", "XRPUSDT,LTCUSDT", "--ws-url", f"ws://127.0.0.1:{port}",
-             "--rest-url", f"http://127.0.0.1:{port}", "--duration", "3", "--out", str(tmp_path / "lake")],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
+    result = ingest_from_replay("bybit", [OB500, TRADES], ["XRPUSDT", "LTCUSDT"], tmp_path,
+                                "--duration", "3", "--out", str(tmp_path / "lake"), speed="0")
     assert result.returncode == 0, result.stderr
     assert "bbo                   50 rows" in result.stdout
     assert "trade                  1 rows" in result.stdout

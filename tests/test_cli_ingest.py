@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,31 +12,17 @@ from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
 from normalize.records import BookDelta, BookTop, FeedStatus, Record, Trade, expand
-from tests.binance_data import CRYPTOFEED_RUN
+from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 from tests.bus_data import stream_records
+from tests.cli_replay import ingest_from_replay
 from ticklake.stack.nats import EmbeddedNats
-from ticklake.stack.ports import free_port, wait_listening
 
-TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 CAPTURES = CRYPTOFEED_RUN
 
 
 def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", *map(str, CAPTURES), "--port", str(port),
-                               "--speed", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_listening(port, 20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-        env["TICKLAKE_HOME"] = str(tmp_path / "home")
-        result = subprocess.run(
-            [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "SUSHIUSDT,AKROUSDT,KEEPUSDT,CTKUSDT",
-             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4",
-             "--out", str(tmp_path / "lake")],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
+    result = ingest_from_replay("binance-usdm", CAPTURES, CRYPTOFEED_SYMBOLS, tmp_path,
+                                "--duration", "4", "--out", str(tmp_path / "lake"))
     assert result.returncode == 0, result.stderr
     assert "trade                 91 rows" in result.stdout
     assert "connects 1, disconnects 1, stale 0, queue overflows 0" in result.stdout
@@ -50,22 +33,10 @@ def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
 
 
 def test_two_feeds_in_one_process_publish_every_trade_to_the_bus(tmp_path: Path, bus: EmbeddedNats) -> None:
-    port = free_port()
-    server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", *map(str, CAPTURES), "--port", str(port),
-                               "--speed", "20", "--clients", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
-    try:
-        assert wait_listening(port, 20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-        env.update(TICKLAKE_HOME=str(tmp_path / "home"), TICKLAKE_NATS_URL=bus.url)
-        result = subprocess.run(
-            [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "SUSHIUSDT,AKROUSDT",
-             "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT", "--top-depth", "3", "--top-every", "0.5",
-             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4"],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
+    result = ingest_from_replay("binance-usdm", CAPTURES, ["SUSHIUSDT", "AKROUSDT"], tmp_path,
+                                "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT",
+                                "--top-depth", "3", "--top-every", "0.5", "--duration", "4",
+                                server_args=["--clients", "2"], env={"TICKLAKE_NATS_URL": bus.url})
     assert result.returncode == 0, result.stderr
     assert "connects 2, disconnects 2, stale 0, queue overflows 0" in result.stdout
     stored = asyncio.run(stream_records(bus.url))

@@ -5,18 +5,15 @@ replay server, which answers from the recorded bodies)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 
 from ingest.capture_formats import read_capture
+from tests.cli_replay import TICKLAKE, ingest_from_replay
 from tests.hyperliquid_data import CAPTURE, META_FUNDING_CASSETTE
-from ticklake.stack.ports import free_port, wait_listening
 
-TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 CAPTURES = [CAPTURE, META_FUNDING_CASSETTE]
 
 
@@ -60,21 +57,8 @@ def test_normalize_the_capture_and_the_cassette(tmp_path: Path) -> None:
 
 
 def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([TICKLAKE, "replay-server", "hyperliquid", *map(str, CAPTURES), "--port", str(port),
-                               "--speed", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_listening(port, 20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-        env["TICKLAKE_HOME"] = str(tmp_path / "home")
-        result = subprocess.run(
-            [TICKLAKE, "ingest", "--venue", "hyperliquid", "--symbols", "BTC",
-             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4",
-             "--out", str(tmp_path / "lake")],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
+    result = ingest_from_replay("hyperliquid", CAPTURES, ["BTC"], tmp_path,
+                                "--duration", "4", "--out", str(tmp_path / "lake"))
     assert result.returncode == 0, result.stderr
     assert "trade                 64 rows" in result.stdout
     assert "instrument            28 rows" in result.stdout

@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 
+from tests.cli_replay import TICKLAKE, ingest_from_replay
 from tests.okx_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
-from ticklake.stack.ports import free_port, wait_listening
-
-TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 
 
 def test_normalize_writes_the_lake_layout(tmp_path: Path) -> None:
@@ -38,21 +34,8 @@ def test_normalize_writes_the_lake_layout(tmp_path: Path) -> None:
 
 
 def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([TICKLAKE, "replay-server", "okx", *map(str, CRYPTOFEED_RUN), "--port", str(port),
-                               "--speed", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_listening(port, 20)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-        env["TICKLAKE_HOME"] = str(tmp_path / "home")
-        result = subprocess.run(
-            [TICKLAKE, "ingest", "--venue", "okx", "--symbols", ",".join(CRYPTOFEED_SYMBOLS),
-             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "4",
-             "--out", str(tmp_path / "lake")],
-            env=env, capture_output=True, text=True, timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
+    result = ingest_from_replay("okx", CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS, tmp_path,
+                                "--duration", "4", "--out", str(tmp_path / "lake"))
     assert result.returncode == 0, result.stderr
     assert "trade                 74 rows" in result.stdout, result.stdout
     assert "connects 1, disconnects 1, stale 0, queue overflows 0" in result.stdout

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import L2Book, top_rows
+from normalize.book import L2Book, books_report, books_tops
 from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -327,13 +327,10 @@ class BinanceUsdm:
             ))
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
+        return books_report(self.books)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        for symbol, sync in self.books.items():
-            if sync.synced:
-                out.records.extend(top_rows(sync.book, depth, VENUE, symbol, sync.instrument, sync.ts_event, ts_recv,
-                                            sync.seq))
+        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- order books --------------------------------------------------------------------------
     def _book(self, symbol: str) -> BookSync:

@@ -48,7 +48,7 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
-from normalize.book import L2Book, top_rows
+from normalize.book import L2Book, books_report, books_tops
 from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -315,6 +315,10 @@ class BookSync:
     def instrument(self) -> str:
         return self.spec.instrument
 
+    @property
+    def seq(self) -> int:
+        return self.last_u
+
 
 def _to_base(levels: list[Level], contract_size: float) -> tuple[list[Level], list[float]]:
     """Inverse levels: (price, contracts) -> (price, base units), and the contracts."""
@@ -481,13 +485,10 @@ class Bybit:
 
     # -- order books --------------------------------------------------------------------------
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
+        return books_report(self.books)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        for symbol, sync in self.books.items():
-            if sync.synced:
-                out.records.extend(top_rows(sync.book, depth, VENUE, symbol, sync.instrument, sync.ts_event, ts_recv,
-                                            sync.last_u))
+        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     def _book(self, symbol: str) -> BookSync:
         sync = self.books.get(symbol)

@@ -61,7 +61,7 @@ from typing import Literal
 
 import msgspec
 
-from normalize.book import L2Book, top_rows
+from normalize.book import L2Book, books_report, books_tops
 from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -275,6 +275,13 @@ class BookState:
     applied: int = 0
     """Snapshots processed."""
     ts_event: int = 0
+    breaks: int = 0
+    """Always 0: snapshots carry no sequence or checksum to break."""
+    seq: None = None
+
+    @property
+    def synced(self) -> bool:
+        return self.applied > 0
 
 
 @dataclass
@@ -450,14 +457,10 @@ class Hyperliquid:
         records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, None, None, derived, *book.bbo()))
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        """Snapshots processed per coin; there are no sequence breaks to count."""
-        return {coin: (state.applied, 0, state.applied > 0) for coin, state in self.books.items()}
+        return books_report(self.books)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        for coin, state in self.books.items():
-            if state.applied:
-                out.records.extend(top_rows(state.book, depth, VENUE, coin, state.instrument, state.ts_event,
-                                            ts_recv, None))
+        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:

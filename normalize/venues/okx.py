@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from normalize.book import top_rows
+from normalize.book import books_report, books_tops
 from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -469,13 +469,10 @@ class Okx:
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return {symbol: (sync.applied, sync.breaks, sync.synced) for symbol, sync in self.books.items()}
+        return books_report(self.books)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        for symbol, sync in self.books.items():
-            if sync.synced:
-                out.records.extend(top_rows(sync.book, depth, VENUE, symbol, sync.instrument, sync.ts_event, ts_recv,
-                                            sync.seq))
+        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
