@@ -221,6 +221,7 @@ class FeedHandler:
                 if self.capture is not None:
                     self.capture.append(frame)
                 out = Emitted()
+                self.normalizer.connection_id = frame.connection_id or self.normalizer.connection_id
                 if frame.kind == "ws":
                     self.normalizer.on_ws(frame.payload, frame.ts_recv, out)
                 else:

@@ -79,6 +79,8 @@ async def test_skipped_frame_resyncs_only_that_symbol() -> None:
     journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
     gaps = [(r.symbol, r.event) for r in journal if r.event in ("gap", "resync_done")]
     assert gaps == [("SUSHIUSDT", "gap"), ("SUSHIUSDT", "resync_done")]
+    connection = next(r.connection_id for r in journal if r.event == "connect")
+    assert {r.connection_id for r in journal if r.event in ("gap", "resync_start", "resync_done")} == {connection}
     for symbol in ("AKROUSDT", "KEEPUSDT", "CTKUSDT"):
         assert normalizer.books[symbol].breaks == 0
     sushi_sync = normalizer.books["SUSHIUSDT"]

@@ -15,6 +15,9 @@ from normalize.emitted import Emitted
 
 class VenueNormalizer(Protocol):
     venue: str
+    connection_id: str
+    """The connection the frames being fed came from ("offline" for captures without one): the
+    journal rows the normalizer writes name it. The live handler sets it per frame."""
 
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         """One WebSocket frame (exact bytes) received at ts_recv (ns)."""
