@@ -2,10 +2,12 @@
 
 Timescale keeps recent days for live queries; the lake keeps everything. `apply_retention`
 drops hypertable chunks older than a cutoff (drop_chunks works in the Apache edition), but
-first compares, per table, venue and UTC day before the cutoff, the rows in Timescale with
-the rows in the lake's partition (Parquet footers only, no data read). The cutoff is pulled back
-to the oldest day the lake does not fully hold yet, so a sink that fell behind, a day not yet
-sealed, or a lake on another disk that is missing files stops the drop at that day, per table.
+first checks, per table, venue and UTC day before the cutoff, that the lake's partition is sealed
+(its seal manifest, storage/seal_manifest.py, says `sealed`: compacted, deduplicated and verified)
+and compares the rows in Timescale with the rows in that partition (Parquet footers only, no data
+read). The cutoff is pulled back to the oldest day the lake does not fully hold yet, so a sink
+that fell behind, a day not yet sealed, or a lake on another disk that is missing files stops the
+drop at that day, per table.
 
 Row counts suffice as the check because both sinks write exactly once: a lake partition with
 at least as many rows as Timescale for that day holds that day.
@@ -14,7 +16,7 @@ at least as many rows as Timescale for that day holds that day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -25,6 +27,7 @@ from pyarrow import fs
 from normalize.records import RECORD_TYPES
 from storage.lake_layout import NS_PER_DAY, day_of, partition_path
 from storage.parquet_files import filesystem_for
+from storage.seal_manifest import sealed_days
 
 DayKey = tuple[str, dt.date]
 """(venue, UTC day)."""
@@ -38,21 +41,26 @@ class TablePlan:
     checked_days: int
     missing: list[tuple[str, dt.date, int, int]] = field(default_factory=list)
     """(venue, day, rows in Timescale, rows in the lake) for days the lake does not hold."""
+    unsealed: list[DayKey] = field(default_factory=list)
+    """Days the lake holds but has not sealed yet: kept too."""
 
 
 def plan_table(table: str, wanted_cutoff_ns: int, db_rows: Mapping[DayKey, int],
-               lake_rows: Mapping[DayKey, int]) -> TablePlan:
-    """Pure: the cutoff actually safe for one table, given per-day row counts on both sides."""
+               lake_rows: Mapping[DayKey, int], sealed: Collection[DayKey]) -> TablePlan:
+    """Pure: the cutoff actually safe for one table, given per-day row counts on both sides and
+    the days whose lake partition is sealed."""
     cutoff = wanted_cutoff_ns - wanted_cutoff_ns % NS_PER_DAY
     missing = sorted(
         (venue, day, rows, lake_rows.get((venue, day), 0))
         for (venue, day), rows in db_rows.items()
         if lake_rows.get((venue, day), 0) < rows
     )
-    if missing:
-        oldest = min(day for _, day, _, _ in missing)
-        cutoff = min(cutoff, (oldest - dt.date(1970, 1, 1)).days * NS_PER_DAY)
-    return TablePlan(table, cutoff, len(db_rows), missing)
+    lacking = {(venue, day) for venue, day, _, _ in missing}
+    unsealed = sorted(key for key in db_rows if key not in sealed and key not in lacking)
+    kept = [day for _, day, _, _ in missing] + [day for _, day in unsealed]
+    if kept:
+        cutoff = min(cutoff, (min(kept) - dt.date(1970, 1, 1)).days * NS_PER_DAY)
+    return TablePlan(table, cutoff, len(db_rows), missing, unsealed)
 
 
 def timescale_day_rows(conn: psycopg.Connection, table: str, before_ns: int) -> dict[DayKey, int]:
@@ -84,7 +92,8 @@ def apply_retention(conn: psycopg.Connection, lake_root: str, keep_days: int, no
     results = []
     for table in RECORD_TYPES:
         db_rows = timescale_day_rows(conn, table, wanted - wanted % NS_PER_DAY)
-        plan = plan_table(table, wanted, db_rows, lake_day_rows(lake_root, table, sorted(db_rows)))
+        plan = plan_table(table, wanted, db_rows, lake_day_rows(lake_root, table, sorted(db_rows)),
+                          sealed_days(lake_root, table))
         dropped = 0
         if not dry_run and plan.checked_days:
             dropped = len(conn.execute("SELECT drop_chunks(%s, older_than => %s::bigint)",

@@ -11,6 +11,7 @@ import pyarrow as pa
 from normalize.arrow_schema import to_arrow
 from normalize.flags import Flag
 from normalize.records import Trade
+from pipelines.seal import seal_partition
 from storage.lake_layout import NS_PER_DAY
 from storage.lake_write import write_records
 from storage.retention import apply_retention, plan_table
@@ -28,11 +29,20 @@ def test_plan_pulls_the_cutoff_back_to_the_oldest_day_the_lake_lacks() -> None:
     d1, d2, d3 = DAY0, DAY0 + dt.timedelta(days=1), DAY0 + dt.timedelta(days=2)
     db = {("a", d1): 10, ("a", d2): 5, ("b", d2): 7, ("a", d3): 3}
     lake = {("a", d1): 10, ("a", d2): 5, ("b", d2): 6, ("a", d3): 3}
-    plan = plan_table("trade", _ns(d3) + NS_PER_DAY + 123, db, lake)
+    sealed = set(db)
+    plan = plan_table("trade", _ns(d3) + NS_PER_DAY + 123, db, lake, sealed)
     assert plan.cutoff_ns == _ns(d2)
-    assert plan.missing == [("b", d2, 7, 6)]
-    complete = plan_table("trade", _ns(d3) + NS_PER_DAY + 123, db, {**lake, ("b", d2): 7})
+    assert plan.missing == [("b", d2, 7, 6)] and plan.unsealed == []
+    complete = plan_table("trade", _ns(d3) + NS_PER_DAY + 123, db, {**lake, ("b", d2): 7}, sealed)
     assert complete.cutoff_ns == _ns(d3) + NS_PER_DAY and not complete.missing
+
+
+def test_plan_keeps_days_the_lake_holds_but_has_not_sealed() -> None:
+    d1, d2 = DAY0, DAY0 + dt.timedelta(days=1)
+    db = {("a", d1): 10, ("a", d2): 5}
+    plan = plan_table("trade", _ns(d2) + NS_PER_DAY, db, dict(db), sealed={("a", d1)})
+    assert plan.cutoff_ns == _ns(d2)
+    assert plan.unsealed == [("a", d2)] and plan.missing == []
 
 
 def _trades(day: dt.date, count: int) -> list[Trade]:
@@ -54,19 +64,26 @@ def test_drops_only_what_the_lake_holds(postgres: EmbeddedPostgres, tmp_path: Pa
         with conn.cursor() as cursor:
             copy_table(cursor, "trade", pa.concat_tables([to_arrow(_trades(day, 24)) for day in days]))
         conn.commit()
-        write_records(lake, _trades(days[0], 24), "sealed")
-        write_records(lake, _trades(days[2], 24), "sealed")
+        write_records(lake, _trades(days[0], 24), "sink")
+        write_records(lake, _trades(days[2], 24), "sink")
         write_records(lake, _trades(days[1], 24)[:23], "partial")  # one row short: not held
+        for day in (days[0], days[2]):
+            seal_partition(lake, "trade", "retention-test", day)
         now = _ns(days[2]) + 40 * NS_PER_DAY
         results = dict((plan.table, (plan, dropped)) for plan, dropped in apply_retention(conn, lake, 7, now))
         plan, dropped = results["trade"]
         assert (days[1], 24, 23) in [(d, db, lk) for v, d, db, lk in plan.missing if v == "retention-test"]
         assert dropped >= 4 and plan.cutoff_ns <= _ns(days[1])
         assert _days_in_db(conn) == [(days[1], 24), (days[2], 24)]
-        # a dry run drops nothing; once the lake holds the day, it goes
+        # a dry run drops nothing; once the lake holds the day it is kept until sealed, then it goes
         write_records(lake, _trades(days[1], 24), "partial")
         apply_retention(conn, lake, 7, now, dry_run=True)
         assert _days_in_db(conn) == [(days[1], 24), (days[2], 24)]
+        plans = apply_retention(conn, lake, 7, now)
+        trade_plan = next(p for p, _ in plans if p.table == "trade")
+        assert ("retention-test", days[1]) in trade_plan.unsealed
+        assert _days_in_db(conn) == [(days[1], 24), (days[2], 24)]
+        seal_partition(lake, "trade", "retention-test", days[1])
         plans = apply_retention(conn, lake, 7, now)
         trade_plan = next(p for p, _ in plans if p.table == "trade")
         assert not [m for m in trade_plan.missing if m[0] == "retention-test"]

@@ -129,6 +129,8 @@ def db_retention(
         console.print(f"{plan.table:<12} {verb} before {cutoff} ({plan.checked_days} venue-days checked)")
         for venue, day, db_rows, lake_rows in plan.missing:
             console.print(f"  kept {venue} {day}: {db_rows:,} rows in Timescale, {lake_rows:,} in the lake")
+        for venue, day in plan.unsealed:
+            console.print(f"  kept {venue} {day}: not sealed in the lake yet")
 
 
 @app.command()
@@ -286,6 +288,28 @@ def run(
     code = run_all(ingest_args, sink_args, nats_url, duration, catch_up)
     if code:
         raise typer.Exit(code)
+
+
+pipelines_app = typer.Typer(no_args_is_help=True, help="Dagster pipelines: day seal, bars, funding, analytics.")
+app.add_typer(pipelines_app, name="pipelines")
+
+
+@pipelines_app.command("run")
+def pipelines_run(
+    first: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First UTC day.")],
+    last: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last UTC day.")],
+    select: Annotated[list[str] | None, typer.Option(help="Asset names (default: all).")] = None,
+) -> None:
+    """Run the daily job for each UTC day of [--from, --to] (a backfill); runs recorded in $TICKLAKE_HOME/dagster."""
+    from pipelines.runner import run_pipelines
+
+    settings = _settings()
+    runs = run_pipelines(first.date(), last.date(), ticklake_home=settings.home, lake_root=settings.lake_root,
+                         pg_dsn=local.pg_dsn(settings), selection=select)
+    for result in runs:
+        console.print(f"{result.day}  {'ok    ' if result.success else 'FAILED'}  run {result.run_id}")
+    if not all(r.success for r in runs):
+        raise typer.Exit(1)
 
 
 @app.command("replay-server")

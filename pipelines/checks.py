@@ -1,0 +1,142 @@
+"""Asset checks: the data-quality functions of pipelines/quality.py over each run's days.
+
+On every `sealed_<type>`: `no_duplicate_keys` (one row per key_columns) and `ts_event_in_order`
+(no ts_event step back within an instrument, in file order). On `sealed_bbo`: `no_crossed_books`
+(derived BBO from ticklake's own books never crossed or flagged MAYBE_BAD_BOOK). On
+`sealed_feed_status`: `completeness`, the gap journal's events and a completeness score per venue
+and day (WARN below MIN_COMPLETENESS). On each time-bar asset: `bars_consistent` (low <= open,
+close <= high; volume and trade count equal the bar's trades).
+
+A check covers every day of its run (one, or a backfill range) and fails if any day fails; its
+metadata holds the numbers per day and up to 20 offending rows.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetsDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from normalize.flags import SNAPSHOT
+from normalize.records import RECORD_CLASSES, RECORD_TYPES
+from pipelines import bars, quality
+from pipelines.assets_bars import TIME_BAR_ASSETS
+from pipelines.assets_seal import SEALED_ASSETS
+from pipelines.lake_io import partition_venues, read_day, read_derived, read_partition
+from pipelines.partitions import run_days
+from pipelines.resources import LakeResource
+
+MIN_COMPLETENESS = 0.99
+"""A venue-day below this completeness score makes the completeness check fail (WARN)."""
+FAILURE_ROWS = 20
+
+
+def _rows(frame: pl.DataFrame) -> MetadataValue:
+    """The first offending rows, JSON-safe (times and dates as ISO text)."""
+    head = frame.head(FAILURE_ROWS).with_columns(pl.col(pl.Datetime, pl.Date).cast(pl.String))
+    return MetadataValue.json(head.to_dicts())
+
+
+def _result(days: Iterable[tuple[dt.date, quality.Check]]) -> AssetCheckResult:
+    """One result for the run's days: passed when every day passed; numbers per day and in total."""
+    per_day = list(days)
+    totals: dict[str, int | float] = {}
+    for _, check in per_day:
+        for name, value in check.metadata.items():
+            totals[name] = totals.get(name, 0) + value
+    failures = [check.failures.with_columns(pl.lit(day).alias("day")) for day, check in per_day
+                if not check.passed and check.failures.height]
+    metadata: dict[str, object] = {**totals, "days": MetadataValue.json(
+        {day.isoformat(): check.metadata for day, check in per_day})}
+    if failures:
+        metadata["failures"] = _rows(pl.concat(failures, how="diagonal_relaxed"))
+    return AssetCheckResult(passed=all(check.passed for _, check in per_day), metadata=metadata)  # type: ignore[arg-type]
+
+
+def _per_venue(lake: LakeResource, record_type: str, day: dt.date,
+               check: Callable[[pl.DataFrame], quality.Check]) -> quality.Check:
+    """`check` over each venue's partition of the day (bounded memory), merged into one Check."""
+    results = [check(read_partition(lake.root, record_type, venue, day))
+               for venue in partition_venues(lake.root, record_type, day)]
+    metadata: dict[str, int | float] = {}
+    for result in results:
+        for name, value in result.metadata.items():
+            metadata[name] = metadata.get(name, 0) + value
+    failures = [r.failures for r in results if r.failures.height]
+    return quality.Check(all(r.passed for r in results), metadata,
+                         pl.concat(failures, how="diagonal_relaxed") if failures else pl.DataFrame())
+
+
+def _sealed_checks(record_type: str) -> list[AssetChecksDefinition]:
+    sealed = SEALED_ASSETS[record_type]
+    keys = RECORD_CLASSES[record_type].key_columns
+
+    @asset_check(asset=sealed, name="no_duplicate_keys",
+                 description=f"No two rows of a sealed `{record_type}` partition share {', '.join(keys)}.")
+    def no_duplicate_keys(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        return _result((day, _per_venue(lake, record_type, day, lambda df: quality.duplicate_keys(df, keys)))
+                       for day in run_days(context))
+
+    @asset_check(asset=sealed, name="ts_event_in_order",
+                 description="Within each instrument, ts_event never steps back in the sealed files' order.")
+    def ts_event_in_order(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        return _result((day, _per_venue(lake, record_type, day, quality.out_of_order)) for day in run_days(context))
+
+    return [no_duplicate_keys, ts_event_in_order]
+
+
+@asset_check(asset=SEALED_ASSETS["bbo"], name="no_crossed_books",
+             description="BBO derived from ticklake's own books is never crossed (bid >= ask) nor MAYBE_BAD_BOOK.")
+def no_crossed_books(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+    return _result((day, _per_venue(lake, "bbo", day, quality.crossed_books)) for day in run_days(context))
+
+
+def _book_days_and_snapshots(lake: LakeResource, day: dt.date) -> pl.DataFrame:
+    """What completeness needs of the day's book deltas: SNAPSHOT rows (a book whole again) and one row
+    per venue (the venue had book data that day), read one venue at a time."""
+    frames = []
+    for venue in partition_venues(lake.root, "book_delta", day):
+        deltas = read_partition(lake.root, "book_delta", venue, day)
+        frames.append(pl.concat([deltas.head(1), deltas.filter((pl.col("flags") & SNAPSHOT) != 0)]))
+    return pl.concat(frames) if frames else read_day(lake.root, "book_delta", day)
+
+
+@asset_check(asset=SEALED_ASSETS["feed_status"], name="completeness",
+             additional_deps=[SEALED_ASSETS["book_delta"]],
+             description="Gap journal events and the completeness score (1 - seconds of book or connection "
+                         f"outage / 86400) per venue and day; WARN below {MIN_COMPLETENESS}.")
+def completeness(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+    tables = [quality.completeness(read_day(lake.root, "feed_status", day), _book_days_and_snapshots(lake, day))
+              .filter(pl.col("date") == day) for day in run_days(context)]
+    table = pl.concat(tables)
+    low = table.filter(pl.col("completeness") < MIN_COMPLETENESS)
+    scores = table.with_columns(pl.col("date").cast(pl.String)).to_dicts()
+    return AssetCheckResult(passed=low.is_empty(), severity=AssetCheckSeverity.WARN, metadata={
+        "min_completeness": float(table["completeness"].min()) if table.height else 1.0,  # type: ignore[arg-type]
+        "gaps": int(table["gaps"].sum()), "venue_days": table.height, "scores": MetadataValue.json(scores)})
+
+
+def _bar_check(every: str, asset: AssetsDefinition) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name="bars_consistent", additional_deps=[SEALED_ASSETS["trade"]],
+                 description="low <= open, close <= high, and each bar's volume and trade count equal its trades'.")
+    def bars_consistent(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        return _result((day, quality.bar_consistency(read_derived(lake.root, f"bars_{every}", day, bars.BAR_SCHEMA),
+                                                     read_day(lake.root, "trade", day)))
+                       for day in run_days(context))
+
+    return bars_consistent
+
+
+CHECKS: list[AssetChecksDefinition] = [
+    *(check for record_type in RECORD_TYPES for check in _sealed_checks(record_type)),
+    no_crossed_books, completeness,
+    *(_bar_check(every, asset) for every, asset in TIME_BAR_ASSETS.items()),
+]

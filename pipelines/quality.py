@@ -1,0 +1,203 @@
+"""Data-quality checks over lake frames: pure functions returning a `Check` (pass/fail, metadata, the
+offending rows) or, for completeness, a table per venue and day. The Dagster asset checks turn them into
+results; nothing here reads or writes. (The as-of joins below sort both sides by time over all groups, which
+polars cannot verify per group: hence check_sortedness=False.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from normalize.flags import DERIVED, MAYBE_BAD_BOOK, SNAPSHOT
+
+DAY_S = 86_400
+VOLUME_TOLERANCE = 1e-9
+"""Relative tolerance of a bar's volume against the sum of its trades' sizes (float sums in another order)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's outcome: `passed`, numbers for the check's metadata, and the rows that failed it."""
+
+    passed: bool
+    metadata: dict[str, int | float]
+    failures: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def duplicate_keys(df: pl.DataFrame, key_columns: Sequence[str]) -> Check:
+    """Rows sharing a key: pass `normalize.records.RECORD_CLASSES[record_type].key_columns` (the columns that
+    identify one record across re-deliveries; null equals null). Fails when any key occurs twice.
+
+    Metadata: rows, distinct_keys, duplicate_keys (keys occurring more than once), extra_rows (rows beyond
+    the first of each key). Failures: each duplicated key with its `copies`.
+    """
+    keys = list(key_columns)
+    counts = df.group_by(keys).agg(pl.len().cast(pl.Int64).alias("copies"))
+    duplicated = counts.filter(pl.col("copies") > 1).sort(keys, nulls_last=True)
+    extra = int(duplicated["copies"].sum() - duplicated.height)
+    return Check(duplicated.is_empty(), {"rows": df.height, "distinct_keys": counts.height,
+                                         "duplicate_keys": duplicated.height, "extra_rows": extra}, duplicated)
+
+
+def out_of_order(df: pl.DataFrame) -> Check:
+    """Rows whose ts_event is earlier than the previous row's of the same (venue, instrument), in the frame's
+    order: give it one file, or records in the order they were delivered. Fails when any.
+
+    Metadata: rows, out_of_order. Failures: per (venue, instrument) the count `out_of_order` and the largest
+    step back `max_back_ns`.
+    """
+    back = pl.col("ts_event").shift(1).over("venue", "instrument") - pl.col("ts_event")
+    steps = df.select("venue", "instrument", back.dt.total_nanoseconds().alias("back_ns")).filter(
+        pl.col("back_ns") > 0)
+    per_instrument = (steps.group_by("venue", "instrument")
+                      .agg(pl.len().cast(pl.Int64).alias("out_of_order"), pl.col("back_ns").max().alias("max_back_ns"))
+                      .sort("venue", "instrument"))
+    return Check(steps.is_empty(), {"rows": df.height, "out_of_order": steps.height}, per_instrument)
+
+
+def crossed_books(bbo: pl.DataFrame) -> Check:
+    """BBO rows derived from ticklake's own books (DERIVED) that are flagged MAYBE_BAD_BOOK or have
+    bid >= ask: a book built wrong. Venue-native BBOs are not judged. Fails when any.
+
+    Metadata: derived_rows, crossed. Failures: per (venue, instrument) the count `crossed` and the first and
+    last ts_event of such rows.
+    """
+    derived = bbo.filter((pl.col("flags") & DERIVED) != 0)
+    bad = derived.filter(((pl.col("flags") & MAYBE_BAD_BOOK) != 0) | (pl.col("bid_price") >= pl.col("ask_price")))
+    per_instrument = (bad.group_by("venue", "instrument")
+                      .agg(pl.len().cast(pl.Int64).alias("crossed"), pl.col("ts_event").min().alias("first_ts"),
+                           pl.col("ts_event").max().alias("last_ts"))
+                      .sort("venue", "instrument"))
+    return Check(bad.is_empty(), {"derived_rows": derived.height, "crossed": bad.height}, per_instrument)
+
+
+def bar_consistency(bars: pl.DataFrame, trades: pl.DataFrame) -> Check:
+    """Time bars against the trades they were built from: low <= open, close <= high, and per bar the
+    volume equals the sum of its trades' sizes (to 1e-9 relative) and `trades` their count.
+
+    Each trade belongs to the last bar of its (venue, instrument) starting at or before its ts_event, so a
+    trade in an interval that has no bar lands in the bar before and shows as a mismatch there; a trade
+    before its instrument's first bar (or of an instrument without bars) is counted as unassigned. Meant for
+    time bars (threshold bars may start at the time of the previous bar's last trade).
+
+    Metadata: bars, ohlc_violations, volume_mismatches, count_mismatches, unassigned_trades. Failures: the
+    bars failing any part, with `trade_volume` and `trade_count` from the trades.
+    """
+    keys = ["venue", "instrument"]
+    assigned = (trades.select(*keys, "ts_event", "size").sort("ts_event")
+                .join_asof(bars.select(*keys, pl.col("ts").alias("bar_ts")).sort("bar_ts"), left_on="ts_event",
+                           right_on="bar_ts", by=keys, strategy="backward", check_sortedness=False))
+    sums = (assigned.filter(pl.col("bar_ts").is_not_null()).group_by(*keys, "bar_ts")
+            .agg(pl.col("size").sum().alias("trade_volume"), pl.len().cast(pl.Int64).alias("trade_count")))
+    checked = (bars.join(sums, left_on=[*keys, "ts"], right_on=[*keys, "bar_ts"], how="left")
+               .with_columns(pl.col("trade_volume").fill_null(0.0), pl.col("trade_count").fill_null(0))
+               .with_columns(
+                   ~((pl.col("low") <= pl.col("open")) & (pl.col("open") <= pl.col("high"))
+                     & (pl.col("low") <= pl.col("close")) & (pl.col("close") <= pl.col("high"))).alias("_ohlc"),
+                   ((pl.col("volume") - pl.col("trade_volume")).abs()
+                    > VOLUME_TOLERANCE * pl.max_horizontal(pl.col("trade_volume").abs(), pl.lit(1.0))).alias("_volume"),
+                   (pl.col("trades") != pl.col("trade_count")).alias("_count")))
+    failing = checked.filter(pl.col("_ohlc") | pl.col("_volume") | pl.col("_count"))
+    unassigned = int(assigned["bar_ts"].null_count())
+    metadata: dict[str, int | float] = {
+        "bars": bars.height, "ohlc_violations": int(checked["_ohlc"].sum()),
+        "volume_mismatches": int(checked["_volume"].sum()), "count_mismatches": int(checked["_count"].sum()),
+        "unassigned_trades": unassigned}
+    return Check(failing.is_empty() and unassigned == 0, metadata,
+                 failing.drop("_ohlc", "_volume", "_count").sort(*keys, "ts"))
+
+
+def completeness(feed_status: pl.DataFrame, book_delta: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per venue and UTC day: the gap journal's events and a completeness score.
+
+    Outages, from the journal (`feed_status`):
+    - a book outage of one instrument, from its `gap`, `checksum_failure` or `resync_start` to its next
+      `resync_done` or, given `book_delta`, its next SNAPSHOT row (the book whole again), whichever comes
+      first; else to the end of that day;
+    - a connection outage, from a `disconnect` to the venue's next `connect`, else to the end of that day;
+    - the silence before a `stale` event (its detail "no frame for N s": N seconds);
+    - `queue_overflow`s are counted but have no duration (a dropped depth frame shows up as a gap anyway;
+      a dropped trade cannot be detected).
+
+    completeness = 1 - affected_s / 86400, where affected_s is the length of the union of the venue's
+    outages within the day: an outage of any one instrument counts for the whole venue (conservative).
+
+    Columns: venue, date, gaps, checksum_failures, resyncs (resync_start), resyncs_done, stale,
+    disconnects, queue_overflows, affected_s, completeness. Venues and days come from the journal and, if
+    given, book_delta (a day of book data with no journal entry scores 1).
+    """
+    events = feed_status.sort("ts_event")
+    outages = pl.concat([_book_outages(events, book_delta), _connection_outages(events), _stale_silences(events)])
+    affected = _affected_per_day(outages)
+    days = events.select("venue", pl.col("ts_event").dt.date().alias("date"))
+    if book_delta is not None:
+        days = pl.concat([days, book_delta.select("venue", pl.col("ts_event").dt.date().alias("date"))])
+    counted = {"gaps": "gap", "checksum_failures": "checksum_failure", "resyncs": "resync_start",
+               "resyncs_done": "resync_done", "stale": "stale", "disconnects": "disconnect",
+               "queue_overflows": "queue_overflow"}
+    counts = (events.group_by("venue", pl.col("ts_event").dt.date().alias("date"))
+              .agg(*((pl.col("event") == event).sum().cast(pl.Int64).alias(name) for name, event in counted.items())))
+    return (days.unique().join(counts, on=["venue", "date"], how="left")
+            .join(affected, on=["venue", "date"], how="left")
+            .with_columns(*(pl.col(name).fill_null(0) for name in counted), pl.col("affected_s").fill_null(0.0))
+            .with_columns((1 - pl.col("affected_s") / DAY_S).alias("completeness"))
+            .select("venue", "date", *counted, "affected_s", "completeness")
+            .sort("venue", "date"))
+
+
+_OUTAGE_SCHEMA = {"venue": pl.String(), "start": pl.Datetime("ns", "UTC"), "end": pl.Datetime("ns", "UTC")}
+
+
+def _end_of_day(ts: pl.Expr) -> pl.Expr:
+    return ts.dt.truncate("1d").dt.offset_by("1d")
+
+
+def _book_outages(events: pl.DataFrame, book_delta: pl.DataFrame | None) -> pl.DataFrame:
+    keys = ["venue", "instrument"]
+    starts = events.filter(pl.col("event").is_in(["gap", "checksum_failure", "resync_start"])
+                           & (pl.col("instrument") != "")).select(*keys, pl.col("ts_event").alias("start"))
+    ends = [events.filter(pl.col("event") == "resync_done").select(*keys, pl.col("ts_event").alias("end"))]
+    if book_delta is not None:
+        ends.append(book_delta.filter((pl.col("flags") & SNAPSHOT) != 0)
+                    .select(*keys, pl.col("ts_event").alias("end")))
+    resolved = starts.sort("start").join_asof(pl.concat(ends).sort("end"), left_on="start", right_on="end", by=keys,
+                                              strategy="forward", check_sortedness=False)
+    return resolved.select("venue", "start", pl.col("end").fill_null(_end_of_day(pl.col("start"))))
+
+
+def _connection_outages(events: pl.DataFrame) -> pl.DataFrame:
+    disconnects = events.filter(pl.col("event") == "disconnect").select("venue", pl.col("ts_event").alias("start"))
+    connects = events.filter(pl.col("event") == "connect").select("venue", pl.col("ts_event").alias("end"))
+    resolved = disconnects.sort("start").join_asof(connects.sort("end"), left_on="start", right_on="end", by="venue",
+                                                   strategy="forward", check_sortedness=False)
+    return resolved.select("venue", "start", pl.col("end").fill_null(_end_of_day(pl.col("start"))))
+
+
+def _stale_silences(events: pl.DataFrame) -> pl.DataFrame:
+    silence_s = pl.col("detail").str.extract(r"no frame for ([0-9.]+) s").cast(pl.Float64).fill_null(0.0)
+    return (events.filter(pl.col("event") == "stale")
+            .select("venue", (pl.col("ts_event") - pl.duration(nanoseconds=(silence_s * 1e9).cast(pl.Int64),
+                                                               time_unit="ns")).alias("start"),
+                    pl.col("ts_event").alias("end")))
+
+
+def _affected_per_day(outages: pl.DataFrame) -> pl.DataFrame:
+    """Seconds of each (venue, day) inside the union of the venue's outages."""
+    days = pl.datetime_ranges(pl.col("start").dt.truncate("1d"), pl.col("end") - pl.duration(nanoseconds=1),
+                              interval="1d", time_unit="ns")
+    pieces = (outages.select([pl.col(n).cast(t) for n, t in _OUTAGE_SCHEMA.items()])
+              .filter(pl.col("end") > pl.col("start"))
+              .with_columns(days.alias("day")).explode("day")
+              .select("venue", pl.col("day").dt.date().alias("date"),
+                      pl.max_horizontal("start", "day").alias("start"),
+                      pl.min_horizontal("end", pl.col("day").dt.offset_by("1d")).alias("end"))
+              .sort("venue", "date", "start"))
+    per_day = ["venue", "date"]
+    merged = (pieces.with_columns(pl.col("end").cum_max().shift(1).over(per_day).alias("_reach"))
+              .with_columns((pl.col("start") > pl.col("_reach")).fill_null(True).cum_sum().over(per_day).alias("_span"))
+              .group_by(*per_day, "_span").agg(pl.col("start").min(), pl.col("end").max()))
+    return merged.group_by("venue", "date").agg(
+        ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).alias("affected_s"))
