@@ -35,6 +35,7 @@ demo: setup
 	$(BIN)/ticklake run --venue binance-usdm --symbols SUSHIUSDT,AKROUSDT,KEEPUSDT,CTKUSDT \
 	    --ws-url ws://127.0.0.1:$$port --rest-url http://127.0.0.1:$$port --duration 5; \
 	status=$$?; kill $$server; exit $$status
+	$(BIN)/ticklake pipelines run --from 2021-07-22 --to 2021-07-22
 	$(BIN)/ticklake db retention --dry-run
 	$(BIN)/ticklake status
 
@@ -49,6 +50,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_bybit
 	$(BIN)/python -m benchmarks.bench_hyperliquid
 	$(BIN)/python -m benchmarks.bench_sink
+	$(BIN)/python -m benchmarks.bench_bars
+	$(BIN)/python -m benchmarks.bench_compaction
 	$(BIN)/python -m benchmarks.bench_ws
 
 lint: $(STAMP)
