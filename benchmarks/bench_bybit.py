@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from benchmarks.versus import print_per_item, print_rates
 from normalize.emitted import Emitted
 from normalize.venues.bybit import Bybit
 
@@ -108,17 +109,10 @@ def main() -> None:
         ours = max(ticklake_rate(messages, snap, rounds) for _ in range(args.repeat))
         theirs = max(cryptofeed_rate(messages, snap, rounds) for _ in range(args.repeat))
         rows.append((name, len(messages) * rounds, ours, theirs))
-    print(f"{'frames':<18}{'count':>9}{'ticklake msg/s':>16}{'cryptofeed msg/s':>18}{'ratio':>8}")
-    for name, count, ours, theirs in rows:
-        print(f"{name:<18}{count:>9,}{ours:>16,.0f}{theirs:>18,.0f}{ours / theirs:>7.1f}x")
-    per_msg = levels / len(deltas)
-    _, _, ours, theirs = rows[1]
-    print(f"book levels: {per_msg:.1f} per delta; ticklake {ours * per_msg:,.0f} levels/s, "
-          f"cryptofeed {theirs * per_msg:,.0f} levels/s")
-    trades_per_msg = sum(len(json.loads(t)["data"]) for t in trades) / len(trades)
-    _, _, ours, theirs = rows[0]
-    print(f"trades: {trades_per_msg:.1f} per message; ticklake {ours * trades_per_msg:,.0f} trades/s, "
-          f"cryptofeed {theirs * trades_per_msg:,.0f} trades/s")
+    print_rates(rows)
+    print_per_item("book levels", levels / len(deltas), "delta", "levels", rows[1])
+    print_per_item("trades", sum(len(json.loads(t)["data"]) for t in trades) / len(trades), "message", "trades",
+                   rows[0])
 
 
 if __name__ == "__main__":

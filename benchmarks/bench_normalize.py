@@ -21,6 +21,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks.versus import print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.binance_usdm import BinanceUsdm
@@ -109,13 +110,8 @@ def main() -> None:
         ours = max(ticklake_rate(messages, snap)[0] for _ in range(args.repeat))
         theirs = max(cryptofeed_rate(messages, snap) for _ in range(args.repeat))
         rows.append((name, len(messages), ours, theirs))
-    print(f"{'frames':<18}{'count':>9}{'ticklake msg/s':>16}{'cryptofeed msg/s':>18}{'ratio':>8}")
-    for name, count, ours, theirs in rows:
-        print(f"{name:<18}{count:>9,}{ours:>16,.0f}{theirs:>18,.0f}{ours / theirs:>7.1f}x")
-    per_msg = levels / len(diffs)
-    _, _, ours, theirs = rows[1]
-    print(f"depth levels: {per_msg:.1f} per message; ticklake {ours * per_msg:,.0f} levels/s, "
-          f"cryptofeed {theirs * per_msg:,.0f} levels/s")
+    print_rates(rows)
+    print_per_item("depth levels", levels / len(diffs), "message", "levels", rows[1])
 
 
 if __name__ == "__main__":

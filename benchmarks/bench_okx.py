@@ -23,6 +23,7 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.versus import print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.okx import Okx
@@ -102,13 +103,8 @@ def main() -> None:
         # interleaved, best of each: on a shared machine load shifts between runs, not within one
         runs = [(ticklake_rate(messages), cryptofeed_rate(messages)) for _ in range(args.repeat)]
         rows.append((name, len(messages), max(r[0] for r in runs), max(r[1] for r in runs)))
-    print(f"{'frames':<16}{'count':>9}{'ticklake msg/s':>16}{'cryptofeed msg/s':>18}{'ratio':>8}")
-    for name, count, ours, theirs in rows:
-        print(f"{name:<16}{count:>9,}{ours:>16,.0f}{theirs:>18,.0f}{ours / theirs:>7.1f}x")
-    per_msg = levels / len(book_messages)
-    _, _, ours, theirs = rows[1]
-    print(f"book levels: {per_msg:.1f} per message; ticklake {ours * per_msg:,.0f} levels/s, "
-          f"cryptofeed {theirs * per_msg:,.0f} levels/s")
+    print_rates(rows)
+    print_per_item("book levels", levels / len(book_messages), "message", "levels", rows[1])
 
 
 if __name__ == "__main__":

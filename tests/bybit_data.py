@@ -1,6 +1,6 @@
-"""The bundled Bybit v5 frames, named once for every test that replays them (see PROVENANCE in
-../shared/samples: the ob500 file is a real Bybit history capture, the others tardis-node fixtures
-and one docs example)."""
+"""The bundled Bybit v5 frames in tests/data/bybit, named once for every test that replays them:
+the ob500 file is a real Bybit order-book history capture, the others tardis-node test fixtures
+and one Bybit docs example."""
 
 from __future__ import annotations
 

@@ -1,0 +1,21 @@
+"""The report every ticklake-vs-cryptofeed normalize benchmark prints, in one shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+Row = tuple[str, int, float, float]
+"""(frames, count, ticklake msg/s, cryptofeed msg/s)."""
+
+
+def print_rates(rows: Sequence[Row]) -> None:
+    print(f"{'frames':<18}{'count':>9}{'ticklake msg/s':>16}{'cryptofeed msg/s':>18}{'ratio':>8}")
+    for name, count, ours, theirs in rows:
+        print(f"{name:<18}{count:>9,}{ours:>16,.0f}{theirs:>18,.0f}{ours / theirs:>7.1f}x")
+
+
+def print_per_item(what: str, per: float, per_what: str, unit: str, row: Row) -> None:
+    """Message rates turned into item rates, e.g. book levels/s from `per` levels a message."""
+    _, _, ours, theirs = row
+    print(f"{what}: {per:.1f} per {per_what}; ticklake {ours * per:,.0f} {unit}/s, "
+          f"cryptofeed {theirs * per:,.0f} {unit}/s")
