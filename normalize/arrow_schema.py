@@ -117,18 +117,18 @@ def packed_to_arrow(messages: Sequence[BookDeltas]) -> pa.Table:
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-def _as_plain(table: pa.Table) -> pa.Table:
-    """Timestamps as int64 nanoseconds, the records' representation."""
+def plain_rows(table: pa.Table) -> list[tuple[object, ...]]:
+    """Rows as tuples in the table's column order, timestamps as int64 nanoseconds (the records'
+    representation, and what binary COPY of a bigint column takes)."""
     columns = [
-        column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column
+        (column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column).to_pylist()
         for column in table.columns
     ]
-    return pa.Table.from_arrays(columns, names=table.column_names)
+    return list(zip(*columns, strict=True))
 
 
 def from_arrow(table: pa.Table, record_type: str) -> list[Record]:
     """Arrow table (contract schema, any column order) -> records of `record_type`."""
     cls = RECORD_CLASSES[record_type]
-    table = _as_plain(table.select(list(cls.__struct_fields__)))
-    rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+    rows = plain_rows(table.select(list(cls.__struct_fields__)))
     return msgspec.convert(rows, list[cls])  # type: ignore[valid-type]

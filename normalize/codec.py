@@ -24,7 +24,7 @@ from functools import cache
 import msgspec
 import pyarrow as pa
 
-from normalize.arrow_schema import from_arrow, packed_to_arrow, schema_for, to_arrow
+from normalize.arrow_schema import from_arrow, packed_to_arrow, plain_rows, schema_for, to_arrow
 from normalize.flags import LAST
 from normalize.records import RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
@@ -145,9 +145,7 @@ def decode_rows(payload: bytes) -> tuple[str, list[tuple[object, ...]]]:
             raise CodecError(f"malformed {header.record_type} msgpack body: {exc}") from None
     if header.encoding is Encoding.PACKED:
         return header.record_type, packed_rows(_read_packed(header.record_type, body))
-    table = _read_arrow(header.record_type, body)
-    columns = [(c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c).to_pylist() for c in table.columns]
-    return header.record_type, list(zip(*columns, strict=True))
+    return header.record_type, plain_rows(_read_arrow(header.record_type, body))
 
 
 def packed_rows(messages: list[BookDeltas]) -> list[tuple[object, ...]]:

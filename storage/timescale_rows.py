@@ -13,7 +13,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from normalize.arrow_schema import schema_for
+from normalize.arrow_schema import plain_rows, schema_for
 from storage.ddl import columns_sql
 
 _COPY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
@@ -29,14 +29,6 @@ def _copy_statement(record_type: str) -> tuple[sql.Composed, tuple[str, ...]]:
     return statement, tuple(_COPY_TYPES[pg_type] for _, pg_type, _ in columns)
 
 
-def plain_columns(table: pa.Table) -> list[list[object]]:
-    """Columns as Python lists, timestamps as int64 nanoseconds."""
-    return [
-        (column.cast(pa.int64()) if pa.types.is_timestamp(column.type) else column).to_pylist()
-        for column in table.columns
-    ]
-
-
 def copy_rows(cursor: psycopg.Cursor, record_type: str, rows: Iterable[tuple[object, ...]]) -> None:
     """Binary COPY of rows already in contract column order."""
     statement, types = _copy_statement(record_type)
@@ -49,7 +41,7 @@ def copy_rows(cursor: psycopg.Cursor, record_type: str, rows: Iterable[tuple[obj
 def copy_table(cursor: psycopg.Cursor, record_type: str, table: pa.Table) -> int:
     """Binary COPY an Arrow table of one record type (any column order); returns rows written."""
     table = table.select(schema_for(record_type).names)
-    copy_rows(cursor, record_type, zip(*plain_columns(table), strict=True))
+    copy_rows(cursor, record_type, plain_rows(table))
     return table.num_rows
 
 
