@@ -25,7 +25,6 @@ import msgspec
 import pyarrow as pa
 
 from normalize.arrow_schema import from_arrow, packed_to_arrow, plain_rows, schema_for, to_arrow
-from normalize.flags import LAST
 from normalize.records import RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
 WIRE_VERSION = 1
@@ -144,28 +143,8 @@ def decode_rows(payload: bytes) -> tuple[str, list[tuple[object, ...]]]:
         except msgspec.DecodeError as exc:
             raise CodecError(f"malformed {header.record_type} msgpack body: {exc}") from None
     if header.encoding is Encoding.PACKED:
-        return header.record_type, packed_rows(_read_packed(header.record_type, body))
+        return header.record_type, [row for m in _read_packed(header.record_type, body) for row in m.row_tuples()]
     return header.record_type, plain_rows(_read_arrow(header.record_type, body))
-
-
-def packed_rows(messages: list[BookDeltas]) -> list[tuple[object, ...]]:
-    """book_delta rows of packed messages as tuples, in the order and with the flags of rows()."""
-    rows: list[tuple[object, ...]] = []
-    for m in messages:
-        head = (m.venue, m.symbol, m.instrument, m.ts_event, m.ts_recv, m.ts_exch, m.exch_seq, m.flags)
-        start = len(rows)
-        if m.bids_native is None and m.asks_native is None:
-            rows += [(*head, 1, price, size, None) for price, size in m.bids]
-            rows += [(*head, -1, price, size, None) for price, size in m.asks]
-        else:
-            bids_native = m.bids_native or [None] * len(m.bids)
-            asks_native = m.asks_native or [None] * len(m.asks)
-            rows += [(*head, 1, p, q, n) for (p, q), n in zip(m.bids, bids_native, strict=True)]
-            rows += [(*head, -1, p, q, n) for (p, q), n in zip(m.asks, asks_native, strict=True)]
-        if len(rows) > start:
-            last = rows[-1]
-            rows[-1] = (*last[:7], m.flags | LAST, *last[8:])
-    return rows
 
 
 def _read_packed(record_type: str, body: memoryview) -> list[BookDeltas]:

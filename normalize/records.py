@@ -128,18 +128,25 @@ class BookDeltas(Record, frozen=True, array_like=True, gc=False):
     def row_count(self) -> int:
         return len(self.bids) + len(self.asks)
 
+    def row_tuples(self) -> list[tuple[object, ...]]:
+        """The rows as tuples in BookDelta's field order (what row writers such as COPY take)."""
+        head = (self.venue, self.symbol, self.instrument, self.ts_event, self.ts_recv, self.ts_exch, self.exch_seq,
+                self.flags)
+        if self.bids_native is None and self.asks_native is None:
+            rows = [(*head, 1, price, size, None) for price, size in self.bids]
+            rows += [(*head, -1, price, size, None) for price, size in self.asks]
+        else:
+            bids_native = self.bids_native or [None] * len(self.bids)
+            asks_native = self.asks_native or [None] * len(self.asks)
+            rows = [(*head, 1, p, q, n) for (p, q), n in zip(self.bids, bids_native, strict=True)]
+            rows += [(*head, -1, p, q, n) for (p, q), n in zip(self.asks, asks_native, strict=True)]
+        if rows:
+            last = rows[-1]
+            rows[-1] = (*last[:7], self.flags | LAST, *last[8:])
+        return rows
+
     def rows(self) -> list[BookDelta]:
-        head = (self.venue, self.symbol, self.instrument, self.ts_event, self.ts_recv, self.ts_exch, self.exch_seq)
-        flags = self.flags
-        bids_native = self.bids_native or [None] * len(self.bids)
-        asks_native = self.asks_native or [None] * len(self.asks)
-        out = [BookDelta(*head, flags, 1, price, size, native)
-               for (price, size), native in zip(self.bids, bids_native, strict=True)]
-        out += [BookDelta(*head, flags, -1, price, size, native)
-                for (price, size), native in zip(self.asks, asks_native, strict=True)]
-        if out:
-            out[-1] = msgspec.structs.replace(out[-1], flags=flags | LAST)
-        return out
+        return [BookDelta(*row) for row in self.row_tuples()]  # type: ignore[arg-type]
 
 
 def expand(records: list[Record]) -> list[Record]:
