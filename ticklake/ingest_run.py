@@ -27,13 +27,13 @@ from typing import Protocol
 from ingest.capture_formats import read_frames
 from ingest.capture_log import CaptureWriter
 from ingest.dead_letters import append_dead_letters
-from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
+from ingest.feed_handler import FeedHandler, HandlerConfig
 from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
 from ingest.venues.registry import CONNECTIONS
 from normalize.emitted import Emitted
-from normalize.records import BookDeltas
+from normalize.records import BookDeltas, Record
 from normalize.venues.registry import NORMALIZERS
 from storage.lake_write import write_records
 
@@ -80,18 +80,18 @@ class LakeOutput:
     root: str
     dead: _DeadLetters
     rows: Counter[str] = field(default_factory=Counter)
-    buffer: CollectingSink = field(default_factory=CollectingSink)
+    buffer: list[Record] = field(default_factory=list)
 
     @property
     def dead_letters(self) -> int:
         return self.dead.count
 
     def __call__(self, out: Emitted) -> None:
-        self.buffer.emitted.records.extend(out.records)
+        self.buffer.extend(out.records)
         self.dead.keep(out)
 
     async def tick(self) -> None:
-        records, self.buffer.emitted.records = self.buffer.emitted.records, []
+        records, self.buffer = self.buffer, []
         if records:
             self.rows.update(write_records(self.root, records, f"ingest-{time.time_ns()}"))
 
