@@ -11,8 +11,8 @@ Output, one row per bar, sorted by (venue, instrument, ts):
 | venue, instrument | str | |
 | ts | Datetime ns UTC | time bars: bucket start; threshold bars: the first trade's ts_event |
 | open, high, low, close | f64 | price (quote per base); open/close by trade order, below |
-| volume | f64 | sum of size, base units |
-| notional | f64 | sum of price * size, quote units |
+| volume | f64 | sum of size, base units (an exact decimal sum, below) |
+| notional | f64 | sum of price * size, quote units (each product a float, summed exactly) |
 | vwap | f64 | notional / volume (null for an empty, filled bar) |
 | trades | i64 | number of trades |
 | buy_volume, sell_volume | f64 | volume of aggressive buys (side +1) and sells (side -1), base units |
@@ -27,6 +27,12 @@ that reaches the threshold: that trade belongs whole to the closing bar, the nex
 trade from zero (no carry-over). An instrument's last bar may be below the threshold; it is kept, so every
 trade is in exactly one bar (a consumer tells it by trades < ticks, volume < threshold or notional <
 threshold). Bars restart with each call: a day's bars start at the day's first trade.
+
+Sums (volume, notional, buy and sell volume) are taken in decimal at 1e-12 (`exact_sum`): venue sizes have
+at most 12 decimals, so volumes are the exact totals of what the venue sent (notional sums each trade's
+float product, rounded to 1e-12). Float sums
+would depend on how polars splits a group across threads: two runs over the same trades differed in the
+last bits. A decimal sum costs about 0.15 s more per 10M trades.
 
 Why time bars check the order instead of sorting: sorting 10M trades by that key costs 1-2 s on this
 machine, more than the bars themselves, while the lake's files are already sorted by (instrument, ts_event,
@@ -51,6 +57,8 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "volume": pl.Float64(), "notional": pl.Float64(), "vwap": pl.Float64(), "trades": pl.Int64(),
     "buy_volume": pl.Float64(), "sell_volume": pl.Float64(), "first_ts": TS, "last_ts": TS,
 }
+EXACT = pl.Decimal(38, 12)
+"""Decimal of exact sums: 12 fractional digits (no venue quotes finer), 26 integer digits (no overflow)."""
 _TRADE_COLUMNS = ("venue", "instrument", "ts_event", "ts_recv", "trade_id", "price", "size", "side")
 _TRADE_COLUMNS_BUT_ID = tuple(name for name in _TRADE_COLUMNS if name != "trade_id")
 
@@ -58,6 +66,12 @@ _TRADE_COLUMNS_BUT_ID = tuple(name for name in _TRADE_COLUMNS if name != "trade_
 def sort_trades(trades: pl.DataFrame) -> pl.DataFrame:
     """Trades sorted by venue, instrument, then trade order (see the module docstring)."""
     return trades.sort("venue", "instrument", "ts_event", "ts_recv", pl.col("trade_id").str.len_bytes(), "trade_id")
+
+
+def exact_sum(values: pl.Expr) -> pl.Expr:
+    """The sum of float `values`, each as its shortest decimal rounded to 1e-12, taken exactly: the same in
+    any order (see the module docstring), so bars and their checks are reproducible to the bit."""
+    return values.cast(EXACT).sum().cast(pl.Float64)
 
 
 def _bar_aggregations() -> list[pl.Expr]:
@@ -68,11 +82,11 @@ def _bar_aggregations() -> list[pl.Expr]:
         pl.col("price").max().alias("high"),
         pl.col("price").min().alias("low"),
         pl.col("price").last().alias("close"),
-        size.sum().alias("volume"),
-        (pl.col("price") * size).sum().alias("notional"),
+        exact_sum(size).alias("volume"),
+        exact_sum(pl.col("price") * size).alias("notional"),
         pl.len().cast(pl.Int64).alias("trades"),
-        pl.when(pl.col("side") == 1).then(size).otherwise(0.0).sum().alias("buy_volume"),
-        pl.when(pl.col("side") == -1).then(size).otherwise(0.0).sum().alias("sell_volume"),
+        exact_sum(pl.when(pl.col("side") == 1).then(size).otherwise(0.0)).alias("buy_volume"),
+        exact_sum(pl.when(pl.col("side") == -1).then(size).otherwise(0.0)).alias("sell_volume"),
         pl.col("ts_event").first().alias("first_ts"),
         pl.col("ts_event").last().alias("last_ts"),
     ]

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from normalize.flags import DERIVED, MAYBE_BAD_BOOK, SNAPSHOT
+from pipelines.bars import exact_sum
 
 DAY_S = 86_400
-VOLUME_TOLERANCE = 1e-9
-"""Relative tolerance of a bar's volume against the sum of its trades' sizes (float sums in another order)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ def crossed_books(bbo: pl.DataFrame) -> Check:
 
 def bar_consistency(bars: pl.DataFrame, trades: pl.DataFrame) -> Check:
     """Time bars against the trades they were built from: low <= open, close <= high, and per bar the
-    volume equals the sum of its trades' sizes (to 1e-9 relative) and `trades` their count.
+    volume equals the exact sum of its trades' sizes (`bars.exact_sum`, bit for bit) and `trades` their count.
 
     Each trade belongs to the last bar of its (venue, instrument) starting at or before its ts_event, so a
     trade in an interval that has no bar lands in the bar before and shows as a mismatch there; a trade
@@ -91,14 +90,13 @@ def bar_consistency(bars: pl.DataFrame, trades: pl.DataFrame) -> Check:
                 .join_asof(bars.select(*keys, pl.col("ts").alias("bar_ts")).sort("bar_ts"), left_on="ts_event",
                            right_on="bar_ts", by=keys, strategy="backward", check_sortedness=False))
     sums = (assigned.filter(pl.col("bar_ts").is_not_null()).group_by(*keys, "bar_ts")
-            .agg(pl.col("size").sum().alias("trade_volume"), pl.len().cast(pl.Int64).alias("trade_count")))
+            .agg(exact_sum(pl.col("size")).alias("trade_volume"), pl.len().cast(pl.Int64).alias("trade_count")))
     checked = (bars.join(sums, left_on=[*keys, "ts"], right_on=[*keys, "bar_ts"], how="left")
                .with_columns(pl.col("trade_volume").fill_null(0.0), pl.col("trade_count").fill_null(0))
                .with_columns(
                    ~((pl.col("low") <= pl.col("open")) & (pl.col("open") <= pl.col("high"))
                      & (pl.col("low") <= pl.col("close")) & (pl.col("close") <= pl.col("high"))).alias("_ohlc"),
-                   ((pl.col("volume") - pl.col("trade_volume")).abs()
-                    > VOLUME_TOLERANCE * pl.max_horizontal(pl.col("trade_volume").abs(), pl.lit(1.0))).alias("_volume"),
+                   (pl.col("volume") != pl.col("trade_volume")).alias("_volume"),
                    (pl.col("trades") != pl.col("trade_count")).alias("_count")))
     failing = checked.filter(pl.col("_ohlc") | pl.col("_volume") | pl.col("_count"))
     unassigned = int(assigned["bar_ts"].null_count())

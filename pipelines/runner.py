@@ -25,9 +25,14 @@ class DayRun:
 
 
 def dagster_home(ticklake_home: Path) -> Path:
-    """`$TICKLAKE_HOME/dagster`, created: Dagster's runs, event logs and schedules live there."""
+    """`$TICKLAKE_HOME/dagster`, created: Dagster's runs, event logs and schedules live there.
+
+    A new one gets a dagster.yaml that turns telemetry off: a market data host should not phone out."""
     path = ticklake_home.absolute() / "dagster"
     path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     return path
 
 

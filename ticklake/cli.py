@@ -312,6 +312,26 @@ def pipelines_run(
         raise typer.Exit(1)
 
 
+@pipelines_app.command("dev")
+def pipelines_dev(
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address the Dagster UI listens on.")] = "127.0.0.1",
+) -> None:
+    """Start `dagster dev -m pipelines` (UI, schedules and sensors) on this stack's lake, database and
+    run history ($TICKLAKE_HOME/dagster), so the UI shows the runs `ticklake pipelines run` recorded."""
+    import os
+    import shutil
+
+    from pipelines.runner import pipelines_env
+
+    settings = _settings()
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+    if dagster is None:
+        raise SettingsError("the `dagster` command is not installed in this environment")
+    env = {**os.environ, **pipelines_env(settings.home, settings.lake_root, local.pg_dsn(settings))}
+    os.execve(dagster, [dagster, "dev", "-m", "pipelines", "--host", host, "--port", str(port)], env)
+
+
 @app.command("replay-server")
 def replay_server(
     venue: Annotated[str, typer.Argument(help="Venue id whose protocol to speak.")],
