@@ -1,0 +1,226 @@
+"""The query API over a lake and a TimescaleDB that both hold the real captures of every venue.
+
+The Binance BTCUSDT capture (the last six minutes of 2024-08-08) is shifted 3 minutes later, in event and
+receive time alike, so that its trades run past midnight: a day boundary with data on both sides.
+
+To prove where rows come from, the two stores are made to differ the way retention and a young day
+make them differ: Timescale loses the sealed Binance day (as `ticklake db retention` would drop it)
+and the lake loses the next, unsealed day's files (as if its sink had not flushed). A query across the
+watermark must still return exactly the normalized rows, each once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import psycopg
+import pytest
+
+from ingest.capture_formats import read_frames
+from ingest.offline import TopSchedule, normalize_frames
+from normalize.arrow_schema import to_arrow
+from normalize.records import BookDelta, BookTop, expand
+from pipelines.bars import time_bars
+from pipelines.seal import seal_day
+from storage.lake_layout import partition_path, split_partitions
+from storage.parquet_files import filesystem_for, write_atomic
+from storage.query import Query, to_ns
+from storage.timescale_rows import copy_table
+from tests import binance_data
+from tests.pg_databases import private_database
+from tests.pipelines_data import private_lake, read_lake
+from ticklake.stack.postgres import EmbeddedPostgres
+
+SEALED = dt.date(2024, 8, 8)
+LIVE = dt.date(2024, 8, 9)
+BTC = "BTC-USDT-PERP"
+BINANCE = "binance-usdm"
+TYPES = ("trade", "book_delta", "bbo")
+HFT_CAPTURE = binance_data.DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
+
+
+SHIFT = pl.duration(minutes=3, time_unit="ns")
+
+
+def _shifted(frame: pl.DataFrame) -> pl.DataFrame:
+    late = (pl.col("venue") == BINANCE) & (pl.col("ts_event") >= dt.datetime(2024, 8, 8, tzinfo=dt.UTC))
+    return frame.with_columns(pl.when(late).then(pl.col(c) + SHIFT).otherwise(pl.col(c)).alias(c)
+                              for c in ("ts_event", "ts_recv"))
+
+
+@pytest.fixture(scope="module")
+def truth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    """Every record type of the real-capture lake (Binance's 2024 capture shifted), as normalized."""
+    lake = private_lake(tmp_path_factory)
+    return {t: _shifted(read_lake(lake, t).drop("date")) for t in (*TYPES, "funding", "instrument")}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory, postgres: EmbeddedPostgres,
+           truth: dict[str, pl.DataFrame]) -> Iterator[tuple[Path, str]]:
+    lake = tmp_path_factory.mktemp("query-lake")
+    filesystem, base = filesystem_for(str(lake))
+    for record_type, frame in truth.items():
+        for (venue, day), part in split_partitions(frame.to_arrow()).items():
+            write_atomic(filesystem, f"{partition_path(base, record_type, venue, day)}/sink-0.parquet", part,
+                         record_type)
+    with private_database(postgres, "ticklake_query_test") as dsn:
+        with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+            for record_type, frame in truth.items():
+                copy_table(cursor, record_type, frame.to_arrow())
+        seal_day(str(lake), SEALED, TYPES)
+        with psycopg.connect(dsn) as conn:  # what retention drops once the day is sealed
+            for record_type in TYPES:
+                conn.execute(f"DELETE FROM {record_type} WHERE ts_event < %s AND venue = %s",
+                             (to_ns(LIVE), BINANCE))
+        for record_type in TYPES:  # the young day the lake's sink has not written yet
+            shutil.rmtree(lake / record_type / f"venue={BINANCE}" / f"date={LIVE}")
+        yield lake, dsn
+
+
+@pytest.fixture
+def query(stores: tuple[Path, str]) -> Iterator[Query]:
+    lake, dsn = stores
+    with Query(str(lake), dsn) as q:
+        yield q
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def _between(frame: pl.DataFrame, start: int, end: int) -> pl.DataFrame:
+    return frame.filter(pl.col("ts_event").dt.epoch("ns").is_between(start, end, closed="left"))
+
+
+@pytest.mark.parametrize("record_type", TYPES)
+def test_a_range_across_the_watermark_returns_every_row_once(query: Query, truth: dict[str, pl.DataFrame],
+                                                             record_type: str) -> None:
+    start, end = to_ns("2024-08-08T23:58:00Z"), to_ns("2024-08-09T00:01:00Z")
+    assert query.watermark(record_type, BINANCE) == to_ns(LIVE)
+    got = query.records(record_type, BINANCE, BTC, start, end)
+    expected = _between(truth[record_type].filter(pl.col("venue") == BINANCE, pl.col("instrument") == BTC),
+                        start, end)
+    before, after = (expected["ts_event"].dt.epoch("ns") < to_ns(LIVE)).sum(), expected.height
+    assert 0 < before < after, "the range must hold rows on both sides of the watermark"
+    assert got.schema == expected.schema
+    assert _sorted(got).equals(_sorted(expected))
+    assert got["ts_event"].is_sorted()
+
+
+def test_trades_of_every_venue_match_the_normalized_rows(query: Query, truth: dict[str, pl.DataFrame]) -> None:
+    got = query.trades()
+    assert set(got["venue"].unique()) == {"binance-usdm", "okx", "bybit", "hyperliquid"}
+    assert _sorted(got).equals(_sorted(truth["trade"]))
+
+
+def test_filters_by_instrument_list_and_time_types(query: Query, truth: dict[str, pl.DataFrame]) -> None:
+    instruments = ["SUSHI-USDT-PERP", "CTK-USDT-PERP"]
+    got = query.trades(BINANCE, instruments, dt.date(2021, 7, 22), dt.datetime(2021, 7, 23))
+    expected = truth["trade"].filter(pl.col("instrument").is_in(instruments))
+    assert got.height == expected.height > 0
+    assert set(got["instrument"]) == set(instruments)
+    assert query.trades(BINANCE, instruments, "2021-07-23", "2021-07-24").is_empty()
+
+
+def test_lake_alone_holds_everything_it_has(stores: tuple[Path, str], truth: dict[str, pl.DataFrame]) -> None:
+    """Without a database every row comes from the lake (the live day's files were removed here)."""
+    lake, _ = stores
+    with Query(str(lake)) as q:
+        got = q.trades(BINANCE, BTC)
+    expected = truth["trade"].filter(pl.col("venue") == BINANCE, pl.col("instrument") == BTC,
+                                     pl.col("ts_event").dt.epoch("ns") < to_ns(LIVE))
+    assert _sorted(got).equals(_sorted(expected))
+
+
+def test_parameters_are_bound_not_formatted(query: Query) -> None:
+    hostile = "x' OR '1'='1"
+    assert query.trades(hostile).is_empty()
+    assert query.trades(BINANCE, [hostile]).is_empty()
+    with pytest.raises(ValueError, match="unknown record type"):
+        query.records("trade; DROP TABLE trade", BINANCE)
+
+
+def test_bars_stitch_stored_days_and_live_trades(query: Query, stores: tuple[Path, str],
+                                                 truth: dict[str, pl.DataFrame]) -> None:
+    """Bars of the sealed day come from the pipelines' files, the live day's from trades in Timescale;
+    together they equal bars computed from all trades at once."""
+    lake, _ = stores
+    stored = time_bars(truth["trade"].filter(pl.col("venue") == BINANCE, pl.col("instrument") == BTC,
+                                             pl.col("ts_event").dt.epoch("ns") < to_ns(LIVE)), "1m")
+    folder = lake / "derived" / "bars_1m" / f"venue={BINANCE}" / f"date={SEALED}"
+    folder.mkdir(parents=True)
+    stored.write_parquet(folder / "part-0.parquet")
+    got = query.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09T00:02:00Z")
+    everything = time_bars(truth["trade"].filter(pl.col("venue") == BINANCE, pl.col("instrument") == BTC), "1m")
+    expected = everything.filter(pl.col("ts").is_between(dt.datetime(2024, 8, 8, 23, 57, tzinfo=dt.UTC),
+                                                         dt.datetime(2024, 8, 9, 0, 2, tzinfo=dt.UTC), closed="left"))
+    assert got["ts"].dt.strftime("%H:%M").to_list() == ["23:57", "23:58", "23:59", "00:00", "00:01"]
+    assert got.equals(expected)
+    shutil.rmtree(folder)  # the stored file is what was read before the watermark: without it, no bars there
+    assert query.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09T00:02:00Z")["ts"].dt.strftime(
+        "%H:%M").to_list() == ["00:00", "00:01"]
+
+
+def test_book_at_equals_the_handlers_own_top_of_book(query: Query) -> None:
+    """The handler's book (BookTop rows the offline run takes from its in-memory L2 book every 10 s)
+    against the book rebuilt from the stored snapshot and deltas at that book's last update."""
+    out, _ = normalize_frames(BINANCE, read_frames([HFT_CAPTURE]), TopSchedule(depth=10, every_ns=10 * 10**9))
+    tops = _shifted(pl.DataFrame(to_arrow([r for r in out.records if type(r) is BookTop])))
+    checked = 0
+    for (recv,), levels in tops.partition_by("ts_recv", as_dict=True, maintain_order=True).items():
+        last_update = int(levels["ts_event"].dt.epoch("ns")[0])
+        if last_update >= to_ns(LIVE) or checked >= 12:
+            continue
+        book = query.book_at(BTC, last_update, venue=BINANCE, depth=10)
+        for side, got in ((1, book.bids), (-1, book.asks)):
+            expected = levels.filter(pl.col("side") == side).sort("level").select("price", "size")
+            assert got.equals(expected), (recv, side)
+        assert not book.maybe_bad and book.messages > 0
+        checked += 1
+    assert checked == 12
+
+
+def test_book_at_across_the_watermark_and_before_any_snapshot(query: Query) -> None:
+    late = query.book_at(BTC, "2024-08-09T00:00:30Z", venue=BINANCE)
+    assert late.snapshot_ts < to_ns(LIVE) and late.bids["price"][0] < late.asks["price"][0]
+    assert late.mid is not None and 50_000 < late.mid < 70_000
+    with pytest.raises(LookupError, match="no book snapshot"):
+        query.book_at(BTC, "2024-08-01", venue=BINANCE)
+
+
+def test_book_at_flags_a_book_after_a_gap(stores: tuple[Path, str], tmp_path: Path) -> None:
+    """A delta flagged GAP_BEFORE after the last snapshot makes the rebuilt book suspect."""
+    lake, _ = stores
+    records = expand(normalize_frames(BINANCE, read_frames([HFT_CAPTURE]))[0].records)
+    rows = pl.DataFrame(to_arrow([r for r in records if type(r) is BookDelta]))
+    gap_at = rows.filter((pl.col("flags") & 1) == 0)["ts_event"][100]
+    flagged = rows.with_columns(pl.when(pl.col("ts_event") == gap_at).then(pl.col("flags") | 4)
+                                .otherwise(pl.col("flags")).alias("flags"))
+    folder = tmp_path / "book_delta" / f"venue={BINANCE}" / f"date={SEALED}"
+    folder.mkdir(parents=True)
+    flagged.write_parquet(folder / "part.parquet")
+    with Query(str(tmp_path)) as q:
+        assert q.book_at(BTC, gap_at, venue=BINANCE).maybe_bad
+        assert not q.book_at(BTC, rows["ts_event"][0], venue=BINANCE).maybe_bad
+    assert lake.exists()
+
+
+def test_duckdb_views_over_the_lake(query: Query, truth: dict[str, pl.DataFrame]) -> None:
+    conn = query.duckdb()
+    count = conn.execute("SELECT count(*) FROM trade WHERE venue = ? AND date = ?", [BINANCE, "2024-08-08"]).fetchone()
+    expected = truth["trade"].filter(pl.col("venue") == BINANCE,
+                                     pl.col("ts_event").dt.date() == dt.date(2024, 8, 8)).height
+    assert count == (expected,)
+    tables = {row[0] for row in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert {"trade", "book_delta", "bbo", "funding", "instrument"} <= tables
+
+
+def test_instruments_latest_per_venue(query: Query, truth: dict[str, pl.DataFrame]) -> None:
+    got = query.instruments(BINANCE)
+    assert got.height == got.select("instrument").n_unique() == truth["instrument"].filter(
+        pl.col("venue") == BINANCE)["instrument"].n_unique()
