@@ -1,1 +1,1 @@
-"""Sinks and readers: the Timescale schema and writers, the Parquet lake, and (later) the query API."""
+"""Sinks and readers: the Timescale schema and writers, the Parquet lake, and the query API (`storage.query`)."""

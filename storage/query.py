@@ -132,12 +132,13 @@ class Query:
         marks = {v: self.watermark(record_type, v) for v in (venues or self._lake_venues(record_type))}
         parts = [self._lake_rows(record_type, v, instruments, start_ns, min(end_ns, mark))
                  for v, mark in marks.items() if mark > start_ns]
-        if self.dsn is not None:
-            live = self._timescale_rows(record_type, venues, instruments, start_ns, end_ns, marks)
-            parts.append(live)
+        live_from = start_ns if venues is None else max(start_ns, min(marks.values(), default=0))
+        if self.dsn is not None and live_from < end_ns:  # a range all below the watermark never asks the database
+            parts.append(self._timescale_rows(record_type, venues, instruments, live_from, end_ns, marks))
         if not parts:
             return pl.DataFrame(schema=self._schema(record_type))
-        return pl.concat(parts, how="vertical").sort("venue", "instrument", "ts_event", "ts_recv", maintain_order=True)
+        one_series = venues is not None and len(venues) == 1 and instruments is not None and len(instruments) == 1
+        return _in_order(pl.concat(parts, how="vertical"), one_series)
 
     def trades(self, venue: Names = None, instrument: Names = None, start: Time = 0,
                end: Time = _END_OF_TIME) -> pl.DataFrame:
@@ -350,10 +351,10 @@ class Query:
 
     def _timescale_rows(self, record_type: str, venues: list[str] | None, instruments: list[str] | None,
                         start_ns: int, end_ns: int, marks: dict[str, int]) -> pl.DataFrame:
-        """Rows at or after each venue's watermark (venues the lake has never sealed: all of them)."""
-        floor = max(start_ns, min(marks.values(), default=0) if venues is not None else start_ns)
+        """Rows in [start_ns, end_ns) at or after each venue's watermark (a venue the lake has never
+        sealed: all of them)."""
         where = [sql.SQL("ts_event >= %s"), sql.SQL("ts_event < %s")]
-        params: list[object] = [floor, end_ns]
+        params: list[object] = [start_ns, end_ns]
         if venues is not None:
             where.append(sql.SQL("venue = ANY(%s)"))
             params.append(venues)
@@ -366,6 +367,20 @@ class Query:
             return frame
         mark = pl.col("venue").replace_strict(marks, default=0, return_dtype=pl.Int64)
         return frame.filter(pl.col("ts_event").dt.epoch("ns") >= mark)
+
+
+ORDER = ("venue", "instrument", "ts_event", "ts_recv")
+
+
+def _in_order(frame: pl.DataFrame, one_series: bool) -> pl.DataFrame:
+    """`frame` sorted by ORDER (stable). Rows of one venue and instrument from sealed files are in that
+    order already: checking (ts_event, ts_recv) costs a tenth of sorting a day of one instrument."""
+    if one_series and frame.height > 1:
+        ts, recv = pl.col("ts_event"), pl.col("ts_recv")
+        ordered = (ts > ts.shift(1)) | ((ts == ts.shift(1)) & (recv >= recv.shift(1)))
+        if frame.select(ordered.slice(1).all()).item():
+            return frame
+    return frame.sort(*ORDER, maintain_order=True)
 
 
 def interval_ns(interval: str) -> int:
