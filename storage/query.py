@@ -193,23 +193,22 @@ class Query:
              end: Time = _END_OF_TIME) -> pl.DataFrame:
         """OHLCV time bars (columns of pipelines/bars.py) with `ts` in [start, end).
 
-        Days the pipelines have built (`bars_<interval>` in the lake, for sealed days) are read; the rest
-        (today, days not sealed yet, or any other interval) are computed from trades here, with the
-        same code, over whole buckets."""
+        Days up to the latest the pipelines have built (`bars_<interval>` in the lake, sealed days) are
+        read; the rest (today, days not sealed or not built yet, or any other interval) is computed from
+        trades here, with the same code, over whole buckets."""
         from pipelines.bars import time_bars  # the pipelines package imports Dagster: only when needed
 
         start_ns, end_ns = to_ns(start), to_ns(end)
         venues, instruments = _names(venue), _names(instrument)
         every = interval_ns(interval)
-        built = {v: self.watermark("trade", v) if interval in BAR_INTERVALS else 0
-                 for v in (venues or self._lake_venues("trade"))}
+        built = {v: self._bars_built(interval, v) for v in (venues or self._lake_venues("trade"))}
         stored = [(self.derived(f"bars_{interval}", start_ns, min(end_ns, mark), v), mark)
                   for v, mark in built.items() if mark > start_ns]
         parts = [self._select_rows(frame, instruments, "ts", start_ns, min(end_ns, mark))
                  for frame, mark in stored if frame.height]
         # the rest from trades, over whole buckets: from the earliest watermark (0 for a venue only live)
         live_from = start_ns if venues is None else max(start_ns, min(built.values(), default=0))
-        if end_ns > live_from and (self.dsn is not None or not built):
+        if end_ns > live_from:
             trades = self.trades(venues, instruments, live_from // every * every, -(-end_ns // every) * every)
             mark = pl.col("venue").replace_strict(built, default=0, return_dtype=pl.Int64)
             trades = trades.filter(pl.col("ts_event").dt.epoch("ns") >= mark)
@@ -218,6 +217,15 @@ class Query:
         if not parts:
             return time_bars(pl.DataFrame(schema=self._schema("trade")), interval)
         return pl.concat(parts, how="vertical_relaxed").sort("venue", "instrument", "ts")
+
+    def _bars_built(self, interval: str, venue: str) -> int:
+        """Midnight after the latest day the pipelines built `bars_<interval>` for (they build sealed days
+        only, so never past the watermark); 0 for an interval they do not build."""
+        if interval not in BAR_INTERVALS:
+            return 0
+        days = self._days_in(f"{self._base}/{DERIVED}/bars_{interval}", venue, 0, _END_OF_TIME)
+        built = to_ns(max(days) + dt.timedelta(days=1)) if days else 0
+        return min(built, self.watermark("trade", venue))
 
     # -- book ------------------------------------------------------------------------------------
 

@@ -161,9 +161,15 @@ def test_bars_stitch_stored_days_and_live_trades(query: Query, stores: tuple[Pat
                                                          dt.datetime(2024, 8, 9, 0, 2, tzinfo=dt.UTC), closed="left"))
     assert got["ts"].dt.strftime("%H:%M").to_list() == ["23:57", "23:58", "23:59", "00:00", "00:01"]
     assert got.equals(expected)
-    shutil.rmtree(folder)  # the stored file is what was read before the watermark: without it, no bars there
-    assert query.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09T00:02:00Z")["ts"].dt.strftime(
-        "%H:%M").to_list() == ["00:00", "00:01"]
+    tampered = stored.with_columns(pl.col("trades") + 1000)  # the stored file is what is read before the watermark
+    tampered.write_parquet(folder / "part-0.parquet")
+    got = query.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09T00:02:00Z")
+    assert (got["trades"] - expected["trades"]).to_list() == [1000, 1000, 1000, 0, 0]
+    with Query(str(lake)) as lake_only:  # no database: stored days from files, later days from the lake's trades
+        assert lake_only.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09")["trades"].to_list() == \
+            tampered["trades"].tail(3).to_list()
+    shutil.rmtree(folder)  # no stored bars: the pipelines have not built the day, so it is computed from trades
+    assert query.bars("1m", BINANCE, BTC, "2024-08-08T23:57:00Z", "2024-08-09T00:02:00Z").equals(expected)
 
 
 def test_book_at_equals_the_handlers_own_top_of_book(query: Query) -> None:
