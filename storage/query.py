@@ -1,10 +1,10 @@
-"""One query API over live data (TimescaleDB) and history (the Parquet lake), returning Polars frames.
+"""Reading the lake and TimescaleDB as one store, into Polars frames (the query API's storage half).
 
-    from storage import query
-    q = query.connect()                      # the configured lake and database (`ticklake config`)
-    q.trades("binance-usdm", "BTC-USDT-PERP", "2024-08-08", "2024-08-09")
-    q.bars("1m", venue="okx", start="2022-05-13", end="2022-05-14")
-    q.book_at("BTC-USDT-PERP", "2024-08-08T23:59:00Z", venue="binance-usdm", depth=10)
+Users start from `ticklake.query` (`q = query.connect()`), which adds the configured stores and bars;
+this module holds the reads themselves:
+
+    Query(lake_root, dsn).trades("binance-usdm", "BTC-USDT-PERP", "2024-08-08", "2024-08-09")
+    Query(lake_root, dsn).book_at("BTC-USDT-PERP", "2024-08-08T23:59:00Z", venue="binance-usdm", depth=10)
 
 Where rows come from: per record type and venue, the *watermark* is the UTC midnight after the latest
 day whose lake partition is sealed (compacted and verified, storage/seal_manifest.py). Rows before it
@@ -45,10 +45,8 @@ from storage.timescale_rows import read_table
 Time = int | dt.datetime | dt.date | str
 Names = str | Sequence[str] | None
 DERIVED = "derived"
-BAR_INTERVALS = ("1s", "1m", "5m", "1h", "1d")
-"""Intervals the pipelines build as `bars_<interval>` assets."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_END_OF_TIME = 2**63 - 1
+END_OF_TIME = 2**63 - 1
 
 
 def to_ns(value: Time) -> int:
@@ -69,7 +67,7 @@ def to_ns(value: Time) -> int:
     raise TypeError(f"not a time: {value!r}")
 
 
-def _names(value: Names) -> list[str] | None:
+def names(value: Names) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
@@ -123,12 +121,12 @@ class Query:
     # -- contract tables -------------------------------------------------------------------------
 
     def records(self, record_type: str, venue: Names = None, instrument: Names = None, start: Time = 0,
-                end: Time = _END_OF_TIME) -> pl.DataFrame:
+                end: Time = END_OF_TIME) -> pl.DataFrame:
         """Rows of one record type in [start, end), sorted by (venue, instrument, ts_event, ts_recv)."""
         if record_type not in RECORD_TYPES:
             raise ValueError(f"unknown record type '{record_type}' (known: {', '.join(RECORD_TYPES)})")
         start_ns, end_ns = to_ns(start), to_ns(end)
-        venues, instruments = _names(venue), _names(instrument)
+        venues, instruments = names(venue), names(instrument)
         marks = {v: self.watermark(record_type, v) for v in (venues or self._lake_venues(record_type))}
         parts = [self._lake_rows(record_type, v, instruments, start_ns, min(end_ns, mark))
                  for v, mark in marks.items() if mark > start_ns]
@@ -141,31 +139,31 @@ class Query:
         return _in_order(pl.concat(parts, how="vertical"), one_series)
 
     def trades(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-               end: Time = _END_OF_TIME) -> pl.DataFrame:
+               end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("trade", venue, instrument, start, end)
 
     def book_deltas(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-                    end: Time = _END_OF_TIME) -> pl.DataFrame:
+                    end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("book_delta", venue, instrument, start, end)
 
     def bbo(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-            end: Time = _END_OF_TIME) -> pl.DataFrame:
+            end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("bbo", venue, instrument, start, end)
 
     def funding(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-                end: Time = _END_OF_TIME) -> pl.DataFrame:
+                end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("funding", venue, instrument, start, end)
 
     def mark_index(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-                   end: Time = _END_OF_TIME) -> pl.DataFrame:
+                   end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("mark_index", venue, instrument, start, end)
 
     def open_interest(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-                      end: Time = _END_OF_TIME) -> pl.DataFrame:
+                      end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("open_interest", venue, instrument, start, end)
 
     def liquidations(self, venue: Names = None, instrument: Names = None, start: Time = 0,
-                     end: Time = _END_OF_TIME) -> pl.DataFrame:
+                     end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("liquidation", venue, instrument, start, end)
 
     def instruments(self, venue: Names = None, instrument: Names = None) -> pl.DataFrame:
@@ -173,59 +171,21 @@ class Query:
         rows = self.records("instrument", venue, instrument)
         return rows.unique(["venue", "instrument"], keep="last", maintain_order=True)
 
-    def feed_status(self, venue: Names = None, start: Time = 0, end: Time = _END_OF_TIME) -> pl.DataFrame:
+    def feed_status(self, venue: Names = None, start: Time = 0, end: Time = END_OF_TIME) -> pl.DataFrame:
         return self.records("feed_status", venue, None, start, end)
 
     # -- derived ---------------------------------------------------------------------------------
 
-    def derived(self, asset: str, start: Time = 0, end: Time = _END_OF_TIME, venue: Names = None) -> pl.DataFrame:
+    def derived(self, asset: str, start: Time = 0, end: Time = END_OF_TIME, venue: Names = None) -> pl.DataFrame:
         """A pipelines asset (`lake/derived/<asset>/`) for the UTC days [start, end) touches."""
         start_ns, end_ns = to_ns(start), to_ns(end)
-        venues = _names(venue)
+        venues = names(venue)
         folder = f"{self._base}/{DERIVED}/{asset}"
         paths = [path for v in (venues or self._venues_in(folder)) for day in self._days_in(folder, v, start_ns, end_ns)
                  for path in self._files(partition_path(f"{self._base}/{DERIVED}", asset, v, day))]
         if not paths:
             return pl.DataFrame()
         return self._scan(paths).collect()
-
-    def bars(self, interval: str = "1m", venue: Names = None, instrument: Names = None, start: Time = 0,
-             end: Time = _END_OF_TIME) -> pl.DataFrame:
-        """OHLCV time bars (columns of pipelines/bars.py) with `ts` in [start, end).
-
-        Days up to the latest the pipelines have built (`bars_<interval>` in the lake, sealed days) are
-        read; the rest (today, days not sealed or not built yet, or any other interval) is computed from
-        trades here, with the same code, over whole buckets."""
-        from pipelines.bars import time_bars  # the pipelines package imports Dagster: only when needed
-
-        start_ns, end_ns = to_ns(start), to_ns(end)
-        venues, instruments = _names(venue), _names(instrument)
-        every = interval_ns(interval)
-        built = {v: self._bars_built(interval, v) for v in (venues or self._lake_venues("trade"))}
-        stored = [(self.derived(f"bars_{interval}", start_ns, min(end_ns, mark), v), mark)
-                  for v, mark in built.items() if mark > start_ns]
-        parts = [self._select_rows(frame, instruments, "ts", start_ns, min(end_ns, mark))
-                 for frame, mark in stored if frame.height]
-        # the rest from trades, over whole buckets: from the earliest watermark (0 for a venue only live)
-        live_from = start_ns if venues is None else max(start_ns, min(built.values(), default=0))
-        if end_ns > live_from:
-            trades = self.trades(venues, instruments, live_from // every * every, -(-end_ns // every) * every)
-            mark = pl.col("venue").replace_strict(built, default=0, return_dtype=pl.Int64)
-            trades = trades.filter(pl.col("ts_event").dt.epoch("ns") >= mark)
-            parts.append(self._select_rows(time_bars(trades, interval), None, "ts", start_ns, end_ns))
-        parts = [p for p in parts if p.height]
-        if not parts:
-            return time_bars(pl.DataFrame(schema=self._schema("trade")), interval)
-        return pl.concat(parts, how="vertical_relaxed").sort("venue", "instrument", "ts")
-
-    def _bars_built(self, interval: str, venue: str) -> int:
-        """Midnight after the latest day the pipelines built `bars_<interval>` for (they build sealed days
-        only, so never past the watermark); 0 for an interval they do not build."""
-        if interval not in BAR_INTERVALS:
-            return 0
-        days = self._days_in(f"{self._base}/{DERIVED}/bars_{interval}", venue, 0, _END_OF_TIME)
-        built = to_ns(max(days) + dt.timedelta(days=1)) if days else 0
-        return min(built, self.watermark("trade", venue))
 
     # -- book ------------------------------------------------------------------------------------
 
@@ -266,7 +226,7 @@ class Query:
         """ns of the UTC midnight after the latest sealed day of (record_type, venue); 0 if none is sealed.
         Without a database the lake holds everything: the end of time."""
         if self.dsn is None:
-            return _END_OF_TIME
+            return END_OF_TIME
         folder = f"{self._base}/{SEALS_DIR}/{record_type}/{venue}"
         infos = self._fs.get_file_info(fs.FileSelector(folder, allow_not_found=True))
         for info in sorted((i for i in infos if i.base_name.endswith(".json")), key=lambda i: i.base_name,
@@ -398,17 +358,3 @@ def interval_ns(interval: str) -> int:
     if unit not in units or not number.isdigit() or int(number) == 0:
         raise ValueError(f"interval '{interval}' is not like 1s, 1m, 5m, 1h, 1d")
     return int(number) * units[unit]
-
-
-def connect() -> Query:
-    """A Query over the configured lake and database (settings as `ticklake config` shows them; the
-    embedded stack's database when it is up, the lake alone when it is not)."""
-    from ticklake.settings import load_settings
-    from ticklake.stack import local
-
-    settings = load_settings()
-    try:
-        dsn: str | None = local.pg_dsn(settings)
-    except local.StackNotUp:
-        dsn = None
-    return Query(settings.lake_root, dsn)

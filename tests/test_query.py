@@ -28,11 +28,11 @@ from pipelines.bars import time_bars
 from pipelines.seal import seal_day
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import filesystem_for, write_atomic
-from storage.query import Query, to_ns
 from storage.timescale_rows import copy_table
 from tests import binance_data
 from tests.pg_databases import private_database
 from tests.pipelines_data import private_lake, read_lake
+from ticklake.query import Query, to_ns
 from ticklake.stack.postgres import EmbeddedPostgres
 
 SEALED = dt.date(2024, 8, 8)
