@@ -6,11 +6,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-BINANCE_CAPTURES := \
-	tests/data/binance_usdm/rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt \
-	tests/data/binance_usdm/ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt \
-	tests/data/binance_usdm/rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt
-
 .PHONY: setup system demo test bench lint lock
 
 setup: system $(STAMP)
@@ -24,20 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# `ticklake demo` starts the stack, replays every venue's bundled captures through the live
+# handlers, the bus and both sinks, runs the pipelines for those days and prints a report.
 demo: setup
-	$(BIN)/ticklake up
-	$(BIN)/ticklake db migrate
-	$(BIN)/ticklake selfcheck
-	$(BIN)/ticklake normalize binance-usdm $(BINANCE_CAPTURES) --out .ticklake/demo-offline --top-depth 10
-	port=$$($(BIN)/python -c 'from ticklake.stack.ports import free_port; print(free_port())'); \
-	$(BIN)/ticklake replay-server binance-usdm $(BINANCE_CAPTURES) --port $$port --speed 20 & server=$$!; \
-	$(BIN)/python -c "from ticklake.stack.ports import wait_listening; assert wait_listening($$port, 30)"; \
-	$(BIN)/ticklake run --venue binance-usdm --symbols SUSHIUSDT,AKROUSDT,KEEPUSDT,CTKUSDT \
-	    --ws-url ws://127.0.0.1:$$port --rest-url http://127.0.0.1:$$port --duration 5; \
-	status=$$?; kill $$server; exit $$status
-	$(BIN)/ticklake pipelines run --from 2021-07-22 --to 2021-07-22
-	$(BIN)/ticklake db retention --dry-run
-	$(BIN)/ticklake status
+	$(BIN)/ticklake demo
 
 test: setup
 	$(BIN)/ruff check .

@@ -5,7 +5,12 @@ connections (a reconnecting client does not get old frames again, as with a real
 cursor waits while fewer than `min_clients` are connected and subscribed (at the start) or none
 is (later: a reconnecting client counts once it has subscribed again), so tests
 are deterministic. Speed: real time times
-`speed`, or as fast as the client reads with speed 0.
+`speed`, or as fast as the client reads with speed 0. Frames without a receive time (JSONL
+fixtures) are never waited for: merged with a timed capture they play first, at once, and the
+playback clock starts at the first timed frame.
+
+`GET /_replay` answers with the playback's progress (frames, played, clients, done), so a script
+can follow it and stop the handler once every frame is on its socket (see `done`).
 
 Faults, for tests and drills: `drop_after` closes the first connection after that many frames
 were sent on it; `skip` never sends the frames at those playback indexes (a sequence gap);
@@ -63,6 +68,10 @@ PROTOCOLS: dict[str, type[ReplayProtocol]] = {
     "okx": OkxReplay,
 }
 SUBSCRIBE_GRACE_S = 1.0
+SETTLE_S = 0.05
+"""Playback starts once the clients have sent nothing for this long: a venue subscribed by several
+messages (Hyperliquid: one per channel and coin) has all of them applied before the first frame."""
+STATUS_PATH = "/_replay"
 
 
 @dataclass
@@ -89,6 +98,7 @@ class _Client:
 class ReplayServer:
     def __init__(self, venue: str, frames: Sequence[Frame], speed: float = 0.0, faults: Faults | None = None,
                  host: str = "127.0.0.1", port: int = 0, min_clients: int = 1) -> None:
+        self.venue = venue
         self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)  # type: ignore[call-arg]
         self.ws_frames = [f for f in frames if f.kind == "ws"]
         self.speed, self.faults = speed, faults or Faults()
@@ -99,6 +109,7 @@ class ReplayServer:
         """Frames queued for a connection that closed before they were sent: lost, as on a venue."""
         self.connections = 0
         self.position = 0
+        self._last_message = 0.0
         self.finished = asyncio.Event()
         self._client_present = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -133,9 +144,22 @@ class ReplayServer:
         if self._runner:
             await self._runner.cleanup()
 
+    def status(self) -> dict[str, object]:
+        """The playback's progress, as `GET /_replay` answers it."""
+        return {"venue": self.venue, "frames": len(self.ws_frames), "played": self.position,
+                "clients": len(self.clients), "done": self.done()}
+
+    def done(self) -> bool:
+        """Every frame was played and written to the connected clients' sockets (an uncompressed
+        frame is written as it leaves a client's queue): a client that closes its connection now
+        still reads them all before the close reply."""
+        return self.finished.is_set() and all(c.queue.empty() for c in self.clients)
+
     async def _route(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
+        if request.path == STATUS_PATH:
+            return web.json_response(self.status())
         query = {key: request.query.getall(key) for key in request.query}
         body = self.protocol.rest(request.method, request.path, query, await request.read())
         if body is None:
@@ -153,6 +177,7 @@ class ReplayServer:
         try:
             async for message in connection:
                 if message.type is WSMsgType.TEXT:
+                    self._last_message = time.monotonic()
                     # queued as one socket orders them: behind the frames played before the message
                     # (a snapshot reply built at the playback position already holds them) and ahead
                     # of those it made due
@@ -204,15 +229,16 @@ class ReplayServer:
         return len(ready) >= (self.min_clients if clients is None else clients)
 
     async def _play(self) -> None:
-        while not self._ready():
+        while not self._ready() or time.monotonic() - self._last_message < SETTLE_S:
             await asyncio.sleep(0.01)
-        start_wall = time.monotonic()
-        start_ts = self.ws_frames[0].ts_recv if self.ws_frames else 0
+        start_wall, start_ts = time.monotonic(), 0
         for index, frame in enumerate(self.ws_frames):
             if self.faults.silence is not None and index == self.faults.silence[0]:
                 await asyncio.sleep(self.faults.silence[1])
                 start_wall += self.faults.silence[1]
-            if self.speed > 0:
+            if self.speed > 0 and frame.ts_recv:  # a frame without a receive time is not waited for
+                if not start_ts:  # the first timed frame starts the playback clock
+                    start_wall, start_ts = time.monotonic(), frame.ts_recv
                 due = start_wall + (frame.ts_recv - start_ts) / 1e9 / self.speed
                 delay = due - time.monotonic()
                 if delay > 0:
@@ -248,5 +274,5 @@ class ReplayServer:
         """Wait until every frame was played and handed to the connected clients' sockets."""
         await asyncio.wait_for(self.finished.wait(), timeout_s)
         deadline = time.monotonic() + timeout_s
-        while any(not c.queue.empty() for c in self.clients) and time.monotonic() < deadline:
+        while not self.done() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

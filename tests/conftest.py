@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -17,6 +18,9 @@ from storage.migrate import migrate
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port
 from ticklake.stack.postgres import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from tests.demo_data import DemoRun
 
 DATA = Path(__file__).with_name("data")
 
@@ -63,3 +67,13 @@ def bus() -> Iterator[EmbeddedNats]:
 def pg_conn(postgres: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
     with psycopg.connect(postgres.dsn) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def demo(postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """`ticklake demo` as `make demo` runs it, once per session, on a database and bus of its own
+    (tests/demo_data.py): its report, and the stores it filled for the modules that read them."""
+    from tests.demo_data import run_demo
+
+    with run_demo(postgres, tmp_path_factory.mktemp("demo")) as run:
+        yield run

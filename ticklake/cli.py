@@ -285,9 +285,27 @@ def run(
         ingest_args += ["--metrics-port", str(metrics_port)]
         sink_args = {"timescale": ["--metrics-port", str(metrics_port + 1)],
                      "parquet": ["--metrics-port", str(metrics_port + 2)]}
-    code = run_all(ingest_args, sink_args, nats_url, duration, catch_up)
+    code = run_all([ingest_args], sink_args, nats_url, duration, catch_up)
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def demo() -> None:
+    """The demo: start the stack, replay every venue's bundled real captures through the live
+    handlers, the bus and both sinks, run the pipelines for those days and report what landed.
+    Each run first empties the data of the previous demo run (and refuses stores holding other data);
+    the report is also written to $TICKLAKE_HOME/demo/report.json."""
+    from ticklake.demo import run_demo
+    from ticklake.demo_state import DemoError
+
+    try:
+        report = run_demo(_settings(), console)
+    except DemoError as exc:
+        console.print(f"[red]ticklake demo: {exc}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 pipelines_app = typer.Typer(no_args_is_help=True, help="Dagster pipelines: day seal, bars, funding, analytics.")
