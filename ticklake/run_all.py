@@ -40,7 +40,10 @@ def child(args: Sequence[str], log: Path | None = None) -> subprocess.Popen[byte
 
 
 async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS") -> int:
-    """Messages the consumers have not yet acknowledged (-1 while a consumer does not exist yet)."""
+    """Messages not yet delivered to the consumers (-1 while a consumer does not exist yet).
+
+    Delivered but unacknowledged ones do not count: a sink stopped by SIGTERM finishes what it holds
+    (writes, commits, acknowledges), and the lake sink may hold a buffer for its whole flush age."""
     client = await nats.connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
@@ -50,7 +53,7 @@ async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS"
                 info = await js.consumer_info(stream, name)
             except NotFoundError:
                 return -1
-            total += info.num_pending + info.num_ack_pending
+            total += info.num_pending
         return total
     finally:
         await client.close()
