@@ -95,7 +95,7 @@ def _bar_aggregations() -> list[pl.Expr]:
 def _finish(bars: pl.LazyFrame) -> pl.LazyFrame:
     """Add vwap, put the columns in BAR_SCHEMA order and sort."""
     return (bars.with_columns((pl.col("notional") / pl.col("volume")).alias("vwap"))
-            .select(list(BAR_SCHEMA)).sort("venue", "instrument", "ts"))
+            .select(list(BAR_SCHEMA)).sort("venue", "instrument", "ts", maintain_order=True))
 
 
 def time_bars(trades: pl.DataFrame | pl.LazyFrame, every: str, fill: bool = False) -> pl.DataFrame:
@@ -228,8 +228,8 @@ def _threshold_bars(trades: pl.DataFrame, bar_ids: Callable[[pl.DataFrame], pl.S
         return pl.DataFrame(schema=BAR_SCHEMA)
     groups = sort_trades(trades.select(_TRADE_COLUMNS)).partition_by(KEYS, maintain_order=True)
     numbered = pl.concat([g.with_columns(bar_ids(g).cast(pl.Int64).alias("_bar")) for g in groups])
-    bars = (numbered.lazy().group_by([*KEYS, "_bar"]).agg(*_bar_aggregations())
-            .with_columns(pl.col("first_ts").alias("ts")))
+    bars = (numbered.lazy().group_by([*KEYS, "_bar"]).agg(*_bar_aggregations()).sort([*KEYS, "_bar"])
+            .with_columns(pl.col("first_ts").alias("ts")))  # bars starting in the same instant stay in trade order
     return _finish(bars).collect()
 
 

@@ -43,6 +43,8 @@ from storage.seal_manifest import SEALED, SEALS_DIR
 from storage.timescale_rows import read_table
 
 Time = int | dt.datetime | dt.date | str
+BOOK_BREAKING = ("gap", "checksum_failure", "resync_start", "disconnect", "stale", "queue_overflow")
+"""feed_status events after which a book is unreliable until its next snapshot."""
 Names = str | Sequence[str] | None
 DERIVED = "derived"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -78,8 +80,11 @@ class Book:
     """An L2 book rebuilt at `ts`: `bids` (best first) and `asks` (best first), columns price, size.
 
     `snapshot_ts` is the snapshot it starts from; `messages` the venue messages applied after it.
-    `maybe_bad` is True when a row since the snapshot said data may be missing (GAP_BEFORE) or the
-    book suspect (MAYBE_BAD_BOOK) and no later snapshot repaired it: treat the book with care.
+    `maybe_bad` is True when, since the snapshot and up to ts, a row said data may be missing
+    (GAP_BEFORE) or the book suspect (MAYBE_BAD_BOOK), or the gap journal (feed_status) recorded an
+    event that breaks a book (BOOK_BREAKING) for the instrument or its whole connection, and no later
+    snapshot repaired it: a handler that lost sequence stops applying deltas until it resyncs, so
+    such a book may be frozen at the gap.
     """
 
     venue: str
@@ -215,10 +220,13 @@ class Query:
         if depth is not None:
             bids, asks = bids.head(depth), asks.head(depth)
         deltas = since.filter(~snapshot)
-        return Book(venue=str(since["venue"][0]), instrument=instrument, ts=at_ns, snapshot_ts=snapshot_ts,
+        book_venue = str(since["venue"][0])
+        journal = self.feed_status(book_venue, snapshot_ts, at_ns + 1).filter(
+            pl.col("event").is_in(BOOK_BREAKING), pl.col("instrument").is_in([instrument, ""]))
+        flagged = bool(((since["flags"] & (GAP_BEFORE | MAYBE_BAD_BOOK)) != 0).any())
+        return Book(venue=book_venue, instrument=instrument, ts=at_ns, snapshot_ts=snapshot_ts,
                     messages=deltas.select(pl.struct("ts_event", "ts_recv").n_unique()).item(),
-                    maybe_bad=bool(((since["flags"] & (GAP_BEFORE | MAYBE_BAD_BOOK)) != 0).any()),
-                    bids=bids, asks=asks)
+                    maybe_bad=flagged or journal.height > 0, bids=bids, asks=asks)
 
     # -- where rows live -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import pytest
 from ingest.capture_formats import read_frames
 from ingest.offline import TopSchedule, normalize_frames
 from normalize.arrow_schema import to_arrow
-from normalize.records import BookDelta, BookTop, expand
+from normalize.records import BookDelta, BookTop, FeedStatus, expand
 from pipelines.bars import time_bars
 from pipelines.seal import seal_day
 from storage.lake_layout import partition_path, split_partitions
@@ -199,21 +199,30 @@ def test_book_at_across_the_watermark_and_before_any_snapshot(query: Query) -> N
         query.book_at(BTC, "2024-08-01", venue=BINANCE)
 
 
-def test_book_at_flags_a_book_after_a_gap(stores: tuple[Path, str], tmp_path: Path) -> None:
-    """A delta flagged GAP_BEFORE after the last snapshot makes the rebuilt book suspect."""
-    lake, _ = stores
+def test_book_at_flags_a_book_after_a_gap(tmp_path: Path) -> None:
+    """A delta flagged GAP_BEFORE after the last snapshot makes the rebuilt book suspect; so does a gap
+    in the journal with no flagged row after it (a handler that lost sequence applies nothing more
+    until it resyncs: its book is frozen at the gap)."""
     records = expand(normalize_frames(BINANCE, read_frames([HFT_CAPTURE]))[0].records)
     rows = pl.DataFrame(to_arrow([r for r in records if type(r) is BookDelta]))
-    gap_at = rows.filter((pl.col("flags") & 1) == 0)["ts_event"][100]
-    flagged = rows.with_columns(pl.when(pl.col("ts_event") == gap_at).then(pl.col("flags") | 4)
+    deltas = rows.filter((pl.col("flags") & 1) == 0)["ts_event"].dt.epoch("ns")
+    first, gap_at, journal_gap_at = int(rows["ts_event"].dt.epoch("ns")[0]), int(deltas[100]), int(deltas[5000])
+    flagged = rows.with_columns(pl.when(pl.col("ts_event").dt.epoch("ns") == gap_at).then(pl.col("flags") | 4)
                                 .otherwise(pl.col("flags")).alias("flags"))
-    folder = tmp_path / "book_delta" / f"venue={BINANCE}" / f"date={SEALED}"
-    folder.mkdir(parents=True)
-    flagged.write_parquet(folder / "part.parquet")
-    with Query(str(tmp_path)) as q:
-        assert q.book_at(BTC, gap_at, venue=BINANCE).maybe_bad
-        assert not q.book_at(BTC, rows["ts_event"][0], venue=BINANCE).maybe_bad
-    assert lake.exists()
+    gap = FeedStatus(BINANCE, "BTCUSDT", BTC, journal_gap_at, journal_gap_at, None, 7, 0, "gap", "conn-1",
+                     "pu 7 != last u 5", 6, 6)
+    for lake, book_rows, journal in ((tmp_path / "flag", flagged, []), (tmp_path / "journal", rows, [gap])):
+        filesystem, base = filesystem_for(str(lake))
+        write_atomic(filesystem, f"{partition_path(base, 'book_delta', BINANCE, SEALED)}/a.parquet",
+                     book_rows.to_arrow(), "book_delta")
+        if journal:
+            write_atomic(filesystem, f"{partition_path(base, 'feed_status', BINANCE, SEALED)}/a.parquet",
+                         to_arrow(journal), "feed_status")
+        suspect_from = gap_at if not journal else journal_gap_at
+        with Query(str(lake)) as q:
+            assert not q.book_at(BTC, first, venue=BINANCE).maybe_bad
+            assert not q.book_at(BTC, suspect_from - 1, venue=BINANCE).maybe_bad
+            assert q.book_at(BTC, suspect_from, venue=BINANCE).maybe_bad
 
 
 def test_duckdb_views_over_the_lake(query: Query, truth: dict[str, pl.DataFrame]) -> None:
