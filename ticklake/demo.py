@@ -291,10 +291,16 @@ def _shown(path: Path) -> str:
 
 def _look(stores: Stores, lake: str) -> dict[str, str]:
     """Commands to look at what the demo landed."""
-    return {"notebooks": f"{_shown(Path(sys.executable).with_name('jupyter'))} lab {_shown(REPO / 'notebooks')}/",
+    jupyter = Path(sys.executable).with_name("jupyter")
+    notebooks = f"{_shown(jupyter)} lab {_shown(REPO / 'notebooks')}/"
+    if not jupyter.exists():
+        pip = _shown(Path(sys.executable).with_name("pip"))
+        notebooks = f"{pip} install -c constraints.txt -e '.[notebooks]'; {notebooks}"
+    return {"notebooks": notebooks,
             "Dagster UI": "ticklake pipelines dev   (then http://127.0.0.1:3000)",
             "SQL prompt": f'psql "{mask_url(stores.dsn)}"',
-            "Polars": f'pl.scan_parquet("{lake}/trade/**/*.parquet", hive_partitioning=True)'}
+            "Polars": f'pl.scan_parquet("{lake}/trade/**/*.parquet", hive_partitioning=True)',
+            "query API": "python -c 'from ticklake import query; print(query.connect().trades())'"}
 
 
 def run_demo(settings: Settings, console: Console) -> DemoReport:
