@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from benchmarks.versus import interleaved
 from ingest.capture_formats import read_capture
 from ingest.offline import normalize_frames
 from normalize.arrow_schema import to_arrow
@@ -189,13 +189,7 @@ def main() -> None:
             "files: duckdb SQL (arg_min by ts)": lambda: con.sql(duckdb_sql(source)).pl(),
             "files: duckdb SQL (exact trade order)": lambda: con.sql(duckdb_sql(source, exact=True)).pl(),
         }
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        results: dict[str, pl.DataFrame] = {}
-        for _ in range(args.repeat):
-            for name, run in variants.items():
-                started = time.perf_counter()
-                results[name] = run()
-                times[name].append(time.perf_counter() - started)
+        times, results = interleaved(variants, args.repeat)
 
         reference = results["in memory: time_bars"]
         print(f"{'variant':42s} {'min s':>7s} {'median s':>9s} {'M trades/s':>11s} {'/ time_bars':>12s}  result")

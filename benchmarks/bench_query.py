@@ -20,13 +20,13 @@ import argparse
 import datetime as dt
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
 from benchmarks.bench_bars import cycled, real_trades, write_lake
+from benchmarks.versus import interleaved
 from pipelines.seal import seal_partition
 from storage.parquet_files import filesystem_for, write_atomic
 from storage.query import Query, to_ns
@@ -65,13 +65,7 @@ def main() -> None:
             "query API (database configured)": lambda: with_db.trades(VENUE, INSTRUMENT, start, end),
             "query API (lake only)": lambda: lake_only.trades(VENUE, INSTRUMENT, start, end),
         }
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        results: dict[str, pl.DataFrame] = {}
-        for _ in range(args.repeat):
-            for name, run in variants.items():
-                started = time.perf_counter()
-                results[name] = run()
-                times[name].append(time.perf_counter() - started)
+        times, results = interleaved(variants, args.repeat)
         baseline_name = next(iter(variants))
         baseline = results[baseline_name]
         best = min(times[baseline_name])

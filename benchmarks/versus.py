@@ -1,8 +1,13 @@
-"""The report every ticklake-vs-cryptofeed normalize benchmark prints, in one shape."""
+"""Shared benchmark plumbing: the report every ticklake-vs-cryptofeed normalize benchmark prints, and
+interleaved timing of variants (on a shared machine load shifts between runs, not within one)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 Row = tuple[str, int, float, float]
 """(frames, count, ticklake msg/s, cryptofeed msg/s)."""
@@ -19,3 +24,15 @@ def print_per_item(what: str, per: float, per_what: str, unit: str, row: Row) ->
     _, _, ours, theirs = row
     print(f"{what}: {per:.1f} per {per_what}; ticklake {ours * per:,.0f} {unit}/s, "
           f"cryptofeed {theirs * per:,.0f} {unit}/s")
+
+
+def interleaved(variants: Mapping[str, Callable[[], T]], repeat: int) -> tuple[dict[str, list[float]], dict[str, T]]:
+    """Run every variant `repeat` times, one after the other in turn: (seconds per run, last result) by name."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, T] = {}
+    for _ in range(repeat):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - started)
+    return times, results
