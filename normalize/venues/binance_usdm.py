@@ -148,9 +148,11 @@ Event = AggTrade | RawTrade | DepthUpdate | BookTicker | MarkPriceUpdate | Force
 
 
 class Combined(msgspec.Struct, frozen=True):
-    """The combined-stream wrapper; `stream` is not read (the event names its symbol)."""
+    """The combined-stream wrapper; `stream` is not read (the event names its symbol). A bare event
+    decodes as one with no `data` (its own fields are skipped) and is decoded again as an event: live
+    frames are all combined, and trying them first costs less than testing which kind a frame is."""
 
-    data: Event
+    data: Event | None = None
 
 
 class DepthSnapshot(msgspec.Struct, frozen=True):
@@ -266,8 +268,9 @@ class BinanceUsdm:
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         try:
-            combined = payload.startswith(b'{"stream"')
-            event = _combined.decode(payload).data if combined else _bare_event.decode(payload)
+            event = _combined.decode(payload).data
+            if event is None:
+                event = _bare_event.decode(payload)
         except msgspec.DecodeError as exc:
             if payload.lstrip().startswith(b'{"result"'):
                 return  # subscription acknowledgement
