@@ -20,22 +20,11 @@ from pyarrow import fs
 
 from normalize.arrow_schema import schema_for
 from storage.lake_layout import partition_path
-from storage.parquet_files import COMPRESSION, filesystem_for, write_bytes_atomic
+from storage.parquet_files import COMPRESSION, filesystem_for, parquet_files, venues_under, write_bytes_atomic
 
 DERIVED = "derived"
 PART = "part-0.parquet"
 ALL_VENUES = "all"
-
-
-def _parquet_files(filesystem: fs.FileSystem, folder: str) -> list[str]:
-    infos = filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-    return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet"))
-
-
-def _venues(filesystem: fs.FileSystem, folder: str) -> list[str]:
-    infos = filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-    return sorted(i.base_name.removeprefix("venue=") for i in infos
-                  if i.type == fs.FileType.Directory and i.base_name.startswith("venue="))
 
 
 def _read(filesystem: fs.FileSystem, paths: list[str], schema: pa.Schema | None) -> pl.DataFrame:
@@ -54,14 +43,14 @@ def _read(filesystem: fs.FileSystem, paths: list[str], schema: pa.Schema | None)
 def partition_venues(lake_root: str, record_type: str, day: dt.date) -> list[str]:
     """Venues that have a folder for `day` under `record_type`."""
     filesystem, base = filesystem_for(lake_root)
-    return [venue for venue in _venues(filesystem, f"{base}/{record_type}")
+    return [venue for venue in venues_under(filesystem, f"{base}/{record_type}")
             if filesystem.get_file_info(partition_path(base, record_type, venue, day)).type == fs.FileType.Directory]
 
 
 def read_partition(lake_root: str, record_type: str, venue: str, day: dt.date) -> pl.DataFrame:
     """One venue's rows of a record type and UTC day, in the contract schema (possibly empty)."""
     filesystem, base = filesystem_for(lake_root)
-    paths = _parquet_files(filesystem, partition_path(base, record_type, venue, day))
+    paths = parquet_files(filesystem, partition_path(base, record_type, venue, day))
     return _read(filesystem, paths, schema_for(record_type))
 
 
@@ -80,8 +69,8 @@ def derived_path(base: str, asset: str, venue: str, day: dt.date) -> str:
 def read_derived(lake_root: str, asset: str, day: dt.date, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """A derived asset's rows of one day, all venues, with the asset's `schema` (also when empty)."""
     filesystem, base = filesystem_for(lake_root)
-    paths = [path for venue in _venues(filesystem, f"{base}/{DERIVED}/{asset}")
-             for path in _parquet_files(filesystem, partition_path(f"{base}/{DERIVED}", asset, venue, day))]
+    paths = [path for venue in venues_under(filesystem, f"{base}/{DERIVED}/{asset}")
+             for path in parquet_files(filesystem, partition_path(f"{base}/{DERIVED}", asset, venue, day))]
     frame = _read(filesystem, paths, None)
     return frame.cast(pl.Schema(schema)) if paths else pl.DataFrame(schema=pl.Schema(schema))
 
@@ -98,7 +87,7 @@ def write_derived(lake_root: str, asset: str, day: dt.date, frame: pl.DataFrame)
             pq.write_table(part.to_arrow(), buffer, compression=COMPRESSION)
             write_bytes_atomic(filesystem, derived_path(base, asset, str(venue), day), buffer.getvalue())
             written[str(venue)] = part.height
-    for venue in _venues(filesystem, f"{base}/{DERIVED}/{asset}"):
+    for venue in venues_under(filesystem, f"{base}/{DERIVED}/{asset}"):
         stale = derived_path(base, asset, venue, day)
         if venue not in written and filesystem.get_file_info(stale).type == fs.FileType.File:
             filesystem.delete_file(stale)

@@ -37,7 +37,6 @@ import datetime as dt
 import fcntl
 import itertools
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from normalize.arrow_schema import schema_for
 from normalize.records import RECORD_CLASSES, RECORD_TYPES
 from pipelines.lake_io import partition_venues
 from storage.lake_layout import partition_path
-from storage.parquet_files import COMPRESSION, TMP_SUFFIX, filesystem_for
+from storage.parquet_files import COMPRESSION, TMP_SUFFIX, filesystem_for, fsync
 from storage.parquet_sink import MANIFEST_DIR, parse_file_name
 from storage.seal_manifest import (
     COMMITTING,
@@ -197,7 +196,7 @@ def _finish(filesystem: fs.FileSystem, base: str, folder: str, manifest: SealMan
                 raise SealError(f"cannot finish the seal of {folder}: {entry.name} is missing; the replaced "
                                 f"inputs are kept as *{HIDDEN_SUFFIX} (rename them back to restore the day)")
         if isinstance(filesystem, fs.LocalFileSystem):
-            _fsync(folder)
+            fsync(folder)
         manifest = dataclasses.replace(manifest, state=SEALED)
         write_manifest(filesystem, base, manifest)
     for entry in manifest.inputs:
@@ -429,7 +428,7 @@ class _SealWriter:
             self._writer.close()
             self._stream.close()
             if isinstance(self.filesystem, fs.LocalFileSystem):
-                _fsync(self._path(self.outputs[-1].name))
+                fsync(self._path(self.outputs[-1].name))
         self._writer, self._stream = None, None
 
     def _path(self, name: str) -> str:
@@ -439,11 +438,3 @@ class _SealWriter:
 def _move_if_present(filesystem: fs.FileSystem, source: str, target: str) -> None:
     if filesystem.get_file_info(source).type == fs.FileType.File:
         filesystem.move(source, target)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

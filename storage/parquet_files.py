@@ -7,6 +7,7 @@ reader never sees half a file and a crash leaves only a .tmp to clean up.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -59,18 +60,39 @@ def _replace(filesystem: fs.FileSystem, path: str, write: Callable[[pa.NativeFil
     with filesystem.open_output_stream(tmp) as stream:
         write(stream)
     if local:
-        _fsync(tmp)
+        fsync(tmp)
     filesystem.move(tmp, path)
     if local:
-        _fsync(parent)
+        fsync(parent)
 
 
-def _fsync(path: str) -> None:
+def fsync(path: str) -> None:
+    """Make a local file, or a folder's entries, durable (a rename is durable once its folder is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def parquet_files(filesystem: fs.FileSystem, folder: str) -> list[str]:
+    """The lake's files in `folder`, sorted (not `.tmp` ones, which are not the lake's yet)."""
+    infos = filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True))
+    return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet"))
+
+
+def venues_under(filesystem: fs.FileSystem, folder: str) -> list[str]:
+    """Venues with a `venue=<v>/` folder in `folder` (a record type's or a derived asset's)."""
+    infos = filesystem.get_file_info(fs.FileSelector(folder, allow_not_found=True))
+    return sorted(i.base_name.removeprefix("venue=") for i in infos
+                  if i.type == fs.FileType.Directory and i.base_name.startswith("venue="))
+
+
+def days_under(filesystem: fs.FileSystem, folder: str, venue: str) -> list[dt.date]:
+    """UTC days with a `venue=<venue>/date=<d>/` folder in `folder`, sorted."""
+    infos = filesystem.get_file_info(fs.FileSelector(f"{folder}/venue={venue}", allow_not_found=True))
+    return sorted(dt.date.fromisoformat(i.base_name.removeprefix("date=")) for i in infos
+                  if i.type == fs.FileType.Directory and i.base_name.startswith("date="))
 
 
 def read_file(filesystem: fs.FileSystem, path: str) -> pa.Table:

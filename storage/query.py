@@ -37,7 +37,7 @@ from normalize.arrow_schema import schema_for
 from normalize.flags import GAP_BEFORE, MAYBE_BAD_BOOK, SNAPSHOT
 from normalize.records import RECORD_TYPES
 from storage.lake_layout import NS_PER_DAY, day_of, partition_path
-from storage.parquet_files import filesystem_for
+from storage.parquet_files import days_under, filesystem_for, parquet_files, venues_under
 from storage.pg import connect as pg_connect
 from storage.seal_manifest import SEALED, SEALS_DIR
 from storage.timescale_rows import read_table
@@ -186,8 +186,9 @@ class Query:
         start_ns, end_ns = to_ns(start), to_ns(end)
         venues = names(venue)
         folder = f"{self._base}/{DERIVED}/{asset}"
-        paths = [path for v in (venues or self._venues_in(folder)) for day in self._days_in(folder, v, start_ns, end_ns)
-                 for path in self._files(partition_path(f"{self._base}/{DERIVED}", asset, v, day))]
+        paths = [path for v in (venues or venues_under(self._fs, folder))
+                 for day in self._days_in(folder, v, start_ns, end_ns)
+                 for path in parquet_files(self._fs, partition_path(f"{self._base}/{DERIVED}", asset, v, day))]
         if not paths:
             return pl.DataFrame()
         return self._scan(paths).collect()
@@ -288,30 +289,19 @@ class Query:
                              schema=None if schema is None else pl.DataFrame(schema=schema).to_arrow().schema)
         return pl.scan_pyarrow_dataset(dataset)
 
-    def _files(self, folder: str) -> list[str]:
-        infos = self._fs.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-        return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet"))
-
-    def _venues_in(self, folder: str) -> list[str]:
-        infos = self._fs.get_file_info(fs.FileSelector(folder, allow_not_found=True))
-        return sorted(i.base_name.removeprefix("venue=") for i in infos
-                      if i.type == fs.FileType.Directory and i.base_name.startswith("venue="))
-
     def _days_in(self, folder: str, venue: str, start_ns: int, end_ns: int) -> list[dt.date]:
         """Days with a folder under `folder/venue=<venue>/` that [start_ns, end_ns) touches."""
-        infos = self._fs.get_file_info(fs.FileSelector(f"{folder}/venue={venue}", allow_not_found=True))
-        present = {dt.date.fromisoformat(i.base_name.removeprefix("date=")) for i in infos
-                   if i.type == fs.FileType.Directory and i.base_name.startswith("date=")}
-        return sorted(d for d in present if to_ns(d) + NS_PER_DAY > start_ns and to_ns(d) < end_ns)
+        return [day for day in days_under(self._fs, folder, venue)
+                if to_ns(day) + NS_PER_DAY > start_ns and to_ns(day) < end_ns]
 
     def _lake_venues(self, record_type: str) -> list[str]:
-        return self._venues_in(f"{self._base}/{record_type}")
+        return venues_under(self._fs, f"{self._base}/{record_type}")
 
     def _lake_rows(self, record_type: str, venue: str, instruments: list[str] | None, start_ns: int,
                    end_ns: int) -> pl.DataFrame:
         folder = f"{self._base}/{record_type}"
         paths = [path for day in self._days_in(folder, venue, start_ns, end_ns)
-                 for path in self._files(partition_path(self._base, record_type, venue, day))]
+                 for path in parquet_files(self._fs, partition_path(self._base, record_type, venue, day))]
         schema = self._schema(record_type)
         if not paths:
             return pl.DataFrame(schema=schema)

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 import psycopg
 import pyarrow.parquet as pq
 from psycopg import sql
-from pyarrow import fs
 
 from normalize.records import RECORD_TYPES
 from storage.lake_layout import NS_PER_DAY, day_of, partition_path
-from storage.parquet_files import filesystem_for
+from storage.parquet_files import filesystem_for, parquet_files
 from storage.seal_manifest import sealed_days
 
 DayKey = tuple[str, dt.date]
@@ -75,12 +74,10 @@ def lake_day_rows(lake_root: str, table: str, days: list[DayKey]) -> dict[DayKey
     filesystem, base = filesystem_for(lake_root)
     counts: dict[DayKey, int] = {}
     for venue, day in days:
-        selector = fs.FileSelector(partition_path(base, table, venue, day), allow_not_found=True)
         total = 0
-        for info in filesystem.get_file_info(selector):
-            if info.type == fs.FileType.File and info.path.endswith(".parquet"):
-                with filesystem.open_input_file(info.path) as handle:
-                    total += pq.read_metadata(handle).num_rows
+        for path in parquet_files(filesystem, partition_path(base, table, venue, day)):
+            with filesystem.open_input_file(path) as handle:
+                total += pq.read_metadata(handle).num_rows
         counts[(venue, day)] = total
     return counts
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from pyarrow import fs
 
 from normalize.flags import GAP_BEFORE
 from normalize.records import RECORD_TYPES
 from pipelines.assets_bars import TIME_BARS
 from pipelines.lake_io import DERIVED
-from storage.parquet_files import filesystem_for
+from storage.parquet_files import days_under, filesystem_for, venues_under
 from storage.retention import DayKey, lake_day_rows, timescale_day_rows
 
 BAR_ASSETS = (*(f"bars_{every}" for every in TIME_BARS), "bars_tick", "bars_volume", "bars_dollar")
@@ -25,15 +24,8 @@ _END = 2**63 - 1
 def lake_partitions(lake_root: str, folder: str) -> list[DayKey]:
     """(venue, day) of every `<folder>/venue=<v>/date=<d>/` directory of the lake."""
     filesystem, base = filesystem_for(lake_root)
-    keys = []
-    for venue_dir in filesystem.get_file_info(fs.FileSelector(f"{base}/{folder}", allow_not_found=True)):
-        if venue_dir.type != fs.FileType.Directory or not venue_dir.base_name.startswith("venue="):
-            continue
-        for day_dir in filesystem.get_file_info(fs.FileSelector(venue_dir.path)):
-            if day_dir.type == fs.FileType.Directory and day_dir.base_name.startswith("date="):
-                keys.append((venue_dir.base_name.removeprefix("venue="),
-                             dt.date.fromisoformat(day_dir.base_name.removeprefix("date="))))
-    return sorted(keys)
+    return [(venue, day) for venue in venues_under(filesystem, f"{base}/{folder}")
+            for day in days_under(filesystem, f"{base}/{folder}", venue)]
 
 
 def record_counts(conn: psycopg.Connection, lake_root: str) -> dict[str, dict[DayKey, tuple[int, int]]]:
