@@ -14,14 +14,13 @@ Run: `python -m benchmarks.bench_normalize [--trades N] [--repeat R]`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from benchmarks.versus import print_per_item, print_rates
+from benchmarks.versus import feed_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.binance_usdm import BinanceUsdm
@@ -66,14 +65,7 @@ def cryptofeed_rate(messages: list[bytes], snapshot: bytes | None) -> float:
             bids={Decimal(p): Decimal(q) for p, q in body["bids"]},
             asks={Decimal(p): Decimal(q) for p, q in body["asks"]})
         feed.last_update_id["BTC-USDT-PERP"] = body["lastUpdateId"]
-
-    async def run() -> float:
-        start = time.perf_counter()
-        for text in texts:
-            await feed.message_handler(text, None, 1.0)
-        return time.perf_counter() - start
-
-    return len(texts) / asyncio.run(run())
+    return feed_rate(feed, texts)
 
 
 def ticklake_rate(messages: list[bytes], snapshot: bytes | None) -> tuple[float, int]:

@@ -17,13 +17,12 @@ Run: `python -m benchmarks.bench_okx [--trades N] [--book-passes R] [--repeat K]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import time
 from pathlib import Path
 
-from benchmarks.versus import print_per_item, print_rates
+from benchmarks.versus import feed_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.okx import Okx
@@ -61,14 +60,7 @@ def _cryptofeed_feed():  # type: ignore[no-untyped-def]
 def cryptofeed_rate(messages: list[bytes]) -> float:
     feed = _cryptofeed_feed()
     texts = [m.decode() for m in messages]
-
-    async def run() -> float:
-        start = time.perf_counter()
-        for text in texts:
-            await feed.message_handler(text, None, 1.0)
-        return time.perf_counter() - start
-
-    return len(texts) / asyncio.run(run())
+    return feed_rate(feed, texts)
 
 
 def ticklake_rate(messages: list[bytes]) -> float:

@@ -36,3 +36,17 @@ def interleaved(variants: Mapping[str, Callable[[], T]], repeat: int) -> tuple[d
             results[name] = run()
             times[name].append(time.perf_counter() - started)
     return times, results
+
+
+def feed_rate(feed: object, texts: Sequence[str]) -> float:
+    """Messages/s through a cryptofeed feed's `message_handler`, awaited one by one as its connection
+    loop does (no callbacks registered)."""
+    import asyncio
+
+    async def run() -> float:
+        start = time.perf_counter()
+        for text in texts:
+            await feed.message_handler(text, None, 1.0)  # type: ignore[attr-defined]
+        return time.perf_counter() - start
+
+    return len(texts) / asyncio.run(run())
