@@ -13,7 +13,7 @@ setup: system $(STAMP)
 system:
 	$(SUDO) bash infra/install.sh
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py normalize/_l2book.c constraints.txt
 	[ -x $(BIN)/python ] || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'

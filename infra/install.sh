@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf 'install.sh: %s\n' "$*"; }
 
 need_packages=()
-for pkg in python3-venv postgresql postgresql-contrib cmake gcc make dpkg-dev libssl-dev libkrb5-dev debian-archive-keyring; do
+for pkg in python3-venv python3-dev postgresql postgresql-contrib cmake gcc make dpkg-dev libssl-dev libkrb5-dev debian-archive-keyring; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_packages+=("$pkg")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then

@@ -2,11 +2,11 @@
 
 OKX's CRC32 runs over the best 25 bids and asks in the venue's own price and size strings
 ("30261", not 30261.0), so those strings must be kept per level, and the best 25 must be found
-after every message. `L2Book` finds its best level with a max/min over a dict, which is right for
-one level and wrong for 25 on every message: here each side also keeps its prices in a sorted
-list (bisect: a C memmove of at most a few hundred floats per new or removed level), so the best N
-are a slice. Sizes in the dicts are base units (converted by the caller's `to_base` where the
-venue counts contracts); the text is the venue's.
+after every message. `L2Book` finds its best level from a heap, which is right for one level and
+wrong for 25 on every message, and keeps no text: here each side keeps its prices in a sorted
+list (bisect: a C memmove of at most a few hundred floats per new or removed level, OKX books
+being 400 levels deep), so the best N are a slice. Sizes in the dicts are base units (converted
+by the caller's `to_base` where the venue counts contracts); the text is the venue's.
 """
 
 from __future__ import annotations
@@ -14,27 +14,28 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 
-from normalize.book import L2Book
 from normalize.records import Level
 
 ToBase = Callable[[float, float, str], float]
 """(native size, price, native size text) -> size in base units."""
 
 
-class SortedBook(L2Book):
+class SortedBook:
     """Price -> size per side, plus ascending price lists and each level's "price:size" text."""
 
-    __slots__ = ("ask_prices", "ask_text", "bid_prices", "bid_text")
+    __slots__ = ("ask_prices", "ask_text", "asks", "bid_prices", "bid_text", "bids")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
         self.bid_prices: list[float] = []
         self.ask_prices: list[float] = []
         self.bid_text: dict[float, str] = {}
         self.ask_text: dict[float, str] = {}
 
     def clear(self) -> None:
-        super().clear()
+        self.bids.clear()
+        self.asks.clear()
         self.bid_prices.clear()
         self.ask_prices.clear()
         self.bid_text.clear()
@@ -44,7 +45,7 @@ class SortedBook(L2Book):
                    to_base: ToBase | None = None) -> tuple[list[Level], list[float] | None]:
         """Apply one side of a message whose levels are the venue's strings `[price, size, ...]`
         (size "0" deletes). Returns the (price, size) pairs to publish, in the venue's order, and
-        the native sizes when `to_base` converts them. Call `settle` after both sides."""
+        the native sizes when `to_base` converts them."""
         if bid:
             sizes, prices, text = self.bids, self.bid_prices, self.bid_text
         else:
@@ -71,10 +72,14 @@ class SortedBook(L2Book):
                 del prices[bisect_left(prices, price)]
         return out, native if to_base is not None else None
 
-    def settle(self) -> None:
-        """Refresh best bid/ask (what `bbo` and `crossed` read) after `apply_text`."""
-        self.best_bid = self.bid_prices[-1] if self.bid_prices else None
-        self.best_ask = self.ask_prices[0] if self.ask_prices else None
+    def bbo(self) -> tuple[float | None, float | None, float | None, float | None]:
+        """(bid price, bid size, ask price, ask size); None for an empty side."""
+        bid = self.bid_prices[-1] if self.bid_prices else None
+        ask = self.ask_prices[0] if self.ask_prices else None
+        return (bid, self.bids[bid] if bid is not None else None, ask, self.asks[ask] if ask is not None else None)
+
+    def crossed(self) -> bool:
+        return bool(self.bid_prices and self.ask_prices and self.bid_prices[-1] >= self.ask_prices[0])
 
     def top(self, depth: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         bids, asks = self.bids, self.asks

@@ -3,6 +3,7 @@ book equals every venue bookTicker taken at the same update id."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -74,3 +75,31 @@ def test_skipped_diff_resyncs_that_symbol_only() -> None:
     after_gap = [r for r in expand(out.records) if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
                  and r.ts_recv > gaps[0].ts_recv]
     assert after_gap == []  # nothing published for SUSHIUSDT until a fresh snapshot arrives
+
+
+def test_diff_with_malformed_levels_is_dead_lettered_and_that_symbol_resyncs() -> None:
+    """A real diff whose levels no longer parse: dead-lettered with the reason and the frame, the
+    book left as it was and marked broken (it missed that diff), the other symbols untouched."""
+    frames = list(read_frames(CRYPTOFEED))
+    sushi_diffs = [i for i, f in enumerate(frames) if b"sushiusdt@depth" in f.payload]
+    bad_index = sushi_diffs[100]
+    good = frames[bad_index].payload
+    bad = good.replace(b'"b":[["', b'"b":[["x', 1)
+    assert bad != good
+    frames[bad_index] = dataclasses.replace(frames[bad_index], payload=bad)
+    out, normalizer = normalize_frames("binance-usdm", frames)
+    assert [(d.raw, d.reason.split(":")[0]) for d in out.dead_letters] == [(bad, "bad depth levels")]
+    assert "bid levels: expected a decimal" in out.dead_letters[0].reason
+    statuses = [(r.symbol, r.event) for r in out.records if isinstance(r, FeedStatus)]
+    assert ("SUSHIUSDT", "gap") in statuses and ("SUSHIUSDT", "resync_start") in statuses
+    assert all(symbol == "SUSHIUSDT" for symbol, event in statuses if event == "gap")
+    assert out.snapshot_requests == {"SUSHIUSDT"}
+    sushi = normalizer.books["SUSHIUSDT"]
+    _, before = normalize_frames("binance-usdm", frames[:bad_index])
+    held = before.books["SUSHIUSDT"]
+    assert not sushi.synced and sushi.breaks == 1 and sushi.applied == held.applied > 90
+    assert (sushi.book.bids, sushi.book.asks) == (held.book.bids, held.book.asks)
+    assert [r for r in expand(out.records) if isinstance(r, BookDelta) and r.symbol == "SUSHIUSDT"
+            and r.ts_recv >= frames[bad_index].ts_recv] == []
+    for other in ("AKROUSDT", "KEEPUSDT", "CTKUSDT"):
+        assert normalizer.books[other].synced and normalizer.books[other].breaks == 0

@@ -52,7 +52,6 @@ from normalize.records import (
     FeedStatus,
     Funding,
     Instrument,
-    Level,
     Liquidation,
     MarkIndex,
     OpenInterest,
@@ -98,8 +97,8 @@ class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", frozen=True)
     U: int  # first update id in this event
     u: int  # final update id in this event
     pu: int  # final update id of the previous event
-    b: list[Level]
-    a: list[Level]
+    b: msgspec.Raw  # levels as the frame has them: parsed and applied in one call by L2Book.apply_json
+    a: msgspec.Raw
 
 
 class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", frozen=True):
@@ -157,8 +156,8 @@ class Combined(msgspec.Struct, frozen=True):
 
 class DepthSnapshot(msgspec.Struct, frozen=True):
     lastUpdateId: int
-    bids: list[Level]
-    asks: list[Level]
+    bids: msgspec.Raw
+    asks: msgspec.Raw
     E: int | None = None
     T: int | None = None
 
@@ -243,8 +242,8 @@ class BookSync:
     book: L2Book = field(default_factory=L2Book)
     synced: bool = False
     last_u: int | None = None
-    buffered: deque[tuple[DepthUpdate, int, int]] = field(default_factory=deque)
-    """(diff, ts_recv, extra flags) received while waiting for a snapshot."""
+    buffered: deque[tuple[DepthUpdate, int, bytes]] = field(default_factory=deque)
+    """(diff, ts_recv, frame) received while waiting for a snapshot."""
     gap_pending: bool = False
     snapshot_id: int | None = None
     breaks: int = 0
@@ -280,11 +279,10 @@ class BinanceUsdm:
         if kind is AggTrade or kind is RawTrade:
             self._on_trade(event, payload, ts_recv, out)  # type: ignore[arg-type]
             return
-        extra = INEXACT if frame_has_inexact_decimal(payload) else 0
-        if kind is DepthUpdate:
-            self._on_diff(event, ts_recv, out, extra)  # type: ignore[arg-type]
+        if kind is DepthUpdate:  # its decimals are all levels: apply_json reports INEXACT ones
+            self._on_diff(event, ts_recv, payload, out)  # type: ignore[arg-type]
         elif kind is not Kline:
-            self._on_event(event, ts_recv, out, extra)
+            self._on_event(event, ts_recv, out, INEXACT if frame_has_inexact_decimal(payload) else 0)
 
     def _on_trade(self, t: AggTrade | RawTrade, payload: bytes, ts_recv: int, out: Emitted) -> None:
         """The hottest path. Two short decimal strings are checked for exactness by length
@@ -347,55 +345,68 @@ class BinanceUsdm:
         return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_event or ts_recv, ts_recv, None, None,
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
-    def _on_diff(self, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
+    def _on_diff(self, diff: DepthUpdate, ts_recv: int, payload: bytes, out: Emitted) -> None:
         sync = self._book(diff.s)
         if not sync.synced:
-            self._buffer(sync, (diff, ts_recv, extra), out)
+            self._buffer(sync, (diff, ts_recv, payload), out)
             return
         if sync.last_u is None:  # first diff after a snapshot: U <= lastUpdateId <= u
             snapshot_id = sync.snapshot_id or 0
             if diff.u < snapshot_id:
                 return  # already contained in the snapshot
             if diff.U <= snapshot_id:
-                self._apply(sync, diff, ts_recv, out, extra)
+                self._apply(sync, diff, ts_recv, payload, out)
                 return
             expected = snapshot_id
         elif diff.pu == sync.last_u:
-            self._apply(sync, diff, ts_recv, out, extra)
+            self._apply(sync, diff, ts_recv, payload, out)
             return
         else:
             expected = sync.last_u
+        self._break(sync, ts_recv, f"diff U={diff.U} pu={diff.pu} does not follow u={expected}", out,
+                    expected, diff.U, diff.T * MS)
+        self._buffer(sync, (diff, ts_recv, payload), out)
+
+    def _break(self, sync: BookSync, ts_recv: int, detail: str, out: Emitted, seq_from: int | None = None,
+               seq_to: int | None = None, ts_event: int | None = None) -> None:
+        """The book is no longer known to be right: record the gap and wait for a snapshot."""
         sync.breaks += 1
         sync.synced = False
         sync.gap_pending = True
-        out.records.append(self._status(
-            sync, "gap", ts_recv, f"diff U={diff.U} pu={diff.pu} does not follow u={expected}",
-            expected, diff.U, diff.T * MS))
+        out.records.append(self._status(sync, "gap", ts_recv, detail, seq_from, seq_to, ts_event))
         out.records.append(self._status(sync, "resync_start", ts_recv, "waiting for a REST snapshot"))
-        self._buffer(sync, (diff, ts_recv, extra), out)
+        out.snapshot_requests.add(sync.symbol)
 
-    def _buffer(self, sync: BookSync, item: tuple[DepthUpdate, int, int], out: Emitted) -> None:
+    def _buffer(self, sync: BookSync, item: tuple[DepthUpdate, int, bytes], out: Emitted) -> None:
         if len(sync.buffered) >= MAX_BUFFERED_DIFFS:
             sync.buffered.popleft()
             sync.gap_pending = True
         sync.buffered.append(item)
         out.snapshot_requests.add(sync.symbol)
 
-    def _apply(self, sync: BookSync, diff: DepthUpdate, ts_recv: int, out: Emitted, extra: int) -> None:
-        flags = extra
-        if sync.gap_pending:
-            flags |= GAP_BEFORE
-            sync.gap_pending = False
-        self._emit_levels(sync, diff.b, diff.a, diff.T * MS, diff.E * MS, ts_recv, diff.u, flags, out)
+    def _apply(self, sync: BookSync, diff: DepthUpdate, ts_recv: int, payload: bytes, out: Emitted) -> None:
+        """Apply a diff in sequence; one whose levels do not parse is dead-lettered, and the book,
+        having missed it, resyncs."""
+        try:
+            self._emit_levels(sync, diff.b, diff.a, diff.T * MS, diff.E * MS, ts_recv, diff.u,
+                              GAP_BEFORE if sync.gap_pending else 0, out)
+        except ValueError as exc:
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad depth levels: {exc}", payload))
+            self._break(sync, ts_recv, f"diff U={diff.U} u={diff.u} dead-lettered: the book missed it", out,
+                        sync.last_u, diff.U, diff.T * MS)
+            return
+        sync.gap_pending = False
         sync.last_u = diff.u
         sync.applied += 1
 
-    def _emit_levels(self, sync: BookSync, bids: list[Level], asks: list[Level], ts_event: int,
+    def _emit_levels(self, sync: BookSync, bids_json: msgspec.Raw, asks_json: msgspec.Raw, ts_event: int,
                      ts_exch: int | None, ts_recv: int, seq: int, flags: int, out: Emitted) -> None:
-        """Apply a message's levels to the book, emit them packed (the decoder's own lists), then
-        the derived BBO."""
+        """Parse and apply a message's levels in one call, emit them packed, then the derived BBO.
+        Raises ValueError, with the book unchanged, when the levels do not parse."""
         book = sync.book
-        book.apply_levels(bids, asks)
+        bids, asks, inexact = book.apply_json(bids_json, asks_json)
+        if inexact:
+            flags |= INEXACT
         sync.ts_event, sync.seq = ts_event, seq
         symbol, instrument = sync.symbol, sync.instrument
         records = out.records
@@ -450,8 +461,14 @@ class BinanceUsdm:
         sync.book.clear()
         ts_event = snap.T * MS if snap.T else ts_recv
         flags = SNAPSHOT | FROM_REST | (GAP_BEFORE if was_gap else 0) | (0 if snap.T else TS_EVENT_IMPUTED)
-        self._emit_levels(sync, snap.bids, snap.asks, ts_event, snap.E * MS if snap.E else None, ts_recv,
-                          last_id, flags, out)
+        try:
+            self._emit_levels(sync, snap.bids, snap.asks, ts_event, snap.E * MS if snap.E else None, ts_recv,
+                              last_id, flags, out)
+        except ValueError:  # dead-lettered by on_rest; the book, cleared, waits for another snapshot
+            if sync.synced:
+                self._break(sync, ts_recv, f"snapshot {last_id} does not parse", out)
+            out.snapshot_requests.add(symbol)
+            raise
         sync.gap_pending = False
         sync.synced = True
         sync.snapshot_id = last_id
@@ -461,5 +478,5 @@ class BinanceUsdm:
             out.records.append(self._status(sync, "resync_done", ts_recv, f"book reset from snapshot {last_id}"))
         pending = list(sync.buffered)
         sync.buffered.clear()
-        for diff, diff_ts_recv, extra in pending:
-            self._on_diff(diff, diff_ts_recv, out, extra)
+        for diff, diff_ts_recv, payload in pending:
+            self._on_diff(diff, diff_ts_recv, payload, out)

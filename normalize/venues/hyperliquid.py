@@ -252,15 +252,15 @@ def meta_instruments(body: bytes, ts_recv: int, flags: int) -> list[Instrument]:
     return out
 
 
-def _diff(previous: dict[float, float], levels: list[WsLevel]) -> tuple[dict[float, float], list[Level]]:
-    """The side as `levels` has it, and the changes from `previous`: new or changed levels in the
+def _diff(previous: dict[float, float], levels: list[WsLevel]) -> list[Level]:
+    """The changes from `previous` to the side as `levels` has it: new or changed levels in the
     venue's order, then the removed ones with size 0."""
     side = {level.px: level.sz for level in levels if level.sz}
     get = previous.get
     changes: list[Level] = [(price, size) for price, size in side.items() if get(price) != size]
     if changes or len(side) != len(previous):  # else every level is unchanged and none left
         changes += [(price, 0.0) for price in previous if price not in side]
-    return side, changes
+    return changes
 
 
 @dataclass
@@ -437,11 +437,10 @@ class Hyperliquid:
                 flags |= SNAPSHOT
                 book.clear()
             state.fresh = False
-        bids, bid_changes = _diff(book.bids, bid_levels)
-        asks, ask_changes = _diff(book.asks, ask_levels)
-        book.bids, book.asks = bids, asks
-        book.best_bid = max(bids) if bids else None
-        book.best_ask = min(asks) if asks else None
+        held_bids, held_asks = book.top(len(book))  # best first, the order the venue sent them in
+        bid_changes = _diff(dict(held_bids), bid_levels)
+        ask_changes = _diff(dict(held_asks), ask_levels)
+        book.apply_levels(bid_changes, ask_changes)
         ts_event = data.time * MS
         state.ts_event = ts_event
         state.applied += 1

@@ -424,7 +424,6 @@ class Okx:
             self._break(sync, "gap", ts_recv, f"unreadable level in {what}: {exc}", sync.seq, data.seqId,
                         data.ts * MS, out)
             raise ValueError(f"unreadable level in {what}: {exc}") from exc
-        book.settle()
         if data.checksum:
             mine = checksum(book)
             if mine != data.checksum:
