@@ -70,10 +70,10 @@ def naive_book_rate(messages: list[bytes]) -> float:
         bids = [(float(level["px"]), float(level["sz"])) for level in data["levels"][0]]
         asks = [(float(level["px"]), float(level["sz"])) for level in data["levels"][1]]
         book.clear()
-        book.apply_levels(bids, asks)
+        packed_bids, packed_asks = book.apply_levels(bids, asks)
         out = Emitted()
         out.records.append(BookDeltas(VENUE, data["coin"], "BTC-USDC-PERP", data["time"] * 1_000_000, i, None, None,
-                                      SNAPSHOT | DEPTH_LIMITED, bids, asks))
+                                      SNAPSHOT | DEPTH_LIMITED, packed_bids, packed_asks))
     return len(messages) / (time.perf_counter() - start)
 
 

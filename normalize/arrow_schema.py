@@ -14,9 +14,10 @@ from itertools import accumulate, chain, repeat
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from normalize.flags import LAST
-from normalize.records import RECORD_CLASSES, ArrowType, BookDeltas, Record
+from normalize.records import LEVEL_BYTES, RECORD_CLASSES, ArrowType, BookDeltas, Record
 
 _PLAIN_TYPES: dict[type, pa.DataType] = {
     int: pa.int64(),
@@ -91,9 +92,12 @@ def to_arrow(records: Sequence[Record], record_type: str | None = None) -> pa.Ta
 
 
 def packed_to_arrow(messages: Sequence[BookDeltas]) -> pa.Table:
-    """Packed book messages -> book_delta rows, column by column (no object per row)."""
+    """Packed book messages -> book_delta rows, column by column: the levels' bytes are joined and
+    read as two float64 columns, with no Python object per level."""
     schema = schema_for("book_delta")
-    counts = [len(m.bids) + len(m.asks) for m in messages]
+    bid_counts = [len(m.bids) // LEVEL_BYTES for m in messages]
+    ask_counts = [len(m.asks) // LEVEL_BYTES for m in messages]
+    counts = [b + a for b, a in zip(bid_counts, ask_counts, strict=True)]
     rows = sum(counts)
     index = pa.array(list(chain.from_iterable(repeat(i, c) for i, c in enumerate(counts))), pa.int64())
     head = {name: pa.array([getattr(m, name) for m in messages], schema.field(name).type).take(index)
@@ -102,18 +106,17 @@ def packed_to_arrow(messages: Sequence[BookDeltas]) -> pa.Table:
     for end, count in zip(accumulate(counts), counts, strict=True):
         if count:
             flags[end - 1] |= LAST
-    levels = list(chain.from_iterable(chain.from_iterable((m.bids, m.asks) for m in messages)))
-    prices, sizes = zip(*levels, strict=True) if levels else ((), ())
-    sides = chain.from_iterable(chain(repeat(1, len(m.bids)), repeat(-1, len(m.asks))) for m in messages)
+    levels = pa.py_buffer(b"".join(chain.from_iterable((m.bids, m.asks) for m in messages)))
+    pairs = pa.FixedSizeListArray.from_arrays(pa.Array.from_buffers(pa.float64(), 2 * rows, [None, levels]), 2)
+    sides = chain.from_iterable(chain(repeat(1, b), repeat(-1, a)) for b, a in zip(bid_counts, ask_counts, strict=True))
     if any(m.bids_native is not None or m.asks_native is not None for m in messages):
         native = pa.array(list(chain.from_iterable(
-            chain(m.bids_native or repeat(None, len(m.bids)), m.asks_native or repeat(None, len(m.asks)))
-            for m in messages)), pa.float64())
+            chain(m.bids_native or repeat(None, b), m.asks_native or repeat(None, a))
+            for m, b, a in zip(messages, bid_counts, ask_counts, strict=True))), pa.float64())
     else:
         native = pa.nulls(rows, pa.float64())
     columns = {**head, "flags": pa.array(flags, pa.int32()), "side": pa.array(list(sides), pa.int8()),
-               "price": pa.array(prices, pa.float64()), "size": pa.array(sizes, pa.float64()),
-               "size_native": native}
+               "price": pc.list_element(pairs, 0), "size": pc.list_element(pairs, 1), "size_native": native}
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 

@@ -25,7 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from normalize.arrow_schema import from_arrow, packed_to_arrow, plain_rows, schema_for, to_arrow
-from normalize.records import RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
+from normalize.records import LEVEL_BYTES, RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
 WIRE_VERSION = 1
 
@@ -156,7 +156,9 @@ def _read_packed(record_type: str, body: memoryview) -> list[BookDeltas]:
         raise CodecError(f"malformed book_delta PACKED body: {exc}") from None
     for m in messages:
         for native, levels in ((m.bids_native, m.bids), (m.asks_native, m.asks)):
-            if native is not None and len(native) != len(levels):
+            if len(levels) % LEVEL_BYTES:
+                raise CodecError(f"malformed book_delta PACKED body: {len(levels)} bytes of levels, not whole levels")
+            if native is not None and len(native) != len(levels) // LEVEL_BYTES:
                 raise CodecError("malformed book_delta PACKED body: size_native not aligned with the levels")
     return messages
 

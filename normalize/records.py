@@ -19,6 +19,11 @@ Conventions every consumer relies on:
 
 from __future__ import annotations
 
+import struct
+import sys
+from array import array
+from collections.abc import Iterable
+from itertools import chain
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -105,41 +110,65 @@ class BookDelta(Record, frozen=True, array_like=True, gc=False):
 Level = tuple[float, float]
 """(price, size) as a venue message lists it."""
 
+LEVEL_BYTES = 16
+"""A packed level: price then size, little-endian float64 each."""
+_LEVEL = struct.Struct("<dd")
+
+
+def pack_levels(levels: Iterable[Level]) -> bytes:
+    """(price, size) pairs -> packed levels (what `BookDeltas` holds)."""
+    packed = array("d", chain.from_iterable(levels))
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_levels(packed: bytes) -> list[Level]:
+    """Packed levels -> (price, size) pairs, for code that reads levels one by one."""
+    return list(_LEVEL.iter_unpack(packed))  # type: ignore[arg-type]
+
 
 class BookDeltas(Record, frozen=True, array_like=True, gc=False):
     """The book_delta rows of one venue message, packed: the common fields once, then the bid and
-    ask levels in the lists the JSON decoder built (no object per level).
+    ask levels as bytes, 16 a level (`pack_levels`; no Python object per level).
 
     This is what normalizers emit for depth: building a BookDelta per level costs more than
-    decoding and applying the message. It is the same data as `rows()`: bids then asks in the
-    venue's order, `flags` on every row and LAST added to the final one. The wire codec and the
-    Arrow conversion read it column-wise; `size_native` lists are set only where the venue's
-    unit differs (contracts), aligned with the levels.
+    decoding and applying the message, and so did a float tuple per level (a third of a Binance
+    depth message's time), where `L2Book` writes these bytes in one go. It is the same data as
+    `rows()`: bids then asks in the venue's order, `flags` on every row and LAST added to the
+    final one. The wire codec carries the bytes as they are and the Arrow conversion reads them as
+    columns; `size_native` lists are set only where the venue's unit differs (contracts), aligned
+    with the levels.
     """
 
     record_type: ClassVar[str] = "book_delta"
     key_columns: ClassVar[tuple[str, ...]] = BookDelta.key_columns
 
-    bids: list[Level]
-    asks: list[Level]
+    bids: bytes
+    asks: bytes
     bids_native: list[float] | None = None
     asks_native: list[float] | None = None
 
     def row_count(self) -> int:
-        return len(self.bids) + len(self.asks)
+        return (len(self.bids) + len(self.asks)) // LEVEL_BYTES
+
+    def levels(self) -> tuple[list[Level], list[Level]]:
+        """(bids, asks) as (price, size) pairs."""
+        return unpack_levels(self.bids), unpack_levels(self.asks)
 
     def row_tuples(self) -> list[tuple[object, ...]]:
         """The rows as tuples in BookDelta's field order (what row writers such as COPY take)."""
         head = (self.venue, self.symbol, self.instrument, self.ts_event, self.ts_recv, self.ts_exch, self.exch_seq,
                 self.flags)
+        bids, asks = self.levels()
         if self.bids_native is None and self.asks_native is None:
-            rows = [(*head, 1, price, size, None) for price, size in self.bids]
-            rows += [(*head, -1, price, size, None) for price, size in self.asks]
+            rows = [(*head, 1, price, size, None) for price, size in bids]
+            rows += [(*head, -1, price, size, None) for price, size in asks]
         else:
-            bids_native = self.bids_native or [None] * len(self.bids)
-            asks_native = self.asks_native or [None] * len(self.asks)
-            rows = [(*head, 1, p, q, n) for (p, q), n in zip(self.bids, bids_native, strict=True)]
-            rows += [(*head, -1, p, q, n) for (p, q), n in zip(self.asks, asks_native, strict=True)]
+            bids_native = self.bids_native or [None] * len(bids)
+            asks_native = self.asks_native or [None] * len(asks)
+            rows = [(*head, 1, p, q, n) for (p, q), n in zip(bids, bids_native, strict=True)]
+            rows += [(*head, -1, p, q, n) for (p, q), n in zip(asks, asks_native, strict=True)]
         if rows:
             last = rows[-1]
             rows[-1] = (*last[:7], self.flags | LAST, *last[8:])

@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import strategies as st
 
 from normalize.arrow_schema import schema_for
-from normalize.records import RECORD_CLASSES, BookDeltas, Record
+from normalize.records import RECORD_CLASSES, BookDeltas, Record, pack_levels
 
 _TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
 
@@ -52,7 +52,7 @@ def packed_book_messages(draw: st.DrawFn) -> BookDeltas:
             for f in schema_for("book_delta") if f.name in BookDeltas.__struct_fields__}
     bids, asks = draw(_LEVELS), draw(_LEVELS)
     native = draw(st.booleans())
-    return BookDeltas(**head, bids=bids, asks=asks,
+    return BookDeltas(**head, bids=pack_levels(bids), asks=pack_levels(asks),
                       bids_native=draw(st.lists(_FLOAT, min_size=len(bids), max_size=len(bids))) if native else None,
                       asks_native=draw(st.lists(_FLOAT, min_size=len(asks), max_size=len(asks))) if native else None)
 

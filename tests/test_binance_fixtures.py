@@ -139,3 +139,32 @@ def test_trade_decimals_exact_by_text_and_bad_ones_dead_lettered() -> None:
     assert len(out.records) == 3
     assert [(d.ts_recv, d.reason) for d in out.dead_letters] == [
         (5, "bad trade decimal: could not convert string to float: '12a'")]
+
+
+def test_depth_levels_inexact_flagged_and_a_bad_snapshot_dead_lettered() -> None:
+    """Depth decimals are checked where the book parses them: a 17-digit size flags that
+    message's rows and its derived BBO. A snapshot whose levels do not parse is dead-lettered
+    and another is asked for; the next good one syncs the book."""
+    from normalize.emitted import Emitted
+    from normalize.records import Bbo, BookDeltas
+    from normalize.venues.binance_usdm import BinanceUsdm
+
+    url = "https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1000"
+    normalizer, out = BinanceUsdm(), Emitted()
+    bad_snapshot = b'{"lastUpdateId":10,"E":5,"T":4,"bids":[["65432.1","1"]],"asks":[["65432.2",1,"x"]]}'
+    normalizer.on_rest(url, bad_snapshot, 1, out)
+    assert [(d.raw, d.reason) for d in out.dead_letters] == [
+        (bad_snapshot, f"undecodable REST body from {url}: ask levels: a level must be [price, size] at byte 13")]
+    assert out.snapshot_requests == {"BTCUSDT"} and not normalizer.books["BTCUSDT"].synced and not out.records
+    normalizer.on_rest(url, b'{"lastUpdateId":10,"E":5,"T":4,"bids":[["65432.1","1"]],"asks":[["65432.2","3"]]}',
+                       2, out)
+    assert normalizer.books["BTCUSDT"].synced and not out.snapshot_requests
+    normalizer.on_ws(b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":7,"T":6,"s":"BTCUSDT","U":9,'
+                     b'"u":11,"pu":8,"b":[["65432.1","0.12345678901234567"]],"a":[]}}', 3, out)
+    snapshot, snapshot_bbo, diff, diff_bbo = out.records
+    assert type(snapshot) is BookDeltas and not snapshot.flags & Flag.INEXACT
+    assert type(diff) is BookDeltas and diff.flags & Flag.INEXACT
+    assert diff.levels() == ([(65432.1, 0.12345678901234566)], [])
+    assert type(diff_bbo) is Bbo and diff_bbo.flags & Flag.INEXACT and not snapshot_bbo.flags & Flag.INEXACT
+    assert (diff_bbo.bid_price, diff_bbo.bid_size, diff_bbo.ask_price, diff_bbo.ask_size) == (
+        65432.1, 0.12345678901234566, 65432.2, 3.0)

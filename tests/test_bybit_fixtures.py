@@ -135,7 +135,7 @@ def test_deprecated_liquidation_channel() -> None:
 def test_orderbook_fixture_snapshots_deltas_and_a_gap() -> None:
     out, normalizer = normalize_frames("bybit", read_capture(ORDERBOOK))
     books = [r for r in out.records if isinstance(r, BookDeltas)]
-    assert [(b.symbol, b.instrument, b.exch_seq, b.bids, b.asks, b.flags) for b in books] == [
+    assert [(b.symbol, b.instrument, b.exch_seq, *b.levels(), b.flags) for b in books] == [
         ("BTCUSDT", "BTC-USDT-PERP", 7003305, [(28552.0, 0.047)], [(28552.1, 25.433)],
          Flag.SNAPSHOT | Flag.DEPTH_LIMITED),
         ("BTCUSDT", "BTC-USDT-PERP", 7003306, [(28552.0, 0.012)], [], Flag.DEPTH_LIMITED),
@@ -161,8 +161,8 @@ def test_inverse_book_sizes_are_base_units_with_contracts_kept() -> None:
     normalizer.on_ws(b'{"topic":"orderbook.50.BTCUSD","type":"snapshot","ts":1,"data":{"s":"BTCUSD",'
                      b'"b":[["28560.00","340549"]],"a":[["28560.50","70817"]],"u":5,"seq":9}}', 1, out)
     book = out.records[0]
-    assert book.bids == [(28560.0, 340549 / 28560.0)] and book.bids_native == [340549.0]
-    assert book.asks == [(28560.5, 70817 / 28560.5)] and book.asks_native == [70817.0]
+    assert book.levels() == ([(28560.0, 340549 / 28560.0)], [(28560.5, 70817 / 28560.5)])
+    assert (book.bids_native, book.asks_native) == ([340549.0], [70817.0])
 
 
 def test_restart_snapshot_resets_the_book_and_is_journaled() -> None:
@@ -180,7 +180,7 @@ def test_restart_snapshot_resets_the_book_and_is_journaled() -> None:
     reset = [r for r in out.records if isinstance(r, BookDeltas)][-1]
     assert reset.flags == Flag.SNAPSHOT | Flag.DEPTH_LIMITED | Flag.GAP_BEFORE and reset.exch_seq == 1
     sync = normalizer.books["XRPUSDT"]
-    assert sync.synced and sync.breaks == 1 and len(sync.book.bids) == len(reset.bids) == 500
+    assert sync.synced and sync.breaks == 1 and len(sync.book.bids) == len(reset.levels()[0]) == 500
     # deltas continue from u=1
     normalizer.on_ws(lines[1].replace(b'"u":20254870,', b'"u":2,'), 3, out)
     assert sync.last_u == 2 and sync.applied == 10

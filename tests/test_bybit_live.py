@@ -101,7 +101,7 @@ async def test_skipped_delta_resubscribes_that_book_and_resyncs_to_the_truth() -
     # every delta after it applies in sequence up to the last one
     assert resync.exch_seq is not None and FIRST_U + 21 <= resync.exch_seq < LAST_U
     assert seqs[21:] == list(range(resync.exch_seq + 1, LAST_U + 1))
-    assert len(resync.bids) == len(resync.asks) == 500
+    assert [len(side) for side in resync.levels()] == [500, 500]
     assert normalizer.book_report()["XRPUSDT"][1:] == (1, True)
     _assert_book_is_the_truth(normalizer, server)
     assert not sink.emitted.dead_letters

@@ -44,9 +44,10 @@ def test_out_of_range_side_is_rejected_on_decode() -> None:
 
 
 def _packed_payload() -> bytes:
-    from normalize.records import BookDeltas
+    from normalize.records import BookDeltas, pack_levels
 
-    message = BookDeltas("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 1, 2, None, 7, 0, [(1.0, 2.0)], [(3.0, 0.0)])
+    message = BookDeltas("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 1, 2, None, 7, 0, pack_levels([(1.0, 2.0)]),
+                         pack_levels([(3.0, 0.0)]))
     return codec.encode([message])
 
 
@@ -56,6 +57,8 @@ def _packed_payload() -> bytes:
         (lambda p: p[:-3], "malformed book_delta PACKED body"),
         (lambda p: p[:2] + bytes([codec.TYPE_CODES["trade"]]) + p[3:], "PACKED encoding holds book_delta, not trade"),
         (lambda p: p.replace(b"\xc0\xc0", b"\x92\x01\x01\xc0"), "size_native not aligned with the levels"),
+        (lambda p: p.replace(b"\xc4\x10\x00\x00\x00\x00\x00\x00\x08@", b"\xc4\x0f\x00\x00\x00\x00\x00\x00\x08"),
+         "15 bytes of levels, not whole levels"),
     ],
 )
 def test_bad_packed_envelopes(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]

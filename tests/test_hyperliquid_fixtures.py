@@ -80,7 +80,7 @@ def test_bbo_fixture_including_the_one_sided_one() -> None:
 def test_l2book_fixture_and_the_empty_book() -> None:
     deltas, derived = _records("l2Book.tardis-fixture.jsonl")  # SHIA's empty first book has no rows
     assert type(deltas) is BookDeltas and deltas.symbol == "BANANA" and deltas.instrument == "BANANA-USDC-PERP"
-    assert deltas.bids == [(59.8, 3.4), (59.778, 1.6)] and deltas.asks == [(59.811, 2.9), (59.832, 17.6)]
+    assert deltas.levels() == ([(59.8, 3.4), (59.778, 1.6)], [(59.811, 2.9), (59.832, 17.6)])
     assert deltas.flags == SNAPSHOT_ROWS and deltas.ts_event == 1730160007687 * MS and deltas.exch_seq is None
     assert [r.flags for r in deltas.rows()] == [SNAPSHOT_ROWS] * 3 + [SNAPSHOT_ROWS | Flag.LAST]
     assert (derived.bid_price, derived.bid_size, derived.ask_price, derived.ask_size, derived.flags) == (
@@ -95,7 +95,7 @@ def test_an_empty_book_after_a_resubscription_removes_every_level() -> None:
     out = _ws(banana, ack, emptied)
     removal = out.records[2]
     assert type(removal) is BookDeltas
-    assert removal.bids == [(59.8, 0.0), (59.778, 0.0)] and removal.asks == [(59.811, 0.0), (59.832, 0.0)]
+    assert removal.levels() == ([(59.8, 0.0), (59.778, 0.0)], [(59.811, 0.0), (59.832, 0.0)])
     assert removal.flags == Flag.GAP_BEFORE | Flag.DEPTH_LIMITED
     assert (out.records[3].bid_price, out.records[3].ask_price) == (None, None)
 
@@ -206,9 +206,10 @@ def test_cassettes_read_as_rest_frames() -> None:
     out, normalizer = normalize_frames("hyperliquid", read_capture(META_BOOK_CASSETTE))
     deltas, derived = out.records[28:]
     body = json.loads(BOOK_BODY.read_bytes())
-    assert deltas.bids == [(float(level["px"]), float(level["sz"])) for level in body["levels"][0]]
-    assert deltas.asks == [(float(level["px"]), float(level["sz"])) for level in body["levels"][1]]
-    assert (deltas.bids[0], deltas.asks[0], deltas.bids[-1], deltas.asks[-1]) == (
+    bids, asks = deltas.levels()
+    assert bids == [(float(level["px"]), float(level["sz"])) for level in body["levels"][0]]
+    assert asks == [(float(level["px"]), float(level["sz"])) for level in body["levels"][1]]
+    assert (bids[0], asks[0], bids[-1], asks[-1]) == (
         (2.111, 134.4), (2.1124, 352.3), (1.81, 2397.0), (2.1518, 62.0))
     assert deltas.flags == SNAPSHOT_ROWS | Flag.FROM_REST and deltas.ts_event == 1689630203930 * MS
     assert derived.flags == Flag.DERIVED | Flag.LAST | Flag.FROM_REST

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from normalize.book import L2Book
 from normalize.decimals import MAX_EXACT_DIGITS, significant_digits
+from normalize.records import pack_levels, unpack_levels
 
 digits = st.text("0123456789", min_size=1, max_size=24)
 plain_decimals = st.builds(lambda whole, fraction: whole + ("." + fraction if fraction else ""),
@@ -34,9 +35,9 @@ def test_decimals_parse_to_float_of_their_text(prices: list[str], sizes: list[st
     prices = [("-" if negative else "") + p for p in prices]
     levels = list(zip(prices, sizes, strict=False))
     bids, asks, inexact = L2Book().apply_json(_json(levels), b"[]")
-    assert asks == []
-    assert bids == [(float(p), float(q)) for p, q in levels]
-    assert all(type(p) is float and type(q) is float for p, q in bids)
+    assert asks == b""
+    assert unpack_levels(bids) == [(float(p), float(q)) for p, q in levels]
+    assert bids == pack_levels((float(p), float(q)) for p, q in levels)
     assert inexact == any(significant_digits(text) > MAX_EXACT_DIGITS for level in levels for text in level)
 
 
@@ -45,8 +46,8 @@ def test_bare_numbers_whitespace_and_precision_edges() -> None:
     bids, asks, inexact = book.apply_json(
         b' [ [ 65432.1 , "0.001" ] ,\n["9007199254740993", "1"] ] ',
         b'[["0.1000000000000000055511151231257827", "123456789012345678901234567890"]]')
-    assert bids == [(65432.1, 0.001), (9007199254740993.0, 1.0)]
-    assert asks == [(0.1, 123456789012345678901234567890.0)]
+    assert unpack_levels(bids) == [(65432.1, 0.001), (9007199254740993.0, 1.0)]
+    assert unpack_levels(asks) == [(0.1, 123456789012345678901234567890.0)]
     assert inexact
     assert book.apply_json(b'[["65432.100000000000","1.50000000000000000000"]]', b"[]")[2] is False
 
@@ -57,10 +58,10 @@ def test_sizes_of_zero_delete_and_the_book_reads_back() -> None:
     assert book.bbo() == (101.0, 2.0, 102.0, 4.0)
     assert book.top(2) == ([(101.0, 2.0), (100.5, 1.0)], [(102.0, 4.0), (103.25, 5.0)])
     bids, asks, _ = book.apply_json(b'[["101","0"],["100.5","0.000"]]', b'[["102","0"],["104","0"]]')
-    assert bids == [(101.0, 0.0), (100.5, 0.0)] and asks == [(102.0, 0.0), (104.0, 0.0)]
+    assert (unpack_levels(bids), unpack_levels(asks)) == ([(101.0, 0.0), (100.5, 0.0)], [(102.0, 0.0), (104.0, 0.0)])
     assert book.bids == {99.0: 3.0} and book.asks == {103.25: 5.0}
     assert (book.best_bid, book.best_ask, len(book), book.crossed()) == (99.0, 103.25, 2, False)
-    book.apply_levels([(104.0, 1.0)], [])
+    assert book.apply_levels([(104.0, 1.0)], []) == (pack_levels([(104.0, 1.0)]), b"")
     assert book.crossed()
     book.clear()
     assert book.bbo() == (None, None, None, None) and len(book) == 0 and book.top(5) == ([], [])
@@ -121,10 +122,11 @@ def test_any_message_sequence_leaves_the_same_book_as_a_dict(messages: list, as_
             continue
         bids, asks = message
         if as_json:
-            assert book.apply_json(_json([(repr(p), repr(q)) for p, q in bids]),
-                                   _json([(repr(p), repr(q)) for p, q in asks]))[:2] == (bids, asks)
+            packed = book.apply_json(_json([(repr(p), repr(q)) for p, q in bids]),
+                                     _json([(repr(p), repr(q)) for p, q in asks]))[:2]
         else:
-            book.apply_levels(bids, asks)
+            packed = book.apply_levels(bids, asks)
+        assert packed == (pack_levels(bids), pack_levels(asks))
         for side, levels in zip(model, (bids, asks), strict=True):
             for price, size in levels:
                 if size:

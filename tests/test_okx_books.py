@@ -59,11 +59,11 @@ def test_snapshot_sizes_in_base_units_with_contracts_native() -> None:
     out, _ = normalize_frames("okx", _frames())
     snapshots = {b.symbol: b for b in out.records if isinstance(b, BookDeltas) and b.flags & Flag.SNAPSHOT}
     future, swap, spot = (snapshots[s] for s in CRYPTOFEED_SYMBOLS)
-    assert (future.asks[0], future.asks_native[0]) == ((30238.8, 200 / 30238.8), 2.0)  # 2 x 100 USD
-    assert (swap.asks[0], swap.asks_native[0]) == ((5.148, 600 / 5.148), 60.0)  # 60 x 10 USD
-    assert spot.asks[0] == (30243.5, 1.44679) and spot.asks_native is None
+    assert (future.levels()[1][0], future.asks_native[0]) == ((30238.8, 200 / 30238.8), 2.0)  # 2 x 100 USD
+    assert (swap.levels()[1][0], swap.asks_native[0]) == ((5.148, 600 / 5.148), 60.0)  # 60 x 10 USD
+    assert spot.levels()[1][0] == (30243.5, 1.44679) and spot.asks_native is None
     assert (future.ts_event, future.ts_recv, future.exch_seq) == (1652459225393 * MS, 1652459225507364300, None)
-    assert len(spot.bids) == len(spot.asks) == 400
+    assert [len(side) for side in spot.levels()] == [400, 400]
     assert future.flags == spot.flags == int(Flag.SNAPSHOT | Flag.DEPTH_LIMITED)
 
 

@@ -162,12 +162,12 @@ def test_books_l2_tbt_fixture_levels_and_units() -> None:
         ("ADA-USDT-211224", "ADA-USDT-20211224", 1640131206623 * MS, None, SNAPSHOT | DEPTH_LIMITED),
     ]
     spot, future = books
-    assert spot.bids == [(46043.4, 0.00375882), (46043.3, 0.00238905), (45906.8, 0.0435796)]
-    assert spot.asks == [(46167.8, 0.02250534), (46167.9, 0.00455491)]
+    assert spot.levels() == ([(46043.4, 0.00375882), (46043.3, 0.00238905), (45906.8, 0.0435796)],
+                             [(46167.8, 0.02250534), (46167.9, 0.00455491)])
     assert spot.bids_native is None and spot.asks_native is None
     # linear, 100 ADA a contract
-    assert future.bids == [(1.27803, 200.0), (1.27802, 6500.0)] and future.bids_native == [2.0, 65.0]
-    assert future.asks == [(1.27898, 6500.0)] and future.asks_native == [65.0]
+    assert future.levels() == ([(1.27803, 200.0), (1.27802, 6500.0)], [(1.27898, 6500.0)])
+    assert (future.bids_native, future.asks_native) == ([2.0, 65.0], [65.0])
     bbos = [(r.symbol, r.bid_price, r.bid_size, r.ask_price, r.ask_size, r.flags) for r in out.records
             if isinstance(r, Bbo)]
     assert bbos == [("BTC-DAI", 46043.4, 0.00375882, 46167.8, 0.02250534, int(Flag.DERIVED) | LAST),
@@ -181,7 +181,7 @@ def test_books_seq_ids_chain_and_a_repeated_update_is_a_gap() -> None:
     normalizer = _normalizer()
     out = _run(normalizer, [snapshot, update, update])
     books = [r for r in out.records if isinstance(r, BookDeltas)]
-    assert [(b.exch_seq, b.flags, len(b.bids), len(b.asks)) for b in books] == [
+    assert [(b.exch_seq, b.flags, *map(len, b.levels())) for b in books] == [
         (123456, SNAPSHOT | DEPTH_LIMITED, 8, 8), (123457, DEPTH_LIMITED, 8, 8)]
     journal = [(r.symbol, r.event, r.seq_from, r.seq_to, r.ts_event) for r in out.records if isinstance(r, FeedStatus)]
     assert journal == [("BTC-USDT", "gap", 123457, 123456, 1597026383085 * MS), ("BTC-USDT", "resync_start", None,

@@ -34,6 +34,7 @@ from normalize.records import (
     OpenInterest,
     Record,
     Trade,
+    pack_levels,
 )
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import filesystem_for, write_atomic
@@ -72,7 +73,8 @@ def example_records() -> list[Record]:
 def example_book_message() -> BookDeltas:
     """A packed depth message as handlers emit it: two bids (one deleted) and an ask."""
     return BookDeltas(**_COMMON, ts_event=_TS, ts_recv=_TS + 9, ts_exch=_TS + 4, exch_seq=5_123_107_853_551,
-                      flags=0, bids=[(65432.1, 0.003), (65432.0, 0.0)], asks=[(65432.2, 1.234)])
+                      flags=0, bids=pack_levels([(65432.1, 0.003), (65432.0, 0.0)]),
+                      asks=pack_levels([(65432.2, 1.234)]))
 
 
 @dataclass

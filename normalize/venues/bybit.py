@@ -564,12 +564,13 @@ class Bybit:
         if sync.spec.inverse:
             contract_size = sync.spec.contract_size
             (bids, bids_native), (asks, asks_native) = _to_base(bids, contract_size), _to_base(asks, contract_size)
-            book.apply_levels(bids, asks)
-            records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, data.u, flags, bids, asks,
-                                      bids_native, asks_native))
+            packed_bids, packed_asks = book.apply_levels(bids, asks)
+            records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, data.u, flags,
+                                      packed_bids, packed_asks, bids_native, asks_native))
         else:
-            book.apply_levels(bids, asks)
-            records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, data.u, flags, bids, asks))
+            packed_bids, packed_asks = book.apply_levels(bids, asks)
+            records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, data.u, flags,
+                                      packed_bids, packed_asks))
         sync.last_u, sync.fresh, sync.ts_event = data.u, False, ts_event
         derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
         if book.crossed():

@@ -440,7 +440,7 @@ class Hyperliquid:
         held_bids, held_asks = book.top(len(book))  # best first, the order the venue sent them in
         bid_changes = _diff(dict(held_bids), bid_levels)
         ask_changes = _diff(dict(held_asks), ask_levels)
-        book.apply_levels(bid_changes, ask_changes)
+        packed_bids, packed_asks = book.apply_levels(bid_changes, ask_changes)
         ts_event = data.time * MS
         state.ts_event = ts_event
         state.applied += 1
@@ -449,7 +449,7 @@ class Hyperliquid:
         symbol, instrument = state.symbol, state.instrument
         records = out.records
         records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, None, flags | DEPTH_LIMITED,
-                                  bid_changes, ask_changes))
+                                  packed_bids, packed_asks))
         derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT | FROM_REST))
         if book.crossed():
             derived |= MAYBE_BAD_BOOK

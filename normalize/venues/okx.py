@@ -61,7 +61,18 @@ from normalize.flags import (
     SNAPSHOT,
     TS_EVENT_IMPUTED,
 )
-from normalize.records import Bbo, BookDeltas, FeedStatus, Funding, Level, Liquidation, MarkIndex, OpenInterest, Trade
+from normalize.records import (
+    Bbo,
+    BookDeltas,
+    FeedStatus,
+    Funding,
+    Level,
+    Liquidation,
+    MarkIndex,
+    OpenInterest,
+    Trade,
+    pack_levels,
+)
 from normalize.sorted_book import SortedBook
 from normalize.venues.okx_instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
 
@@ -443,8 +454,8 @@ class Okx:
                  out: Emitted) -> None:
         symbol, instrument, book = sync.symbol, sync.instrument, sync.book
         records = out.records
-        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, flags, bids, asks,
-                                  bids_native, asks_native))
+        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, flags, pack_levels(bids),
+                                  pack_levels(asks), bids_native, asks_native))
         derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
         if book.crossed():
             derived |= MAYBE_BAD_BOOK
