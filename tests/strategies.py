@@ -1,4 +1,5 @@
-"""Hypothesis strategies for contract records, derived from the same Arrow schema as everything else."""
+"""Hypothesis strategies for contract records, derived from the same Arrow schema as everything else, and
+for decimal text as venues quote it."""
 
 from __future__ import annotations
 
@@ -59,3 +60,13 @@ def packed_book_messages(draw: st.DrawFn) -> BookDeltas:
 
 def packed_batches() -> st.SearchStrategy[list[BookDeltas]]:
     return st.lists(packed_book_messages(), min_size=1, max_size=10)
+
+
+_DIGITS = st.text("0123456789", min_size=1, max_size=24)
+_PLAIN_DECIMALS = st.builds(lambda whole, fraction: whole + ("." + fraction if fraction else ""),
+                            _DIGITS, st.one_of(st.just(""), _DIGITS))
+decimal_texts = st.one_of(
+    _PLAIN_DECIMALS,
+    st.builds(lambda mantissa, exponent: f"{mantissa}e{exponent}", _PLAIN_DECIMALS, st.integers(-30, 30)),
+    st.floats(min_value=1e-12, max_value=1e12).map(repr))
+"""Unsigned decimals: plain, with an exponent, and float reprs; up to 48 digits, leading zeros too."""

@@ -138,7 +138,7 @@ def test_trade_decimals_exact_by_text_and_bad_ones_dead_lettered() -> None:
     normalizer.on_ws(trade("12a", "1"), 5, out)
     assert len(out.records) == 3
     assert [(d.ts_recv, d.reason) for d in out.dead_letters] == [
-        (5, "bad trade decimal: could not convert string to float: '12a'")]
+        (5, "bad trade decimal: not a decimal: '12a'")]
 
 
 def test_depth_levels_inexact_flagged_and_a_bad_snapshot_dead_lettered() -> None:

@@ -14,14 +14,7 @@ from hypothesis import strategies as st
 from normalize.book import L2Book
 from normalize.decimals import MAX_EXACT_DIGITS, significant_digits
 from normalize.records import pack_levels, unpack_levels
-
-digits = st.text("0123456789", min_size=1, max_size=24)
-plain_decimals = st.builds(lambda whole, fraction: whole + ("." + fraction if fraction else ""),
-                           digits, st.one_of(st.just(""), digits))
-exponent_decimals = st.builds(lambda mantissa, exponent: f"{mantissa}e{exponent}", plain_decimals,
-                              st.integers(-30, 30))
-decimals = st.one_of(plain_decimals, exponent_decimals,
-                     st.floats(min_value=1e-12, max_value=1e12).map(repr))
+from tests.strategies import decimal_texts as decimals
 
 
 def _json(levels: list[tuple[str, str]]) -> bytes:

@@ -364,4 +364,4 @@ def test_a_frame_of_several_trades_is_published_whole_or_not_at_all() -> None:
     out = _run(_normalizer(), [frame(entries), frame([entries[0], entries[1] | {"sz": "lots"}])])
     assert [(t.trade_id, t.size, t.flags) for t in out.records] == [
         ("338476307", 0.0002, 0), ("338476308", 0.001, LAST)]
-    assert [d.reason for d in out.dead_letters] == ["bad trades frame: could not convert string to float: 'lots'"]
+    assert [d.reason for d in out.dead_letters] == ["bad trades frame: not a decimal: 'lots'"]

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from normalize.book import L2Book, books_report, books_tops
-from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
+from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
     DERIVED,
@@ -67,8 +67,10 @@ _QUOTES = ("USDT", "BUSD", "USDC", "FDUSD")
 
 
 
-class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
-    """Price and quantity stay text until the exactness check (see `_on_trade`)."""
+class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True, gc=False):
+    """Price and quantity stay text until the exactness check (see `_on_trade`). Trade Structs and
+    their wrapper are untracked by the garbage collector (gc=False: they hold only scalars): one
+    is made per frame, and tracked allocations are what set off collector passes."""
 
     E: int  # event (send) time, ms
     s: str  # symbol
@@ -79,7 +81,7 @@ class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True):
     m: bool  # buyer is maker
 
 
-class RawTrade(msgspec.Struct, tag_field="e", tag="trade", frozen=True):
+class RawTrade(msgspec.Struct, tag_field="e", tag="trade", frozen=True, gc=False):
     E: int
     s: str
     trade_id: int = msgspec.field(name="t")
@@ -146,7 +148,7 @@ class Kline(msgspec.Struct, tag_field="e", tag="kline", frozen=True):
 Event = AggTrade | RawTrade | DepthUpdate | BookTicker | MarkPriceUpdate | ForceOrder | Kline
 
 
-class Combined(msgspec.Struct, frozen=True):
+class Combined(msgspec.Struct, frozen=True, gc=False):
     """The combined-stream wrapper; `stream` is not read (the event names its symbol). A bare event
     decodes as one with no `data` (its own fields are skipped) and is decoded again as an event: live
     frames are all combined, and trying them first costs less than testing which kind a frame is."""
@@ -285,21 +287,16 @@ class BinanceUsdm:
             self._on_event(event, ts_recv, out, INEXACT if frame_has_inexact_decimal(payload) else 0)
 
     def _on_trade(self, t: AggTrade | RawTrade, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        """The hottest path. Two short decimal strings are checked for exactness by length
-        (text of at most 15 characters cannot hold 16 significant digits), a third of the cost of
-        scanning the frame."""
-        p, q = t.p, t.q
-        flags = LAST
-        if (len(p) > MAX_EXACT_DIGITS or len(q) > MAX_EXACT_DIGITS) and not (is_exact(p) and is_exact(q)):
-            flags |= INEXACT
+        """The hottest path: the price and size text is parsed and checked for exactness in one
+        compiled call, a fifth of the cost of float() on each and a sixth of scanning the frame."""
         try:
-            price, size = float(p), float(q)
+            price, size, inexact = parse_decimals(t.p, t.q)
         except ValueError as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad trade decimal: {exc}", payload))
             return
         instrument = self.master.ids.get(t.s) or self.master.instrument(t.s)
-        out.records.append(Trade(VENUE, t.s, instrument, t.T * MS, ts_recv, t.E * MS, None, flags,
-                                 price, size, -1 if t.m else 1, str(t.trade_id)))
+        out.records.append(Trade(VENUE, t.s, instrument, t.T * MS, ts_recv, t.E * MS, None,
+                                 (LAST | INEXACT) if inexact else LAST, price, size, -1 if t.m else 1, str(t.trade_id)))
 
     def _on_event(self, event: Event, ts_recv: int, out: Emitted, extra: int) -> None:
         records = out.records

@@ -49,7 +49,7 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from normalize.book import L2Book, books_report, books_tops
-from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
+from normalize.decimals import frame_has_inexact_decimal, is_exact, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
     DEPTH_LIMITED,
@@ -394,11 +394,8 @@ class Bybit:
         records: list[Record] = []
         append = records.append
         for t in items:
-            p, v = t.p, t.v
-            flags = LAST if t is last else 0
-            if (len(p) > MAX_EXACT_DIGITS or len(v) > MAX_EXACT_DIGITS) and not (is_exact(p) and is_exact(v)):
-                flags |= INEXACT
-            price, size = float(p), float(v)
+            price, size, inexact = parse_decimals(t.p, t.v)
+            flags = (LAST if t is last else 0) | (INEXACT if inexact else 0)
             spec = specs.get(t.s) or spec_of(t.s)
             if spec.inverse:
                 append(Trade(VENUE, t.s, spec.instrument, t.T * MS, ts_recv, ts_exch, t.seq, flags, price,
@@ -411,9 +408,9 @@ class Bybit:
     def _liquidation_record(self, symbol: str, ts_event: int, ts_recv: int, ts_exch: int, flags: int,
                             position_side: str, v: str, p: str) -> Liquidation:
         spec = self.master.spec(symbol)
-        flags |= _exact_flag(v, p)
+        price, size, inexact = parse_decimals(p, v)
+        flags |= INEXACT if inexact else 0
         side = _SIDES.get(position_side, 0)
-        price, size = float(p), float(v)
         if spec.inverse:
             return Liquidation(VENUE, symbol, spec.instrument, ts_event, ts_recv, ts_exch, None, flags, price,
                                size * spec.contract_size / price, side, -side, size)

@@ -62,7 +62,7 @@ from typing import Literal
 import msgspec
 
 from normalize.book import L2Book, books_report, books_tops
-from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
+from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
     DEPTH_LIMITED,
@@ -371,12 +371,10 @@ class Hyperliquid:
         last = len(fresh) - 1
         try:
             for index, t in enumerate(fresh):
-                p, q = t.px, t.sz
-                flags = LAST if index == last else 0
-                if (len(p) > MAX_EXACT_DIGITS or len(q) > MAX_EXACT_DIGITS) and not (is_exact(p) and is_exact(q)):
-                    flags |= INEXACT
+                price, size, inexact = parse_decimals(t.px, t.sz)
+                flags = (LAST if index == last else 0) | (INEXACT if inexact else 0)
                 records.append(Trade(VENUE, t.coin, instrument, t.time * MS, ts_recv, None, None, flags,
-                                     float(p), float(q), _SIDES.get(t.side, 0), str(t.tid)))
+                                     price, size, _SIDES.get(t.side, 0), str(t.tid)))
         except ValueError as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad trade decimal: {exc}", payload))
             return

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from normalize.book import books_report, books_tops
-from normalize.decimals import MAX_EXACT_DIGITS, frame_has_inexact_decimal, is_exact
+from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
     DEPTH_LIMITED,
@@ -285,17 +285,14 @@ class Okx:
         # one trade a frame is the rule: appended directly; several are collected first
         trades = out.records if len(data) == 1 else []
         for t in data:
-            p, q = t.px, t.sz
-            flags = LAST if t is last else 0
-            if (len(p) > MAX_EXACT_DIGITS or len(q) > MAX_EXACT_DIGITS) and not (is_exact(p) and is_exact(q)):
-                flags |= INEXACT
-            price, size = float(p), float(q)
+            price, size, inexact = parse_decimals(t.px, t.sz)
+            flags = (LAST if t is last else 0) | (INEXACT if inexact else 0)
             if contract is None:
                 trades.append(Trade(VENUE, symbol, instrument, t.ts * MS, ts_recv, None, None, flags, price, size,
                                     _SIDES.get(t.side, 0), t.tradeId))
             else:
                 trades.append(Trade(VENUE, symbol, instrument, t.ts * MS, ts_recv, None, None, flags, price,
-                                    contract.to_base(size, price, q), _SIDES.get(t.side, 0), t.tradeId, size))
+                                    contract.to_base(size, price, t.sz), _SIDES.get(t.side, 0), t.tradeId, size))
         if trades is not out.records:
             out.records.extend(trades)
 
