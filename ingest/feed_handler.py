@@ -40,6 +40,8 @@ from normalize.venues.interface import VenueNormalizer
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Emitted], None]
+_RETRIED_CLIENT_ERRORS = (408, 418, 429)
+"""Request timeout, and Binance's and everyone's rate limits: worth another try after a pause."""
 
 
 @dataclass
@@ -60,6 +62,9 @@ class HandlerConfig:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
     poll_interval_s: float = 60.0
+    metadata_every_s: float = 3600.0
+    """Instrument metadata is fetched at start and again this often: venues list and delist
+    symbols and change tick sizes and funding intervals while a handler runs."""
     rest_timeout_s: float = 10.0
     resubscribe_retry_s: float = 5.0
     """After a resubscribe for a book snapshot, how long before asking again if none came."""
@@ -101,7 +106,9 @@ class FeedHandler:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             self._session = session
             processor = asyncio.create_task(self._process())
-            poller = asyncio.create_task(self._poll(stop))
+            pollers = [asyncio.create_task(self._poll(stop, self.connection.poll_urls, self.config.poll_interval_s)),
+                       asyncio.create_task(self._poll(stop, self.connection.metadata_urls,
+                                                      self.config.metadata_every_s, first_after_s=True))]
             if self.config.top_depth:
                 self._tasks.add(asyncio.create_task(self._tops(stop)))
             for url in self.connection.metadata_urls():
@@ -109,10 +116,9 @@ class FeedHandler:
             try:
                 await self._connect_loop(stop)
             finally:
-                poller.cancel()
-                for task in list(self._tasks):
+                for task in [*pollers, *self._tasks]:
                     task.cancel()
-                await asyncio.gather(poller, *self._tasks, return_exceptions=True)
+                await asyncio.gather(*pollers, *self._tasks, return_exceptions=True)
                 await self.queue.join()
                 processor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -272,9 +278,12 @@ class FeedHandler:
             self._pending_snapshots.discard(symbol)
 
     async def _fetch(self, url: str, attempts: int = 5) -> bool:
-        """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface)."""
+        """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface). A client
+        error other than a timeout or a rate limit (an endpoint or symbol the venue does not know)
+        is not tried again: the answer would be the same."""
         target, _, post_body = url.partition("#")
-        for attempt in range(attempts):
+        for attempt in range(1, attempts + 1):
+            final = attempt == attempts
             try:
                 request = (self._session.post(target, data=post_body.encode(),
                                               headers={"Content-Type": "application/json"})
@@ -286,11 +295,14 @@ class FeedHandler:
                         await self.queue.put(Frame(ts_recv, "rest", body, url, self.connection_id))
                         return True
                     reason = f"HTTP {response.status}"
+                    final |= 400 <= response.status < 500 and response.status not in _RETRIED_CLIENT_ERRORS
             except (aiohttp.ClientError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             self.stats.rest_errors += 1
-            log.warning("REST %s failed (%s), attempt %d", url, reason, attempt + 1)
-            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+            log.warning("REST %s failed (%s), attempt %d%s", url, reason, attempt, ", giving up" if final else "")
+            if final:
+                return False
+            await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
         return False
 
     def book_tops(self, depth: int) -> Emitted:
@@ -310,12 +322,20 @@ class FeedHandler:
             if not stop.is_set():
                 self.book_tops(self.config.top_depth)
 
-    async def _poll(self, stop: asyncio.Event) -> None:
+    async def _poll(self, stop: asyncio.Event, urls: Callable[[], list[str]], every_s: float,
+                    first_after_s: bool = False) -> None:
+        """Fetch `urls()` every `every_s` seconds (the first time at once, or after `every_s`), each
+        once a round: the next round is the retry."""
+        wait = first_after_s
         while not stop.is_set():
-            for url in self.connection.poll_urls():
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every_s)
+                if stop.is_set():
+                    return
+            wait = True
+            for url in urls():
                 await self._fetch(url, attempts=1)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
 
 
 @dataclass

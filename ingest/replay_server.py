@@ -108,6 +108,8 @@ class ReplayServer:
         self.undelivered: list[bytes] = []
         """Frames queued for a connection that closed before they were sent: lost, as on a venue."""
         self.connections = 0
+        self.rest_requests: list[str] = []
+        """The path of every REST request, in order."""
         self.position = 0
         self._last_message = 0.0
         self.finished = asyncio.Event()
@@ -160,6 +162,7 @@ class ReplayServer:
             return await self._websocket(request)
         if request.path == STATUS_PATH:
             return web.json_response(self.status())
+        self.rest_requests.append(request.path)
         query = {key: request.query.getall(key) for key in request.query}
         body = self.protocol.rest(request.method, request.path, query, await request.read())
         if body is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 DATA = Path(__file__).with_name("data") / "binance_usdm"
@@ -11,3 +12,11 @@ CRYPTOFEED_EXCHANGE_INFO = DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_F
 CRYPTOFEED_RUN = [CRYPTOFEED_EXCHANGE_INFO, CRYPTOFEED_WS, CRYPTOFEED_SNAPSHOTS]
 """One 30 s recorded session of 4 symbols: metadata, the WebSocket dump and its REST snapshots."""
 CRYPTOFEED_SYMBOLS = ["SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"]
+
+
+def funding_info_body(*entries: tuple[str, int]) -> bytes:
+    """A /fapi/v1/fundingInfo body in the shape of Binance's documented example (the samples hold
+    no recording of this endpoint), listing symbols of the recorded exchangeInfo."""
+    return json.dumps([{"symbol": symbol, "adjustedFundingRateCap": "0.02500000",
+                        "adjustedFundingRateFloor": "-0.02500000", "fundingIntervalHours": hours,
+                        "disclaimer": False} for symbol, hours in entries]).encode()

@@ -6,7 +6,7 @@ from ingest.capture_formats import read_capture
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
 from normalize.records import Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Trade
-from tests.binance_data import DATA
+from tests.binance_data import DATA, funding_info_body
 
 MS = 1_000_000
 
@@ -168,3 +168,44 @@ def test_depth_levels_inexact_flagged_and_a_bad_snapshot_dead_lettered() -> None
     assert type(diff_bbo) is Bbo and diff_bbo.flags & Flag.INEXACT and not snapshot_bbo.flags & Flag.INEXACT
     assert (diff_bbo.bid_price, diff_bbo.bid_size, diff_bbo.ask_price, diff_bbo.ask_size) == (
         65432.1, 0.12345678901234566, 65432.2, 3.0)
+
+
+FUNDING_INFO_URL = "https://fapi.binance.com/fapi/v1/fundingInfo"
+EXCHANGE_INFO_URL = "https://fapi.binance.com/fapi/v1/exchangeInfo"
+
+
+def test_funding_intervals_fromfunding_info_body() -> None:
+    """fundingInfo lists the perpetuals off the 8 h default: their instruments and funding records
+    carry the listed interval. A later body that changes one republishes that instrument only."""
+    from normalize.emitted import Emitted
+    from normalize.venues.binance_usdm import BinanceUsdm
+
+    exchange_info = next(iter(read_capture(DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt")))
+    normalizer, out = BinanceUsdm(), Emitted()
+    normalizer.on_rest(FUNDING_INFO_URL, funding_info_body(("BTCUSDT", 4), ("SUSHIUSDT", 1)), 1, out)
+    assert not out.records  # nothing published yet to correct
+    normalizer.on_rest(EXCHANGE_INFO_URL, exchange_info.payload, 2, out)
+    intervals = {i.symbol: i.funding_interval_s for i in out.records if isinstance(i, Instrument)}
+    assert (intervals["BTCUSDT"], intervals["SUSHIUSDT"], intervals["ETHUSDT"]) == (14400, 3600, 28800)
+    assert all(v is None for s, v in intervals.items() if "_" in s)  # quarterlies do not fund
+    mark = (b'{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":1597536008000,"s":"BTCUSDT",'
+            b'"p":"11857.56000000","i":"11851.86949091","r":"0.00015640","T":1597564800000}}')
+    normalizer.on_ws(mark, 3, out)
+    assert out.records[-1].interval_s == 14400
+    # BTCUSDT back to 8 h, ETHUSDT to 4 h: those two are published again, as of the body's receipt
+    published = len(out.records)
+    normalizer.on_rest(FUNDING_INFO_URL, funding_info_body(("ETHUSDT", 4), ("SUSHIUSDT", 1)), 4, out)
+    again = out.records[published:]
+    assert sorted((i.symbol, i.funding_interval_s, i.ts_event, i.ts_recv) for i in again) == [
+        ("BTCUSDT", 28800, 4, 4), ("ETHUSDT", 14400, 4, 4)]
+    assert all(i.flags == Flag.FROM_REST | Flag.TS_EVENT_IMPUTED for i in again)
+    assert normalizer.instrument_log.latest["BTCUSDT"].funding_interval_s == 28800
+    # a refreshed exchangeInfo the same day publishes nothing new
+    normalizer.on_rest(EXCHANGE_INFO_URL, exchange_info.payload, 5, out)
+    assert len(out.records) == published + 2
+    # a body that does not hold intervals is dead-lettered and changes nothing
+    bad = funding_info_body(("BTCUSDT", 0))
+    normalizer.on_rest(FUNDING_INFO_URL, bad, 6, out)
+    assert [(d.reason, d.raw) for d in out.dead_letters] == [
+        (f"undecodable REST body from {FUNDING_INFO_URL}: funding interval of 0 h for BTCUSDT", bad)]
+    assert normalizer.master.funding_interval_s == {"ETHUSDT": 14400, "SUSHIUSDT": 3600}

@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ingest.capture_formats import read_frames
 from ingest.capture_log import list_captures, read_capture_log
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
+from ingest.frames import Frame
 from ingest.offline import normalize_frames
 from ingest.replay_server import Faults, ReplayServer
 from ingest.venues.binance_usdm import BinanceUsdmConnection
 from normalize.flags import Flag
-from normalize.records import BookDelta, FeedStatus, Trade, expand
+from normalize.records import BookDelta, FeedStatus, Instrument, Trade, expand
 from normalize.venues.binance_usdm import BinanceUsdm
-from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
+from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS, funding_info_body
 
 CAPTURES = CRYPTOFEED_RUN
 SYMBOLS = CRYPTOFEED_SYMBOLS
 
 
 async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: float = 10,
-               max_connection_age_s: float = 3600) -> tuple[CollectingSink, BinanceUsdm, ReplayServer]:
+               max_connection_age_s: float = 3600, metadata_every_s: float = 3600,
+               rest_bodies: Sequence[Frame] = ()) -> tuple[CollectingSink, BinanceUsdm, ReplayServer]:
     from ingest.capture_log import CaptureWriter
 
-    frames = list(read_frames(CAPTURES))
+    frames = [*rest_bodies, *read_frames(CAPTURES)]
     server = ReplayServer("binance-usdm", frames, speed=20, faults=faults)
     await server.start()
     sink = CollectingSink()
@@ -36,7 +39,8 @@ async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: 
                                        max_connection_age_s=max_connection_age_s)
     capture = CaptureWriter(capture_root, "binance-usdm") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture,
-                          HandlerConfig(backoff_initial_s=0.05, stale_after_s=stale_after_s, poll_interval_s=3600))
+                          HandlerConfig(backoff_initial_s=0.05, stale_after_s=stale_after_s, poll_interval_s=3600,
+                                        metadata_every_s=metadata_every_s))
     stop = asyncio.Event()
     task = asyncio.create_task(handler.run(stop))
     await server.drained(timeout_s=60)
@@ -70,6 +74,9 @@ async def test_every_trade_arrives_and_books_stay_in_sync(tmp_path: Path) -> Non
     captured = [f for path in list_captures(tmp_path, "binance-usdm") for f in read_capture_log(path)]
     assert sum(f.kind == "ws" for f in captured) == len(server.ws_frames)
     assert {f.url.split("?")[0].rsplit("/", 1)[-1] for f in captured if f.kind == "rest"} == {"exchangeInfo", "depth"}
+    # fundingInfo and openInterest were not recorded: their 404s are not asked again
+    assert Counter(server.rest_requests) == {"/fapi/v1/fundingInfo": 1, "/fapi/v1/exchangeInfo": 1,
+                                             "/fapi/v1/openInterest": len(SYMBOLS), "/fapi/v1/depth": len(SYMBOLS)}
 
 
 async def test_skipped_frame_resyncs_only_that_symbol() -> None:
@@ -161,3 +168,20 @@ def _assert_every_trade_accounted_for(sink: CollectingSink, normalizer: BinanceU
         assert sync.book.top(500) == (
             sorted(((float(p), float(q)) for p, q in truth.bids.items()), reverse=True)[:500],
             sorted((float(p), float(q)) for p, q in truth.asks.items())[:500])
+
+
+async def test_instrument_metadata_is_refreshed_with_funding_intervals(tmp_path: Path) -> None:
+    """fundingInfo, then exchangeInfo, at start and every metadata_every_s: instruments are published
+    once (their terms did not change), with the listed funding interval."""
+    funding_info = Frame(0, "rest", funding_info_body(("SUSHIUSDT", 4)), "https://fapi.binance.com/fapi/v1/fundingInfo",
+                         "")
+    sink, _, _ = await _run(Faults(), capture_root=tmp_path, metadata_every_s=0.25, rest_bodies=[funding_info])
+    fetched = [f.url.split("?")[0].rsplit("/", 1)[-1] for path in list_captures(tmp_path, "binance-usdm")
+               for f in read_capture_log(path) if f.kind == "rest"]
+    metadata = [name for name in fetched if name in ("fundingInfo", "exchangeInfo")]
+    assert len(metadata) >= 6  # a stop can fall between the two requests of a round
+    assert metadata == [("fundingInfo", "exchangeInfo")[i % 2] for i in range(len(metadata))]
+    instruments = [r for r in sink.emitted.records if isinstance(r, Instrument)]
+    assert len(instruments) == len({i.symbol for i in instruments}) > 100
+    intervals = {i.symbol: i.funding_interval_s for i in instruments}
+    assert (intervals["SUSHIUSDT"], intervals["AKROUSDT"]) == (14400, 28800)

@@ -210,6 +210,8 @@ def ingest(
     top_every: Annotated[float, typer.Option(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
     channels: Annotated[str | None, typer.Option(help="Comma-separated venue channel names instead of the venue's "
                                                       "default set (e.g. trade,depth@0ms,bookTicker).")] = None,
+    metadata_every: Annotated[float, typer.Option(help="Seconds between refreshes of the instrument metadata "
+                                                       "(an instrument is published again when it changes).")] = 3600.0,
 ) -> None:
     """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
     directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
@@ -238,7 +240,7 @@ def ingest(
     output = (lake_output(str(out), settings.home) if out
               else bus_output(local.nats_url(settings), settings.home, feeds))
     capture_root = settings.home / "capture" if capture else None
-    config = HandlerConfig(top_depth=top_depth, top_every_s=top_every)
+    config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
                                       metrics_port=metrics_port, config=config,
                                       channels=[c for c in channels.split(",") if c] if channels else None))

@@ -46,7 +46,8 @@ class BinanceUsdmConnection:
         return f"{self.rest_base}/fapi/v1/depth?symbol={symbol}&limit=1000"
 
     def metadata_urls(self) -> list[str]:
-        return [f"{self.rest_base}/fapi/v1/exchangeInfo"]
+        """Funding intervals first, so the instrument records of exchangeInfo carry them."""
+        return [f"{self.rest_base}/fapi/v1/fundingInfo", f"{self.rest_base}/fapi/v1/exchangeInfo"]
 
     def poll_urls(self) -> list[str]:
         """REST endpoints polled periodically (open interest has no stream)."""

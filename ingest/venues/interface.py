@@ -44,7 +44,8 @@ class VenueConnection(Protocol):
         """Messages that make the venue send a fresh book snapshot for one symbol."""
 
     def metadata_urls(self) -> list[str]:
-        """REST endpoints fetched once at start (instrument metadata)."""
+        """REST endpoints of instrument metadata: fetched at start, in this order, and again every
+        metadata_every_s (HandlerConfig)."""
 
     def poll_urls(self) -> list[str]:
         """REST endpoints polled every poll_interval_s (e.g. open interest)."""

@@ -17,7 +17,10 @@ Channels (combined stream `/stream?streams=...`, frames `{"stream": ..., "data":
 * `<s>@forceOrder` -> liquidation, flagged SAMPLED (Binance pushes at most one per symbol per
   second). `S` is the liquidation order's side; the liquidated position is the opposite.
 * REST `/fapi/v1/depth` -> book snapshot rows (SNAPSHOT, FROM_REST); `/fapi/v1/openInterest`
-  -> open_interest (FROM_REST); `/fapi/v1/exchangeInfo` -> instrument.
+  -> open_interest (FROM_REST); `/fapi/v1/exchangeInfo` -> instrument; `/fapi/v1/fundingInfo` ->
+  the funding interval of the perpetuals it lists (8 h for the rest).
+  [{"symbol":"BLZUSDT","adjustedFundingRateCap":"0.02500000","adjustedFundingRateFloor":"-0.02500000",
+    "fundingIntervalHours":8,"disclaimer":false}]
 
 USD-M contracts are linear with a multiplier of 1: sizes are already base units.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +50,7 @@ from normalize.flags import (
     SNAPSHOT,
     TS_EVENT_IMPUTED,
 )
+from normalize.instruments import InstrumentLog
 from normalize.records import (
     Bbo,
     BookDeltas,
@@ -164,6 +169,13 @@ class DepthSnapshot(msgspec.Struct, frozen=True):
     T: int | None = None
 
 
+class FundingInfo(msgspec.Struct, frozen=True):
+    """One entry of /fapi/v1/fundingInfo (symbols with an adjusted interval, cap or floor)."""
+
+    symbol: str
+    fundingIntervalHours: int
+
+
 class OpenInterestBody(msgspec.Struct, frozen=True):
     symbol: str
     openInterest: float
@@ -174,6 +186,7 @@ _combined = msgspec.json.Decoder(Combined, strict=False)
 _bare_event = msgspec.json.Decoder(Event, strict=False)
 _snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _open_interest = msgspec.json.Decoder(OpenInterestBody, strict=False)
+_funding_info = msgspec.json.Decoder(list[FundingInfo])
 
 
 def instrument_id(symbol: str) -> str:
@@ -188,7 +201,8 @@ def instrument_id(symbol: str) -> str:
 
 @dataclass
 class InstrumentMaster:
-    """Symbol -> normalized id and funding interval, from /fapi/v1/exchangeInfo."""
+    """Symbol -> normalized id (from /fapi/v1/exchangeInfo) and funding interval (from
+    /fapi/v1/fundingInfo, which lists only the symbols off the 8 h default)."""
 
     ids: dict[str, str] = field(default_factory=dict)
     funding_interval_s: dict[str, int] = field(default_factory=dict)
@@ -200,8 +214,9 @@ class InstrumentMaster:
         return found
 
 
-def exchange_info_instruments(body: bytes, ts_recv: int) -> list[Instrument]:
-    """Instrument records from an exchangeInfo body (perpetuals and quarterlies that trade)."""
+def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Mapping[str, int]) -> list[Instrument]:
+    """Instrument records from an exchangeInfo body (perpetuals and quarterlies that trade);
+    perpetuals fund every `funding_interval_s[symbol]`, else every 8 h."""
     info = msgspec.json.decode(body)
     ts_event = int(info.get("serverTime", ts_recv // MS)) * MS
     out = []
@@ -225,7 +240,8 @@ def exchange_info_instruments(body: bytes, ts_recv: int) -> list[Instrument]:
             contract_size=1.0, tick_size=float(filters.get("PRICE_FILTER", {}).get("tickSize", "nan")),
             lot_size=float(lot.get("stepSize", "nan")),
             min_size=float(lot["minQty"]) if "minQty" in lot else None,
-            funding_interval_s=DEFAULT_FUNDING_INTERVAL_S if kind == "perpetual" else None,
+            funding_interval_s=(funding_interval_s.get(s["symbol"], DEFAULT_FUNDING_INTERVAL_S)
+                                if kind == "perpetual" else None),
             expiry_ts=expiry, status=s.get("status"),
         ))
     return out
@@ -264,6 +280,7 @@ class BinanceUsdm:
     def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
         self.connection_id = connection_id
         self.master = master or InstrumentMaster()
+        self.instrument_log = InstrumentLog()
         self.books: dict[str, BookSync] = {}
 
     # -- websocket ---------------------------------------------------------------------------
@@ -423,14 +440,32 @@ class BinanceUsdm:
             elif parts.path.endswith("/openInterest"):
                 self._on_open_interest(_open_interest.decode(payload), ts_recv, out)
             elif parts.path.endswith("/exchangeInfo"):
-                instruments = exchange_info_instruments(payload, ts_recv)
+                instruments = exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s)
                 for instrument in instruments:
                     self.master.ids[instrument.symbol] = instrument.instrument
-                out.records.extend(instruments)
+                out.records.extend(self.instrument_log.news(instruments))
+            elif parts.path.endswith("/fundingInfo"):
+                self._on_funding_info(_funding_info.decode(payload), ts_recv, out)
             else:
                 out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {parts.path}", payload))
         except (msgspec.DecodeError, KeyError, ValueError) as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+
+    def _on_funding_info(self, entries: list[FundingInfo], ts_recv: int, out: Emitted) -> None:
+        """Set every perpetual's funding interval: those listed, else 8 h. Perpetuals already
+        published whose interval this changes are published again (the body has no time: ts_event
+        is ts_recv)."""
+        intervals = {}
+        for entry in entries:
+            if entry.fundingIntervalHours <= 0:
+                raise ValueError(f"funding interval of {entry.fundingIntervalHours} h for {entry.symbol}")
+            intervals[entry.symbol] = entry.fundingIntervalHours * 3600
+        self.master.funding_interval_s = intervals
+        changed = [msgspec.structs.replace(i, ts_event=ts_recv, ts_recv=ts_recv, ts_exch=None,
+                                           flags=FROM_REST | TS_EVENT_IMPUTED, funding_interval_s=interval)
+                   for i in self.instrument_log.latest.values() if i.kind == "perpetual"
+                   and (interval := intervals.get(i.symbol, DEFAULT_FUNDING_INTERVAL_S)) != i.funding_interval_s]
+        out.records.extend(self.instrument_log.news(changed))
 
     def _on_open_interest(self, body: OpenInterestBody, ts_recv: int, out: Emitted) -> None:
         flags = FROM_REST | LAST | (TS_EVENT_IMPUTED if body.time is None else 0)

@@ -63,6 +63,7 @@ from normalize.flags import (
     SNAPSHOT,
     TS_EVENT_IMPUTED,
 )
+from normalize.instruments import InstrumentLog
 from normalize.records import (
     Bbo,
     BookDeltas,
@@ -345,6 +346,7 @@ class Bybit:
     def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
         self.connection_id = connection_id
         self.master = master or InstrumentMaster()
+        self.instrument_log = InstrumentLog()
         self.books: dict[str, BookSync] = {}
         self.tickers: dict[str, dict[str, str]] = {}
         """Per symbol: the merged text of the ticker fields the records need."""
@@ -590,4 +592,4 @@ class Bybit:
                                                         instrument.contract_size)
             if instrument.funding_interval_s:
                 self.master.funding_interval_s[instrument.symbol] = instrument.funding_interval_s
-        out.records.extend(instruments)
+        out.records.extend(self.instrument_log.news(instruments))

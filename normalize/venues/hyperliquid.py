@@ -75,6 +75,7 @@ from normalize.flags import (
     SNAPSHOT,
     TS_EVENT_IMPUTED,
 )
+from normalize.instruments import InstrumentLog
 from normalize.records import (
     Bbo,
     BookDeltas,
@@ -305,6 +306,7 @@ class Hyperliquid:
         self.connection_id = connection_id
         self.trade_memory = trade_memory
         self.instruments: dict[str, str] = {}
+        self.instrument_log = InstrumentLog()
         self.books: dict[str, BookState] = {}
         self.tapes: dict[str, Tape] = {}
         self.last_settlement: dict[str, int] = {}
@@ -468,7 +470,7 @@ class Hyperliquid:
                 instruments = meta_instruments(payload, ts_recv, FROM_REST | TS_EVENT_IMPUTED | extra)
                 for record in instruments:
                     self.instruments[record.symbol] = record.instrument
-                out.records.extend(instruments)
+                out.records.extend(self.instrument_log.news(instruments))
             elif request.type == "fundingHistory":
                 self._on_funding_history(_funding_history.decode(payload), ts_recv, out, extra)
             elif request.type == "l2Book":

@@ -61,6 +61,7 @@ from normalize.flags import (
     SNAPSHOT,
     TS_EVENT_IMPUTED,
 )
+from normalize.instruments import InstrumentLog
 from normalize.records import (
     Bbo,
     BookDeltas,
@@ -223,6 +224,7 @@ class Okx:
     def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
         self.connection_id = connection_id
         self.master = master or InstrumentMaster()
+        self.instrument_log = InstrumentLog()
         self.books: dict[str, BookSync] = {}
         self.funding_intervals: dict[str, int] = {}
         """Last funding interval seen per instrument, for frames that carry one settlement time."""
@@ -488,7 +490,7 @@ class Okx:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
             return
         try:
-            out.records.extend(self.master.load(payload, ts_recv))
+            out.records.extend(self.instrument_log.news(self.master.load(payload, ts_recv)))
         except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
 
