@@ -1,7 +1,8 @@
 """Normalizing real Binance USD-M frames: ticklake vs cryptofeed, in one run, on the same frames.
 
 * trades: the 91 real aggTrade frames of the cryptofeed capture, cycled to N messages, through
-  cryptofeed's `BinanceFutures.message_handler` and through `BinanceUsdm.on_ws`.
+  cryptofeed's `BinanceFutures.message_handler` and through `BinanceUsdm.on_ws`. Each pass
+  continues every symbol's aggregate trade ids, as a live stream does (ticklake checks them).
 * depth: the 6,547 real depthUpdate diffs of the hftbacktest BTCUSDT capture applied after its
   REST snapshot, book apply included (cryptofeed: its OrderBook; ticklake: L2Book plus the
   packed book_delta message and the derived BBO it emits per message).
@@ -14,8 +15,8 @@ Run: `python -m benchmarks.bench_normalize [--trades N] [--repeat R]`.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +41,20 @@ def load_frames() -> tuple[list[bytes], bytes, list[bytes]]:
     diffs = [f.payload for f in frames
              if b'"e":"depthUpdate"' in f.payload and json.loads(f.payload)["data"]["u"] >= last_id]
     return trades, snapshot, diffs
+
+
+def cycled_trades(trades: list[bytes], count: int) -> list[bytes]:
+    """`count` frames: the trades over and over, each pass with every symbol's trade ids moved on
+    past the last pass's, so the ids run on without a jump or a repeat."""
+    ids = [(re.search(rb'"s":"([A-Z0-9_]+)"', t).group(1), int(re.search(rb'"a":(\d+)', t).group(1))) for t in trades]  # type: ignore[union-attr]
+    span = {symbol: max(i for s, i in ids if s == symbol) - min(i for s, i in ids if s == symbol) + 1
+            for symbol, _ in ids}
+    out: list[bytes] = []
+    for n in range(count):
+        trade, (symbol, trade_id) = trades[n % len(trades)], ids[n % len(trades)]
+        shifted = trade_id + n // len(trades) * span[symbol]
+        out.append(trade.replace(b'"a":%d,' % trade_id, b'"a":%d,' % shifted, 1))
+    return out
 
 
 def _cryptofeed_feed():  # type: ignore[no-untyped-def]
@@ -94,7 +109,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     trades, snapshot, diffs = load_frames()
-    trade_messages = list(itertools.islice(itertools.cycle(trades), args.trades))
+    trade_messages = cycled_trades(trades, args.trades)
+    assert ticklake_rate(trade_messages, None)[1] == len(trade_messages), "a trade a frame: no id repeated, no gap"
     levels = sum(len(json.loads(d)["data"]["b"]) + len(json.loads(d)["data"]["a"]) for d in diffs)
 
     rows = []

@@ -22,7 +22,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -35,6 +35,7 @@ from ingest.venues.interface import VenueConnection
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
+from normalize.trade_ids import Backfill
 from normalize.venues.interface import VenueNormalizer
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class HandlerStats:
     disconnects: int = 0
     stale: int = 0
     snapshots: int = 0
+    backfills: int = 0
     rest_errors: int = 0
 
 
@@ -85,9 +87,10 @@ class FeedHandler:
         self._pending_snapshots: set[str] = set()
         """Symbols with a snapshot fetched or being fetched and not yet processed."""
         self._snapshot_urls: dict[str, str] = {}
-        self._snapshot_slot = asyncio.Lock()
-        self._last_snapshot = 0.0
+        self._rest_slot = asyncio.Lock()
+        self._last_rest = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._backfills: set[asyncio.Task[None]] = set()
         self.connection_id = ""
         self._last_frame = 0.0
         self._ws: websockets.ClientConnection | None = None
@@ -116,6 +119,8 @@ class FeedHandler:
             try:
                 await self._connect_loop(stop)
             finally:
+                if self._backfills:  # trades found missing: worth the wait of one REST round trip
+                    await asyncio.wait(self._backfills, timeout=self.config.rest_timeout_s)
                 for task in [*pollers, *self._tasks]:
                     task.cancel()
                 await asyncio.gather(*pollers, *self._tasks, return_exceptions=True)
@@ -236,24 +241,38 @@ class FeedHandler:
                         self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
                 for symbol in out.snapshot_requests - self._pending_snapshots:
                     self._pending_snapshots.add(symbol)
-                    task = asyncio.create_task(self._snapshot(symbol))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(self._snapshot(symbol))
+                for request in out.backfill_requests:
+                    self._spawn(self._backfill(request), self._backfills)
                 self.sink(out)
             except Exception:  # a bug must not stop the feed; the frame is kept in the capture
                 log.exception("normalizing a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
 
+    def _spawn(self, work: Coroutine[None, None, None], *groups: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(work)
+        for group in (self._tasks, *groups):
+            group.add(task)
+            task.add_done_callback(group.discard)
+
+    def idle(self) -> bool:
+        """Nothing received waits in the queue and no book snapshot or trade backfill is pending."""
+        return self.queue.empty() and not self._pending_snapshots and not self._backfills
+
+    async def _rest_turn(self) -> None:
+        """Wait for this connection's turn at the venue's rate for snapshots and backfills."""
+        async with self._rest_slot:
+            wait = self._last_rest + 1 / self.connection.snapshots_per_second - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_rest = time.monotonic()
+
     async def _snapshot(self, symbol: str) -> None:
         """Get one symbol a fresh book, respecting the venue-wide snapshot rate: over REST, or by
         subscribing its book channel again where the venue resends snapshots on the socket. The
         symbol stays pending until the processor has the snapshot, so none is asked twice."""
-        async with self._snapshot_slot:
-            wait = self._last_snapshot + 1 / self.connection.snapshots_per_second - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last_snapshot = time.monotonic()
+        await self._rest_turn()
         self.stats.snapshots += 1
         url = self.connection.snapshot_url(symbol)
         if url is None:
@@ -263,6 +282,19 @@ class FeedHandler:
         if not await self._fetch(url):
             self._snapshot_urls.pop(url, None)
             self._pending_snapshots.discard(symbol)
+
+    async def _backfill(self, request: Backfill) -> None:
+        """Fetch trades the normalizer found missing, where the venue serves them; the page goes
+        through the queue like any REST body and the normalizer journals the outcome. If every
+        attempt fails the gap stays journaled with no backfill_done after it."""
+        url = self.connection.backfill_url(request)
+        if url is None:
+            return
+        await self._rest_turn()
+        self.stats.backfills += 1
+        if not await self._fetch(url):
+            log.warning("%s trades %s %d..%d not backfilled", self.connection.venue, request.symbol,
+                        request.first_id, request.last_id)
 
     async def _resubscribe(self, symbol: str) -> None:
         ws = self._ws

@@ -1,7 +1,8 @@
-"""What normalizing one frame produces: records, dead letters, and snapshot requests.
+"""What normalizing one frame produces: records, dead letters, and requests for REST data.
 
-Normalizers are pure with respect to I/O: when a book needs a fresh REST snapshot they say so
-here, and the caller (live handler or offline replay) decides how and when to fetch it.
+Normalizers are pure with respect to I/O: when a book needs a fresh REST snapshot, or trades were
+lost on the way, they say so here, and the caller (live handler or offline replay) decides how
+and when to fetch them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import msgspec
 
 from normalize.records import Record
+from normalize.trade_ids import Backfill
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +34,5 @@ class Emitted(msgspec.Struct, gc=False):
     dead_letters: list[DeadLetter] = msgspec.field(default_factory=list)
     snapshot_requests: set[str] = msgspec.field(default_factory=set)
     """Venue symbols whose book needs a fresh REST snapshot."""
+    backfill_requests: list[Backfill] = msgspec.field(default_factory=list)
+    """Trades found missing, to fetch again where the venue serves them."""

@@ -118,14 +118,16 @@ def completeness(feed_status: pl.DataFrame, book_delta: pl.DataFrame | None = No
     - a connection outage, from a `disconnect` to the venue's next `connect`, else to the end of that day;
     - the silence before a `stale` event (its detail "no frame for N s": N seconds);
     - `queue_overflow`s are counted but have no duration (a dropped depth frame shows up as a gap anyway;
-      a dropped trade cannot be detected).
+      a dropped trade shows up as a `trade_gap` where the venue's trade ids are sequential);
+    - `trade_gap`s and `trades_lost` (ids of a trade gap the venue did not serve again) are counted
+      and have no duration: a trade gap the venue served is whole again.
 
     completeness = 1 - affected_s / 86400, where affected_s is the length of the union of the venue's
     outages within the day: an outage of any one instrument counts for the whole venue (conservative).
 
     Columns: venue, date, gaps, checksum_failures, resyncs (resync_start), resyncs_done, stale,
-    disconnects, queue_overflows, affected_s, completeness. Venues and days come from the journal and, if
-    given, book_delta (a day of book data with no journal entry scores 1).
+    disconnects, queue_overflows, trade_gaps, trades_lost, affected_s, completeness. Venues and days
+    come from the journal and, if given, book_delta (a day of book data with no journal entry scores 1).
     """
     events = feed_status.sort("ts_event")
     outages = pl.concat([_book_outages(events, book_delta), _connection_outages(events), _stale_silences(events)])
@@ -135,7 +137,7 @@ def completeness(feed_status: pl.DataFrame, book_delta: pl.DataFrame | None = No
         days = pl.concat([days, book_delta.select("venue", pl.col("ts_event").dt.date().alias("date"))])
     counted = {"gaps": "gap", "checksum_failures": "checksum_failure", "resyncs": "resync_start",
                "resyncs_done": "resync_done", "stale": "stale", "disconnects": "disconnect",
-               "queue_overflows": "queue_overflow"}
+               "queue_overflows": "queue_overflow", "trade_gaps": "trade_gap", "trades_lost": "trades_lost"}
     counts = (events.group_by("venue", pl.col("ts_event").dt.date().alias("date"))
               .agg(*((pl.col("event") == event).sum().cast(pl.Int64).alias(name) for name, event in counted.items())))
     return (days.unique().join(counts, on=["venue", "date"], how="left")

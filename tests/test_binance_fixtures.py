@@ -5,7 +5,7 @@ from __future__ import annotations
 from ingest.capture_formats import read_capture
 from ingest.offline import normalize_frames
 from normalize.flags import Flag
-from normalize.records import Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Trade
+from normalize.records import FeedStatus, Funding, Instrument, Liquidation, MarkIndex, OpenInterest, Trade
 from tests.binance_data import DATA, funding_info_body
 
 MS = 1_000_000
@@ -18,13 +18,17 @@ def _records(name: str) -> list:
 
 
 def test_trades() -> None:
-    trades = _records("trade.tardis-fixture.jsonl")
+    records = _records("trade.tardis-fixture.jsonl")
+    trades = [r for r in records if isinstance(r, Trade)]
+    # the fixture's two BTCUSDT trades are months apart: the ids between them are a gap
+    assert [(r.symbol, r.event, r.seq_from, r.seq_to) for r in records if isinstance(r, FeedStatus)] == [
+        ("BTCUSDT", "trade_gap", 10934581, 173525188)]
     assert [(t.symbol, t.instrument, t.price, t.size, t.side, t.trade_id, t.ts_event, t.ts_exch) for t in trades] == [
         ("BTCUSDT", "BTC-USDT-PERP", 7627.6, 0.044, 1, "10934580", 1574381164086 * MS, 1574381164089 * MS),
         ("ETHUSDT", "ETH-USDT-PERP", 2366.55, 0.07, -1, "73701056", 1596034530235 * MS, 1596034530241 * MS),
         ("BTCUSDT", "BTC-USDT-PERP", 11343.67, 0.467, -1, "173525189", 1596240000519 * MS, 1596240000596 * MS),
     ]
-    assert all(isinstance(t, Trade) and t.flags == Flag.LAST for t in trades)
+    assert [t.flags for t in trades] == [Flag.LAST, Flag.LAST, Flag.LAST | Flag.GAP_BEFORE]
 
 
 def test_agg_trades_from_real_capture() -> None:
@@ -124,9 +128,11 @@ def test_trade_decimals_exact_by_text_and_bad_ones_dead_lettered() -> None:
     from normalize.emitted import Emitted
     from normalize.venues.binance_usdm import BinanceUsdm
 
+    ids = iter(range(7, 100))
+
     def trade(price: str, size: str) -> bytes:
-        return (b'{"e":"aggTrade","E":2,"s":"BTCUSDT","a":7,"p":"%s","q":"%s","T":1,"m":false}'
-                % (price.encode(), size.encode()))
+        return (b'{"e":"aggTrade","E":2,"s":"BTCUSDT","a":%d,"p":"%s","q":"%s","T":1,"m":false}'
+                % (next(ids), price.encode(), size.encode()))
 
     out = Emitted()
     normalizer = BinanceUsdm()

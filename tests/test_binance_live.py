@@ -4,6 +4,7 @@ are detected and resynced for the affected symbol only, and reconnects lose noth
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: 
     task = asyncio.create_task(handler.run(stop))
     await server.drained(timeout_s=60)
     await asyncio.sleep(0.3)
-    while not handler.queue.empty() or handler._pending_snapshots:
+    while not handler.idle():
         await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(task, 30)
@@ -55,16 +56,45 @@ async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: 
     return sink, normalizer, server
 
 
-def _offline_trades() -> set[str]:
+def _offline_trades() -> dict[str, Trade]:
     out, _ = normalize_frames("binance-usdm", read_frames(CAPTURES))
-    return {r.trade_id for r in out.records if isinstance(r, Trade)}
+    return {r.trade_id: r for r in out.records if isinstance(r, Trade)}
+
+
+def _book_gaps(journal: list[FeedStatus]) -> set[str]:
+    return {r.symbol for r in journal if r.event == "gap"}
+
+
+def _assert_trades_once_and_lost_ones_backfilled(records: list) -> list[Trade]:  # type: ignore[type-arg]
+    """Every trade arrives once, on the socket or, when its frame was lost on the way, over REST once
+    the next trade's id showed the hole. Only trades after a symbol's last one on the socket can be
+    missing: no later id revealed them. Returns the backfilled trades."""
+    offline = _offline_trades()
+    trades = [r for r in records if isinstance(r, Trade)]
+    received = [t.trade_id for t in trades]
+    assert len(received) == len(set(received)) and set(received) <= set(offline)
+    last_live: dict[str, int] = {}
+    for t in trades:
+        if not t.flags & Flag.FROM_REST:
+            last_live[t.symbol] = max(last_live.get(t.symbol, 0), int(t.trade_id))
+    assert all(int(i) > last_live.get(offline[i].symbol, 0) for i in set(offline) - set(received))
+    backfilled = [t for t in trades if t.flags & Flag.FROM_REST]
+    # the same trade as on the socket, but for the receive time and the send time REST lacks
+    sockets = [offline[t.trade_id] for t in backfilled]
+    assert [(t.trade_id, t.symbol, t.ts_event, t.price, t.size, t.side, t.ts_exch) for t in backfilled] == [
+        (t.trade_id, t.symbol, t.ts_event, t.price, t.size, t.side, None) for t in sockets]
+    journal = [r for r in records if isinstance(r, FeedStatus)]
+    trade_gaps = [(r.symbol, r.seq_from, r.seq_to) for r in journal if r.event == "trade_gap"]
+    assert trade_gaps == [(r.symbol, r.seq_from, r.seq_to) for r in journal if r.event == "backfill_done"]
+    assert sum(to - first + 1 for _, first, to in trade_gaps) == len(backfilled)
+    return backfilled
 
 
 async def test_every_trade_arrives_and_books_stay_in_sync(tmp_path: Path) -> None:
     sink, normalizer, server = await _run(Faults(), capture_root=tmp_path)
     trades = [r for r in sink.emitted.records if isinstance(r, Trade)]
     assert sorted(t.trade_id for t in trades) == sorted(_offline_trades())
-    assert len(trades) == 91
+    assert len(trades) == 91 and not any(t.flags & (Flag.FROM_REST | Flag.GAP_BEFORE) for t in trades)
     assert all(sync.synced and sync.breaks == 0 for sync in normalizer.books.values())
     assert set(normalizer.books) == set(SYMBOLS)
     events = Counter(r.event for r in sink.emitted.records if isinstance(r, FeedStatus))
@@ -104,6 +134,25 @@ async def test_skipped_frame_resyncs_only_that_symbol() -> None:
     assert after, "the resync snapshot is flagged GAP_BEFORE"
 
 
+async def test_a_skipped_trade_comes_back_over_rest_and_the_books_stay() -> None:
+    frames = [f for f in read_frames(CAPTURES) if f.kind == "ws"]
+    sushi_trades = [i for i, f in enumerate(frames) if b"sushiusdt@aggTrade" in f.payload]
+    skipped = json.loads(frames[sushi_trades[10]].payload)["data"]
+    sink, normalizer, server = await _run(Faults(skip={sushi_trades[10]}))
+    backfilled = _assert_trades_once_and_lost_ones_backfilled(sink.emitted.records)
+    assert [(t.trade_id, t.price, t.size) for t in backfilled] == [
+        (str(skipped["a"]), float(skipped["p"]), float(skipped["q"]))]
+    assert backfilled[0].flags == Flag.LAST | Flag.FROM_REST
+    after = next(t for t in sink.emitted.records if isinstance(t, Trade) and t.trade_id == str(skipped["a"] + 1))
+    assert after.flags == Flag.LAST | Flag.GAP_BEFORE
+    journal = [(r.symbol, r.event, r.seq_from, r.seq_to) for r in sink.emitted.records if isinstance(r, FeedStatus)
+               and r.event not in ("connect", "disconnect")]
+    assert journal == [("SUSHIUSDT", "trade_gap", skipped["a"], skipped["a"]),
+                       ("SUSHIUSDT", "backfill_done", skipped["a"], skipped["a"])]
+    assert server.rest_requests.count("/fapi/v1/aggTrades") == 1
+    assert all(sync.synced and sync.breaks == 0 for sync in normalizer.books.values())
+
+
 async def test_dropped_connection_reconnects_and_accounts_for_every_trade() -> None:
     sink, normalizer, server = await _run(Faults(drop_after=400))
     journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
@@ -130,34 +179,31 @@ async def test_connections_are_recycled_before_the_age_limit() -> None:
     planned = [r for r in journal if r.event == "disconnect" and r.detail.startswith("planned reconnect")]
     assert len(planned) >= 2
     assert len({r.connection_id for r in journal if r.event == "connect"}) == len(planned) + 1
-    # frames in flight when a connection is recycled can be lost, as on the venue: never twice,
-    # and every book that lost a diff was flagged and resynced
-    received = [r.trade_id for r in sink.emitted.records if isinstance(r, Trade)]
-    assert len(received) == len(set(received)) and set(received) <= _offline_trades()
-    assert len(received) >= 80
-    gapped = {r.symbol for r in journal if r.event == "gap"}
+    # frames in flight when a connection is recycled can be lost, as on the venue: trades never
+    # twice, lost ones backfilled; every book that lost a diff was flagged and resynced
+    _assert_trades_once_and_lost_ones_backfilled(sink.emitted.records)
+    assert sum(isinstance(r, Trade) for r in sink.emitted.records) >= 80
+    gapped = _book_gaps(journal)
     assert {r.symbol for r in journal if r.event == "resync_done"} == gapped
     assert all(sync.synced for sync in normalizer.books.values())
 
 
 def _assert_every_trade_accounted_for(sink: CollectingSink, normalizer: BinanceUsdm, server: ReplayServer) -> None:
-    """Received and lost-in-flight trades together are exactly the capture's; lost diffs resynced."""
-    journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
-    # frames in flight when the connection dropped are lost, as on a venue: account for them
+    """Frames in flight when the connection dropped are lost, as on a venue: lost trades come back
+    over REST, lost diffs are resynced. Returns nothing; asserts both."""
     lost = BinanceUsdm()
     from normalize.emitted import Emitted
 
     lost_out = Emitted()
     for payload in server.undelivered:
         lost.on_ws(payload, 0, lost_out)
-    lost_trades = {r.trade_id for r in lost_out.records if isinstance(r, Trade)}
-    received = [r.trade_id for r in sink.emitted.records if isinstance(r, Trade)]
-    assert len(received) == len(set(received))
-    assert set(received) | lost_trades == _offline_trades() and not set(received) & lost_trades
+    backfilled = _assert_trades_once_and_lost_ones_backfilled(sink.emitted.records)
+    assert {t.trade_id for t in backfilled} <= {r.trade_id for r in lost_out.records if isinstance(r, Trade)}
     # a gap only where diffs were lost, each resynced. A symbol can lose diffs without a gap: those
     # its book had not yet been synced past, which the snapshot it then synced from already holds
+    journal = [r for r in sink.emitted.records if isinstance(r, FeedStatus)]
     lost_depth = {r.symbol for r in expand(lost_out.records) if isinstance(r, BookDelta)} | set(lost.books)
-    gapped = {r.symbol for r in journal if r.event == "gap"}
+    gapped = _book_gaps(journal)
     assert gapped <= lost_depth
     assert {r.symbol for r in journal if r.event == "resync_done"} == gapped
     # whichever way, every book ends in sync and equal to the venue's (snapshots hold the top

@@ -40,8 +40,8 @@ def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "bbo                   50 rows" in result.stdout
     assert "trade                  1 rows" in result.stdout
-    assert "connects 1, disconnects 1, stale 0, queue overflows 0, snapshots 0, REST errors 0, dead letters 0" \
-        in result.stdout
+    assert ("connects 1, disconnects 1, stale 0, queue overflows 0\n"
+            "snapshots 0, trade backfills 0, REST errors 0, dead letters 0") in result.stdout
     deltas = pl.read_parquet(f"{tmp_path}/lake/book_delta/**/*.parquet")
     assert deltas.height == _levels()
     trade = pl.read_parquet(f"{tmp_path}/lake/trade/**/*.parquet").row(0, named=True)

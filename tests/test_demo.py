@@ -124,8 +124,13 @@ def test_pipelines_seal_every_day_with_trades_and_bar_every_trade(demo: DemoRun)
 
 def test_gap_journal_and_dead_letters_are_reported(demo: DemoRun) -> None:
     sessions = Counter(session.venue for session in SESSIONS)
+    # the trade fixture's BTCUSDT trades of 2019 and 2020 play before the 2024 session: two jumps in
+    # BTCUSDT's raw trade ids (journaled, not fetched again: Binance serves raw trades by id only
+    # with an API key)
+    trade_gaps = {"binance-usdm": {"trade_gap": 2}}
     for venue, count in sessions.items():
-        assert demo.report["feed_events"][venue] == {"connect": count, "disconnect": count}
+        assert demo.report["feed_events"][venue] == {"connect": count, "disconnect": count,
+                                                     **trade_gaps.get(venue, {})}
     flagged: Counter[str] = Counter()
     with psycopg.connect(demo.dsn) as conn:
         for record_type in RECORD_TYPES:

@@ -370,6 +370,7 @@ def test_completeness_scores_the_real_gap(runs: dict[str, ExecuteInProcessResult
         if day == "2024-08-08":
             assert scores == [{"venue": "binance-usdm", "date": day, "gaps": 1, "checksum_failures": 0, "resyncs": 1,
                                "resyncs_done": 0, "stale": 0, "disconnects": 0, "queue_overflows": 0,
+                               "trade_gaps": 0, "trades_lost": 0,
                                "affected_s": pytest.approx(float(outage_s), abs=1e-9),
                                "completeness": pytest.approx(float(1 - outage_s / 86_400), abs=1e-15)}]
             assert evaluation.metadata["min_completeness"].value < 0.9988

@@ -152,20 +152,23 @@ def test_bar_consistency(lake: Path) -> None:
 
 def test_completeness_of_a_session_with_a_sequence_gap() -> None:
     """The recorded Binance session without one SUSHIUSDT depth frame: a gap, a resync that never
-    completes (no later snapshot in the recording), so SUSHI's book is out until the end of the day."""
+    completes (no later snapshot in the recording), so SUSHI's book is out until the end of the day.
+    Without one of its aggTrade frames too: a trade gap, counted, with no duration."""
     frames = list(read_frames(CRYPTOFEED_RUN))
-    skipped = [i for i, f in enumerate(frames) if b"sushiusdt@depth" in f.payload][100]
-    emitted, _ = normalize_frames("binance-usdm", frames[:skipped] + frames[skipped + 1:])
+    skipped = {[i for i, f in enumerate(frames) if b"sushiusdt@depth" in f.payload][100],
+               [i for i, f in enumerate(frames) if b"sushiusdt@aggTrade" in f.payload][30]}
+    emitted, _ = normalize_frames("binance-usdm", [f for i, f in enumerate(frames) if i not in skipped])
     journal = [r for r in emitted.records if isinstance(r, FeedStatus)]
-    assert [r.event for r in journal] == ["gap", "resync_start"]
-    gap_ns = journal[0].ts_event
+    assert sorted(r.event for r in journal) == ["gap", "resync_start", "trade_gap"]
+    gap_ns = next(r.ts_event for r in journal if r.event == "gap")
     table = completeness(records_frame(emitted.records, "feed_status"), records_frame(emitted.records, "book_delta"))
     row = table.row(0, named=True)
     affected_s = (DAY_NS - gap_ns % DAY_NS) / NS_PER_S
     assert table.height == 1
     assert row == {"venue": "binance-usdm", "date": dt.date(2021, 7, 22), "gaps": 1, "checksum_failures": 0,
                    "resyncs": 1, "resyncs_done": 0, "stale": 0, "disconnects": 0, "queue_overflows": 0,
-                   "affected_s": close(affected_s), "completeness": close(1 - affected_s / 86400)}
+                   "trade_gaps": 1, "trades_lost": 0, "affected_s": close(affected_s),
+                   "completeness": close(1 - affected_s / 86400)}
     assert 0.93 < row["completeness"] < 0.94
 
 

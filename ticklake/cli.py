@@ -252,8 +252,10 @@ def ingest(
     stats = [h.stats for h in handlers]
     console.print(f"frames {sum(s.frames for s in stats):,}, connects {sum(s.connects for s in stats)}, "
                   f"disconnects {sum(s.disconnects for s in stats)}, stale {sum(s.stale for s in stats)}, "
-                  f"queue overflows {sum(s.overflows for s in stats)}, snapshots {sum(s.snapshots for s in stats)}, "
-                  f"REST errors {sum(s.rest_errors for s in stats)}, dead letters {output.dead_letters}")
+                  f"queue overflows {sum(s.overflows for s in stats)}", soft_wrap=True)
+    console.print(f"snapshots {sum(s.snapshots for s in stats)}, trade backfills {sum(s.backfills for s in stats)}, "
+                  f"REST errors {sum(s.rest_errors for s in stats)}, dead letters {output.dead_letters}",
+                  soft_wrap=True)
 
 
 @app.command()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from normalize.trade_ids import Backfill
+
 VENUE = "binance-usdm"
 WS_BASE = "wss://fstream.binance.com"
 REST_BASE = "https://fapi.binance.com"
@@ -44,6 +46,13 @@ class BinanceUsdmConnection:
 
     def snapshot_url(self, symbol: str) -> str:
         return f"{self.rest_base}/fapi/v1/depth?symbol={symbol}&limit=1000"
+
+    def backfill_url(self, request: Backfill) -> str | None:
+        """Aggregate trades by id (public, weight 20 a page of 1,000); raw trades by id need an API
+        key (historicalTrades), so a gap in the `trade` channel stays a journaled gap."""
+        if request.channel != "aggTrade":
+            return None
+        return f"{self.rest_base}/fapi/v1/aggTrades?symbol={request.symbol}&fromId={request.first_id}&limit=1000"
 
     def metadata_urls(self) -> list[str]:
         """Funding intervals first, so the instrument records of exchangeInfo carry them."""

@@ -5,7 +5,9 @@ and `{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS", "params": [...],
 REST: `/fapi/v1/depth` answers with the book as the venue would have it at the current playback
 position (the recorded snapshot plus every diff played since, skipped ones included), so a
 client that resyncs after an injected gap gets a snapshot consistent with the stream;
-`/fapi/v1/exchangeInfo` and `/fapi/v1/openInterest` answer with recorded bodies.
+`/fapi/v1/aggTrades?symbol=&fromId=&limit=` answers with the aggregate trades played so far, as the
+venue keeps its trade history; `/fapi/v1/exchangeInfo`, `/fapi/v1/fundingInfo` and
+`/fapi/v1/openInterest` answer with recorded bodies.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from ingest.frames import Frame
 
 _STREAM = re.compile(rb'^\{"stream":"([^"]+)"')
+_AGG_TRADE_REST_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
 
 
 class _TruthBook:
@@ -56,6 +59,8 @@ class _TruthBook:
 class BinanceUsdmReplay:
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.books: dict[str, _TruthBook] = {}
+        self.agg_trades: dict[str, list[dict[str, object]]] = {}
+        """Per symbol, the aggregate trades played (sent or skipped), as /fapi/v1/aggTrades lists them."""
         self.bodies: dict[tuple[str, str], bytes] = {}
         for frame in frames:
             if frame.kind != "rest":
@@ -95,6 +100,11 @@ class BinanceUsdmReplay:
         return match.group(1).decode() if match else None
 
     def observe(self, payload: bytes) -> None:
+        if b'"e":"aggTrade"' in payload:
+            message = json.loads(payload)
+            trade = message.get("data", message)
+            self.agg_trades.setdefault(trade["s"], []).append({key: trade[key] for key in _AGG_TRADE_REST_FIELDS})
+            return
         if b'"e":"depthUpdate"' not in payload:
             return
         message = json.loads(payload)
@@ -108,6 +118,10 @@ class BinanceUsdmReplay:
         if path == "/fapi/v1/depth":
             book = self.books.get(symbol)
             return book.body(int(query.get("limit", ["1000"])[0])) if book else None
+        if path == "/fapi/v1/aggTrades" and "fromId" in query:
+            from_id, limit = int(query["fromId"][0]), min(1000, int(query.get("limit", ["500"])[0]))
+            page = [t for t in self.agg_trades.get(symbol, []) if t["a"] >= from_id][:limit]  # type: ignore[operator]
+            return json.dumps(page, separators=(",", ":")).encode()
         return self.bodies.get((path, symbol)) or self.bodies.get((path, ""))
 
     def corrupt(self, payload: bytes) -> bytes:

@@ -15,6 +15,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from normalize.trade_ids import Backfill
+
 VENUE = "bybit"
 WS_BASE = "wss://stream.bybit.com"
 REST_BASE = "https://api.bybit.com"
@@ -61,6 +63,10 @@ class BybitConnection:
     def resubscribe_messages(self, symbol: str) -> list[str]:
         topic = self._topic("orderbook", symbol)
         return [json.dumps({"op": op, "args": [topic]}) for op in ("unsubscribe", "subscribe")]
+
+    def backfill_url(self, request: Backfill) -> str | None:
+        """Bybit's trade ids are not sequential: its normalizer finds no missing trades to fetch."""
+        return None
 
     def metadata_urls(self) -> list[str]:
         """One page of up to 1,000 linear instruments (Bybit lists about 600)."""

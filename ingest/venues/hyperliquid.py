@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from normalize.trade_ids import Backfill
 from normalize.venues.hyperliquid import is_perp
 
 VENUE = "hyperliquid"
@@ -67,6 +68,10 @@ class HyperliquidConnection:
 
     def resubscribe_messages(self, symbol: str) -> list[str]:
         return [_message("unsubscribe", "l2Book", symbol), _message("subscribe", "l2Book", symbol)]
+
+    def backfill_url(self, request: Backfill) -> str | None:
+        """Hyperliquid's trade ids are not sequential: its normalizer finds no missing trades to fetch."""
+        return None
 
     def metadata_urls(self) -> list[str]:
         return [f'{self.rest_base}/info#{{"type":"meta"}}']

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from normalize.trade_ids import Backfill
+
 
 class VenueConnection(Protocol):
     venue: str
@@ -24,7 +26,8 @@ class VenueConnection(Protocol):
     max_connection_age_s: float
     """Reconnect before the venue cuts the connection itself."""
     snapshots_per_second: float
-    """REST book snapshots allowed per second across all symbols of this connection."""
+    """REST book snapshots and trade backfills allowed per second across all symbols of this
+    connection (or book resubscriptions, where the venue resends snapshots on the socket)."""
 
     def stream_url(self) -> str:
         """The WebSocket URL, subscriptions included where the venue takes them in the URL."""
@@ -42,6 +45,10 @@ class VenueConnection(Protocol):
 
     def resubscribe_messages(self, symbol: str) -> list[str]:
         """Messages that make the venue send a fresh book snapshot for one symbol."""
+
+    def backfill_url(self, request: Backfill) -> str | None:
+        """REST request for trades the normalizer found missing (from request.first_id on), where
+        the venue serves its trade history by id; None where it does not."""
 
     def metadata_urls(self) -> list[str]:
         """REST endpoints of instrument metadata: fetched at start, in this order, and again every

@@ -19,6 +19,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from normalize.trade_ids import Backfill
+
 VENUE = "okx"
 WS_BASE = "wss://ws.okx.com:8443"
 REST_BASE = "https://www.okx.com"
@@ -96,6 +98,10 @@ class OkxConnection:
     def resubscribe_messages(self, symbol: str) -> list[str]:
         arg = {"channel": self.book_channel, "instId": symbol}
         return [json.dumps({"op": op, "args": [arg]}) for op in ("unsubscribe", "subscribe")]
+
+    def backfill_url(self, request: Backfill) -> str | None:
+        """OKX's trade ids are not checked for continuity: its normalizer finds no missing trades to fetch."""
+        return None
 
     def metadata_urls(self) -> list[str]:
         """Instruments of each type traded here (contract sizes for the normalizer)."""
