@@ -9,6 +9,10 @@
   the frames around it and given the /fapi/v1/depth URL.
 * JSONL, one frame per line, with no receive time (tardis-node fixtures): ts_recv is 0, and
   tardis's generated REST polls (`"generated": true`) become REST frames of their endpoint.
+* Tardis.dev raw replay: the HTTP API's data feeds, `<ISO 8601 receive time> <frame>` a line (a
+  line with no frame marks a disconnect), and tardis-machine's or tardis-node's replay,
+  `{"localTimestamp": ..., "message": {...}}` a line (no message: a disconnect). Times carry up
+  to 100 ns (7 digits); generated REST polls become REST frames as in JSONL.
 * VCR cassettes (YAML, as vcrpy records HTTP in SDK test suites): each successful interaction
   is a REST frame received at its response's `Date` header; a request body (a POST) becomes the
   URL fragment, as in ticklake's own POST URLs (ingest.venues.interface).
@@ -18,10 +22,12 @@ Each reader yields Frames in file order; `read_frames` merges several files by t
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import gzip
 import heapq
 import re
+import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +38,7 @@ from ingest import capture_log
 from ingest.frames import Frame
 
 _HFT_LINE = re.compile(rb"^\d{19} ")
+_TARDIS_LINE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z(?: |$)")
 _CRYPTOFEED_RECV = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
 _CRYPTOFEED_REST = re.compile(r"^(\S+) -> (\d+(?:\.\d+)?): (.*)$", re.S)
 _CRYPTOFEED_CONNECT = re.compile(r"^(\S+) <-> (\d+(?:\.\d+)?)$")
@@ -61,6 +68,10 @@ def detect(path: Path) -> str:
         return "hftbacktest"
     if head.startswith((b"wss://", b"ws://", b"http", b"configuration:")) or re.match(rb"^\d+\.\d+: ", head):
         return "cryptofeed"
+    if head.startswith(b'{"localTimestamp"'):
+        return "tardis-machine"
+    if _TARDIS_LINE.match(head):
+        return "tardis"
     if head.startswith(b"{"):
         return "jsonl"
     if head.startswith(b"interactions:"):
@@ -126,20 +137,69 @@ class _Generated(msgspec.Struct, kw_only=True):
 _generated = msgspec.json.Decoder(_Generated)
 
 
+def _recorded(payload: bytes, ts_recv: int, connection_id: str) -> Frame:
+    """A recorded venue message as a Frame: tardis's generated REST polls become the REST frame of
+    their endpoint."""
+    if b'"generated":true' in payload:
+        wrapper = _generated.decode(payload)
+        symbol, _, channel = wrapper.stream.partition("@")
+        template = _REST_ENDPOINTS.get(channel)
+        if template:
+            return Frame(ts_recv, "rest", bytes(wrapper.data), url=template.format(symbol.upper()),
+                         connection_id=connection_id)
+    return Frame(ts_recv, "ws", payload, connection_id=connection_id)
+
+
 def read_jsonl(path: Path) -> Iterator[Frame]:
     for line in _open_text(path).splitlines():
         line = line.strip()
-        if not line:
+        if line:
+            yield _recorded(line, 0, path.name)
+
+
+def _iso_to_ns(text: bytes) -> int:
+    """`2019-06-01T00:00:00.0130567Z` -> ns since the epoch, exactly."""
+    match = _TARDIS_LINE.match(text)
+    if match is None:
+        raise CaptureFormatError(f"not an ISO 8601 UTC time: {text[:40]!r}")
+    seconds = calendar.timegm(time.strptime(match.group(1).decode(), "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int((match.group(2) or b"").ljust(9, b"0"))
+
+
+def read_tardis(path: Path) -> Iterator[Frame]:
+    disconnects = 0
+    for line in _open_text(path).splitlines():
+        match = _TARDIS_LINE.match(line)
+        if match is None:
+            if line.strip():
+                raise CaptureFormatError(f"{path}: not a tardis line: {line[:60]!r}")
             continue
-        if b'"generated":true' in line:
-            wrapper = _generated.decode(line)
-            symbol, _, channel = wrapper.stream.partition("@")
-            template = _REST_ENDPOINTS.get(channel)
-            if template:
-                yield Frame(0, "rest", bytes(wrapper.data), url=template.format(symbol.upper()),
-                            connection_id=path.name)
-                continue
-        yield Frame(0, "ws", line, connection_id=path.name)
+        payload = line[match.end():].strip()
+        if payload:
+            yield _recorded(payload, _iso_to_ns(line), f"{path.name}#{disconnects}")
+        else:
+            disconnects += 1
+
+
+class _TardisMessage(msgspec.Struct):
+    localTimestamp: str
+    message: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_tardis_message = msgspec.json.Decoder(_TardisMessage)
+
+
+def read_tardis_machine(path: Path) -> Iterator[Frame]:
+    disconnects = 0
+    for line in _open_text(path).splitlines():
+        if not line.strip():
+            continue
+        entry = _tardis_message.decode(line)
+        if bytes(entry.message) == b"null":
+            disconnects += 1
+            continue
+        yield _recorded(bytes(entry.message), _iso_to_ns(entry.localTimestamp.encode()),
+                        f"{path.name}#{disconnects}")
 
 
 def _header(headers: dict[str, list[str]], name: str) -> str | None:
@@ -170,7 +230,8 @@ def read_vcr(path: Path) -> Iterator[Frame]:
 
 
 READERS = {"cryptofeed": read_cryptofeed, "hftbacktest": read_hftbacktest, "jsonl": read_jsonl,
-           "ticklake": capture_log.read_capture_log, "vcr": read_vcr}
+           "tardis": read_tardis, "tardis-machine": read_tardis_machine, "ticklake": capture_log.read_capture_log,
+           "vcr": read_vcr}
 
 
 def read_capture(path: Path) -> Iterator[Frame]:
