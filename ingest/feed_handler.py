@@ -111,7 +111,7 @@ class FeedHandler:
             processor = asyncio.create_task(self._process())
             pollers = [asyncio.create_task(self._poll(stop, self.connection.poll_urls, self.config.poll_interval_s)),
                        asyncio.create_task(self._poll(stop, self.connection.metadata_urls,
-                                                      self.config.metadata_every_s, first_after_s=True))]
+                                                      self.config.metadata_every_s, wait_first=True))]
             if self.config.top_depth:
                 self._tasks.add(asyncio.create_task(self._tops(stop)))
             for url in self.connection.metadata_urls():
@@ -355,10 +355,10 @@ class FeedHandler:
                 self.book_tops(self.config.top_depth)
 
     async def _poll(self, stop: asyncio.Event, urls: Callable[[], list[str]], every_s: float,
-                    first_after_s: bool = False) -> None:
+                    wait_first: bool = False) -> None:
         """Fetch `urls()` every `every_s` seconds (the first time at once, or after `every_s`), each
         once a round: the next round is the retry."""
-        wait = first_after_s
+        wait = wait_first
         while not stop.is_set():
             if wait:
                 with contextlib.suppress(TimeoutError):
