@@ -471,7 +471,8 @@ class BinanceUsdm:
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
         parts = urlsplit(url)
-        symbol = parse_qs(parts.query).get("symbol", [""])[0]
+        query = parse_qs(parts.query)
+        symbol = query.get("symbol", [""])[0]
         try:
             if parts.path.endswith("/depth"):
                 self._on_snapshot(symbol, _snapshot.decode(payload), ts_recv, out)
@@ -485,7 +486,6 @@ class BinanceUsdm:
             elif parts.path.endswith("/fundingInfo"):
                 self._on_funding_info(_funding_info.decode(payload), ts_recv, out)
             elif parts.path.endswith("/aggTrades"):
-                query = parse_qs(parts.query)
                 self._on_agg_trades(symbol, int(query["fromId"][0]), int(query.get("limit", ["500"])[0]),
                                     _agg_trades.decode(payload), ts_recv, out)
             else:
