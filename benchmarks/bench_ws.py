@@ -21,7 +21,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from benchmarks.bench_normalize import DEPTH
 from ingest.capture_formats import read_capture
-from ingest.feed_handler import FeedHandler, HandlerConfig
+from ingest.feed_handler import FeedHandler, HandlerConfig, _Link
 from ingest.venues.binance_usdm import BinanceUsdmConnection
 from normalize.venues.binance_usdm import BinanceUsdm
 
@@ -53,11 +53,12 @@ async def aiohttp_client(url: str, count: int) -> None:
 
 
 async def handler_loop(url: str, count: int) -> None:
-    handler = FeedHandler(BinanceUsdmConnection(["BTCUSDT"]), BinanceUsdm(), lambda out: None,
-                          config=HandlerConfig(queue_size=count + 1))
+    connection = BinanceUsdmConnection(["BTCUSDT"])
+    handler = FeedHandler(connection, BinanceUsdm(), lambda out: None, config=HandlerConfig(queue_size=count + 1))
     async with websockets.connect(url, compression=None, max_size=None) as ws:
         stop = asyncio.Event()
-        reader = asyncio.create_task(handler._read(ws, "bench", stop))
+        link = _Link(connection.routes()[0], connection_id="bench", ws=ws)
+        reader = asyncio.create_task(handler._read(link, stop))
         while handler.stats.frames < count:
             await asyncio.sleep(0.01)
         stop.set()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -31,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ingest.capture_log import CaptureWriter
 from ingest.frames import Frame
-from ingest.venues.interface import VenueConnection
+from ingest.venues.interface import Route, VenueConnection
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
@@ -41,6 +42,7 @@ from normalize.venues.interface import VenueNormalizer
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Emitted], None]
+SILENT = "silent after connect"
 _RETRIED_CLIENT_ERRORS = (408, 418, 429)
 """Request timeout, and Binance's and everyone's rate limits: worth another try after a pause."""
 
@@ -52,6 +54,7 @@ class HandlerStats:
     connects: int = 0
     disconnects: int = 0
     stale: int = 0
+    silent_after_connect: int = 0
     snapshots: int = 0
     backfills: int = 0
     rest_errors: int = 0
@@ -73,6 +76,30 @@ class HandlerConfig:
     top_depth: int = 0
     """Levels per side of the periodic top-N book snapshots (book_top); 0: none."""
     top_every_s: float = 1.0
+    silent_after_s: float | None = None
+    """Overrides every route's first_data_within_s (the probe and tests shorten it)."""
+
+
+@dataclass
+class _Link:
+    """One route's connection as it is now."""
+
+    route: Route
+    connection_id: str = ""
+    ws: websockets.ClientConnection | None = None
+    opened: float = 0.0
+    """When the current connection's handshake completed (monotonic)."""
+    last_frame: float = 0.0
+    data_seen: bool = False
+    attempted: float = -math.inf
+    """When a connection was last attempted (monotonic)."""
+    ending: str = ""
+    """Why we are closing it, once we are (the reader returns this instead of an error)."""
+
+    async def close(self, reason: str) -> None:
+        if not self.ending and self.ws is not None:
+            self.ending = reason
+            await self.ws.close()
 
 
 class FeedHandler:
@@ -91,17 +118,29 @@ class FeedHandler:
         self._last_rest = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._backfills: set[asyncio.Task[None]] = set()
-        self.connection_id = ""
-        self._last_frame = 0.0
-        self._ws: websockets.ClientConnection | None = None
+        self.links: dict[str, _Link] = {}
+        """Route name -> its connection."""
+        self.on_frame: Callable[[Frame], None] | None = None
+        """Called with every frame before it is normalized (the probe counts them per channel)."""
+
+    @property
+    def connection_id(self) -> str:
+        """The connection REST answers are journaled under: the first one carrying books."""
+        link = next((link for link in self.links.values() if link.route.book_channel), None) or next(
+            iter(self.links.values()), None)
+        return link.connection_id if link else ""
+
+    def _book_link(self, symbol: str) -> _Link | None:
+        return next((link for link in self.links.values() if link.route.book_channel and symbol in link.route.symbols),
+                    None)
 
     # -- journal ------------------------------------------------------------------------------
-    def _journal(self, event: str, detail: str, connection_id: str) -> None:
+    def _journal(self, event: str, detail: str, connection_id: str, level: int = logging.INFO) -> None:
         now = time.time_ns()
         record = FeedStatus(self.connection.venue, "", "", now, now, None, None, TS_EVENT_IMPUTED, event,
                             connection_id, detail, None, None)
         self.sink(Emitted(records=[record]))
-        log.info("%s %s %s: %s", self.connection.venue, connection_id, event, detail)
+        log.log(level, "%s %s %s: %s", self.connection.venue, connection_id, event, detail)
 
     # -- the run loop -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -117,7 +156,7 @@ class FeedHandler:
             for url in self.connection.metadata_urls():
                 await self._fetch(url)
             try:
-                await self._connect_loop(stop)
+                await asyncio.gather(*(self._connect_loop(route, stop) for route in self.connection.routes()))
             finally:
                 if self._backfills:  # trades found missing: worth the wait of one REST round trip
                     await asyncio.wait(self._backfills, timeout=self.config.rest_timeout_s)
@@ -131,31 +170,43 @@ class FeedHandler:
                 if self.capture is not None:
                     self.capture.flush()
 
-    async def _connect_loop(self, stop: asyncio.Event) -> None:
+    async def _connect_loop(self, route: Route, stop: asyncio.Event) -> None:
+        """Keep one route's connection up. The backoff restarts only once a connection has carried
+        data: a venue that accepts the handshake and then sends nothing (a retired or wrong URL)
+        is retried ever more slowly, one journal row and one log line per attempt."""
+        link = _Link(route)
+        self.links[route.name] = link
         attempt = 0
         while not stop.is_set():
-            connection_id = f"{self.connection.venue}-{uuid.uuid4().hex[:10]}"
-            self.connection_id = connection_id
+            await self._connect_turn(link, stop)
+            if stop.is_set():
+                return
+            connection_id = link.connection_id = f"{self.connection.venue}-{uuid.uuid4().hex[:10]}"
+            link.data_seen = False
             reason = "closed"
             try:
-                async with websockets.connect(self.connection.stream_url(), max_size=None, open_timeout=10,
-                                              compression=None) as ws:
-                    attempt = 0
+                async with websockets.connect(route.url, max_size=None, open_timeout=10, compression=None) as ws:
                     self.stats.connects += 1
-                    self._journal("connect", self.connection.stream_url()[:200], connection_id)
-                    for message in self.connection.subscribe_messages():
+                    # while a route keeps failing, its connects and disconnects are journaled but
+                    # logged at debug: the failure's own line (or the disconnect's) says enough
+                    self._journal("connect", f"{route.name} {route.url}"[:200], connection_id,
+                                  logging.INFO if attempt == 0 else logging.DEBUG)
+                    for message in route.subscribe:
                         await ws.send(message)
-                    self._ws = ws
+                    link.ws = ws
                     pinger = asyncio.create_task(self._heartbeat(ws))
                     try:
-                        reason = await self._read(ws, connection_id, stop)
+                        reason = await self._read(link, stop)
                     finally:
-                        self._ws = None
+                        link.ws = None
                         pinger.cancel()
             except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
+            if link.data_seen:
+                attempt = 0
             self.stats.disconnects += 1
-            self._journal("disconnect", reason, connection_id)
+            quiet = attempt > 0 and reason == SILENT  # its silent_after_connect line said it
+            self._journal("disconnect", reason, connection_id, logging.DEBUG if quiet else logging.INFO)
             if stop.is_set():
                 return
             delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * 2**attempt)
@@ -164,27 +215,41 @@ class FeedHandler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 
-    async def _read(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event) -> str:
+    async def _connect_turn(self, link: _Link, stop: asyncio.Event) -> None:
+        """Wait until the venue's rate of connection attempts allows this route another."""
+        wait = link.attempted + self.connection.reconnect_interval_s - time.monotonic()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+        link.attempted = time.monotonic()
+
+    async def _read(self, link: _Link, stop: asyncio.Event) -> str:
         """Receive until the connection ends; returns why. The per-frame work is a receive, two
         clock reads and a put_nowait: stop, staleness and the age limit are watched by a separate
         task that closes the socket, because a task or timer per frame would cost twice the
-        receive itself (benchmarks/bench_ws.py)."""
-        ending: list[str] = []
-        watchdog = asyncio.create_task(self._watch(ws, connection_id, stop, ending))
-        queue, stats = self.queue, self.stats
+        receive itself (benchmarks/bench_ws.py). Frames are classified only until the first one
+        that carries data."""
+        ws, connection_id = link.ws, link.connection_id
+        assert ws is not None
+        link.ending = ""
+        watchdog = asyncio.create_task(self._watch(link, stop))
+        queue, stats, channel_of = self.queue, self.stats, self.connection.channel_of
+        seen = False
         try:
             while True:
                 message = await ws.recv(decode=False)
-                self._last_frame = time.monotonic()
+                link.last_frame = time.monotonic()
                 stats.frames += 1
                 try:
                     queue.put_nowait(Frame(time.time_ns(), "ws", message, "", connection_id))
                 except asyncio.QueueFull:
                     stats.overflows += 1
                     self._journal("queue_overflow", f"frame dropped: queue of {queue.maxsize} full", connection_id)
+                if not seen and channel_of(message) is not None:
+                    seen = link.data_seen = True
         except ConnectionClosed:
-            if ending:
-                return ending[0]
+            if link.ending:
+                return link.ending
             raise
         finally:
             watchdog.cancel()
@@ -201,27 +266,37 @@ class FeedHandler:
                 await asyncio.sleep(interval)
                 await ws.send(text)
 
-    async def _watch(self, ws: websockets.ClientConnection, connection_id: str, stop: asyncio.Event,
-                     ending: list[str]) -> None:
-        """Close the socket on stop, on silence longer than stale_after_s, and before the venue's
-        connection age limit; `ending` tells the reader which."""
-        opened = self._last_frame = time.monotonic()
+    async def _watch(self, link: _Link, stop: asyncio.Event) -> None:
+        """Close the socket on stop, on silence longer than stale_after_s, on no data frame within
+        the route's bound after the handshake, and before the venue's connection age limit;
+        `link.ending` tells the reader which."""
+        connection_id, route = link.connection_id, link.route
+        opened = link.opened = link.last_frame = time.monotonic()
         stale_after, max_age = self.config.stale_after_s, self.connection.max_connection_age_s
+        first_data = route.first_data_within_s if self.config.silent_after_s is None else self.config.silent_after_s
+        first_data = math.inf if first_data is None else first_data
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(1.0, stale_after / 4, max_age / 4))
+                await asyncio.wait_for(stop.wait(), min(1.0, stale_after / 4, max_age / 4, first_data / 4))
             now = time.monotonic()
+            if link.ending:
+                return
             if stop.is_set():
-                ending.append("stopped")
+                reason = "stopped"
             elif now - opened >= max_age:
-                ending.append("planned reconnect before the venue's connection age limit")
-            elif now - self._last_frame >= stale_after:
+                reason = "planned reconnect before the venue's connection age limit"
+            elif not link.data_seen and now - opened >= first_data:
+                self.stats.silent_after_connect += 1
+                self._journal("silent_after_connect", f"no data frame {first_data:g} s after connecting to "
+                              f"route {route.name} {route.url}"[:200], connection_id, logging.WARNING)
+                reason = SILENT
+            elif now - link.last_frame >= stale_after:
                 self.stats.stale += 1
-                self._journal("stale", f"no frame for {stale_after} s", connection_id)
-                ending.append("stale")
+                self._journal("stale", f"no frame for {stale_after} s", connection_id, logging.WARNING)
+                reason = "stale"
             else:
                 continue
-            await ws.close()
+            await link.close(reason)
             return
 
     # -- processing -----------------------------------------------------------------------------
@@ -231,6 +306,8 @@ class FeedHandler:
             try:
                 if self.capture is not None:
                     self.capture.append(frame)
+                if self.on_frame is not None:
+                    self.on_frame(frame)
                 out = Emitted()
                 self.normalizer.connection_id = frame.connection_id or self.normalizer.connection_id
                 if frame.kind == "ws":
@@ -244,11 +321,27 @@ class FeedHandler:
                     self._spawn(self._snapshot(symbol))
                 for request in out.backfill_requests:
                     self._spawn(self._backfill(request), self._backfills)
+                for url in out.rest_requests:
+                    self._spawn(self._fetch_page(url))
+                if out.reconnect:
+                    self._spawn(self._replace(frame.connection_id, out.reconnect))
                 self.sink(out)
             except Exception:  # a bug must not stop the feed; the frame is kept in the capture
                 log.exception("normalizing a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
+
+    async def _fetch_page(self, url: str) -> None:
+        """The next page of a paged answer, at the venue's REST pace."""
+        await self._rest_turn()
+        await self._fetch(url)
+
+    async def _replace(self, connection_id: str, reason: str) -> None:
+        """The venue announced it will close this connection: close it now, planned, and the
+        route's loop connects again at once (its backoff restarts: the connection carried data)."""
+        for link in self.links.values():
+            if link.connection_id == connection_id:
+                await link.close(f"planned reconnect: {reason}")
 
     def _spawn(self, work: Coroutine[None, None, None], *groups: set[asyncio.Task[None]]) -> None:
         task = asyncio.create_task(work)
@@ -297,7 +390,8 @@ class FeedHandler:
                         request.first_id, request.last_id)
 
     async def _resubscribe(self, symbol: str) -> None:
-        ws = self._ws
+        link = self._book_link(symbol)
+        ws = link.ws if link else None
         try:
             if ws is not None:
                 for message in self.connection.resubscribe_messages(symbol):

@@ -17,7 +17,11 @@ were sent on it; `skip` never sends the frames at those playback indexes (a sequ
 `corrupt_checksum` alters the checksum of those frames, for venues that send one; `silence`
 holds every frame from a playback index on for a while, connections open (a venue gone quiet).
 
-Per-venue protocol (subscription, which stream a frame belongs to, REST answers) lives in a
+Routes: each connection reaches one of the venue's routes by its URL path, and a stream is sent
+only on a route that serves it (Binance USD-M: `/public` or `/market`; its retired root is served
+as `/public`, as the venue does), so a handler on a wrong route hears nothing, as it would live.
+
+Per-venue protocol (routes, subscription, which stream a frame belongs to, REST answers) lives in a
 ReplayProtocol; `PROTOCOLS` maps venue ids to them. Served with aiohttp: venues answer REST over
 GET and POST (Hyperliquid's `/info` takes a JSON body), on the same port as the WebSocket.
 """
@@ -41,12 +45,20 @@ from ingest.venues.okx_replay import OkxReplay
 
 
 class ReplayProtocol(Protocol):
+    def route_of(self, path: str) -> str:
+        """Which of the venue's WebSocket routes a connection's URL path reaches."""
+
+    def serves(self, route: str, stream: str) -> bool:
+        """Whether the venue sends this stream on this route (a stream subscribed on a route that
+        does not serve it is accepted and stays silent, as venues do after moving a stream)."""
+
     def streams_from_path(self, path: str) -> set[str]:
         """Streams subscribed by the connection URL itself (path and query)."""
 
-    def on_client_message(self, text: str, streams: set[str]) -> str | list[str] | None:
-        """Apply a subscribe/ping message; return the reply (or replies, in order) to send, if any.
-        Replies go out before any frame the message made due (a subscription's snapshot first)."""
+    def on_client_message(self, text: str, streams: set[str], route: str) -> str | list[str] | None:
+        """Apply a subscribe/ping message sent on a connection to `route`; return the reply (or
+        replies, in order) to send, if any. Replies go out before any frame the message made due (a
+        subscription's snapshot first)."""
 
     def stream_of(self, payload: bytes) -> str | None:
         """The stream a recorded frame belongs to (None: send to every client)."""
@@ -68,9 +80,10 @@ PROTOCOLS: dict[str, type[ReplayProtocol]] = {
     "okx": OkxReplay,
 }
 SUBSCRIBE_GRACE_S = 1.0
-SETTLE_S = 0.05
-"""Playback starts once the clients have sent nothing for this long: a venue subscribed by several
-messages (Hyperliquid: one per channel and coin) has all of them applied before the first frame."""
+SETTLE_S = 0.2
+"""Playback starts once no client has connected or changed its subscriptions for this long: a venue subscribed
+by several messages (Hyperliquid: one per channel and coin) has all of them applied, and a handler
+opening one connection per route (Binance USD-M) has all of them open, before the first frame."""
 STATUS_PATH = "/_replay"
 
 
@@ -88,6 +101,7 @@ class _Client:
     connection: web.WebSocketResponse
     streams: set[str]
     number: int
+    route: str
     sent: int = 0
     closed: bool = False
     queue: asyncio.Queue[bytes | str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
@@ -106,12 +120,16 @@ class ReplayServer:
         self.min_clients = min_clients
         self.clients: list[_Client] = []
         self.undelivered: list[bytes] = []
-        """Frames queued for a connection that closed before they were sent: lost, as on a venue."""
+        """Frames lost, as on a venue: queued for a connection that closed before they were sent, or
+        played while no connection that had subscribed their stream on a route serving it was open."""
+        self._served: dict[tuple[str, str], bool] = {}
+        self._ever_served: set[str] = set()
         self.connections = 0
         self.rest_requests: list[str] = []
         """The path of every REST request, in order."""
         self.position = 0
-        self._last_message = 0.0
+        self._last_change = 0.0
+        """When a client last connected or changed its subscriptions (pings do not count)."""
         self.finished = asyncio.Event()
         self._client_present = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -173,18 +191,22 @@ class ReplayServer:
         connection = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await connection.prepare(request)
         self.connections += 1
-        client = _Client(connection, self.protocol.streams_from_path(request.path_qs), self.connections)
+        self._last_change = time.monotonic()
+        client = _Client(connection, self.protocol.streams_from_path(request.path_qs), self.connections,
+                         self.protocol.route_of(request.path))
         self.clients.append(client)
         self._client_present.set()
         sender = asyncio.create_task(self._send_loop(client))
         try:
             async for message in connection:
                 if message.type is WSMsgType.TEXT:
-                    self._last_message = time.monotonic()
                     # queued as one socket orders them: behind the frames played before the message
                     # (a snapshot reply built at the playback position already holds them) and ahead
                     # of those it made due
-                    reply = self.protocol.on_client_message(message.data, client.streams)
+                    before = len(client.streams)
+                    reply = self.protocol.on_client_message(message.data, client.streams, client.route)
+                    if len(client.streams) != before:
+                        self._last_change = time.monotonic()
                     for text in [reply] if isinstance(reply, str) else reply or ():
                         try:
                             client.queue.put_nowait(text)
@@ -232,7 +254,7 @@ class ReplayServer:
         return len(ready) >= (self.min_clients if clients is None else clients)
 
     async def _play(self) -> None:
-        while not self._ready() or time.monotonic() - self._last_message < SETTLE_S:
+        while not self._ready() or time.monotonic() - self._last_change < SETTLE_S:
             await asyncio.sleep(0.01)
         start_wall, start_ts = time.monotonic(), 0
         for index, frame in enumerate(self.ws_frames):
@@ -259,19 +281,31 @@ class ReplayServer:
                 continue
             payload = self.protocol.corrupt(frame.payload) if index in self.faults.corrupt_checksum else frame.payload
             stream = self.protocol.stream_of(payload)
+            delivered = False
             for client in list(self.clients):
-                if stream is not None and stream not in client.streams:
+                if stream is not None and (stream not in client.streams or not self._serves(client.route, stream)):
                     continue
+                delivered = True
                 if client.closed:  # the connection is going away: the frame is lost on it
                     self.undelivered.append(payload)
                     continue
                 await client.queue.put(payload)
                 if client.closed:  # closed while we waited for room: account for it
                     self._drain(client)
+            if not delivered and stream in self._ever_served:  # its connection is away: lost
+                self.undelivered.append(payload)
             if index % 256 == 0:
                 await asyncio.sleep(0)
         self.position = len(self.ws_frames)
         self.finished.set()
+
+    def _serves(self, route: str, stream: str) -> bool:
+        served = self._served.get((route, stream))
+        if served is None:
+            served = self._served[route, stream] = self.protocol.serves(route, stream)
+            if served:
+                self._ever_served.add(stream)
+        return served
 
     async def drained(self, timeout_s: float = 60) -> None:
         """Wait until every frame was played and handed to the connected clients' sockets."""

@@ -36,3 +36,10 @@ class Emitted(msgspec.Struct, gc=False):
     """Venue symbols whose book needs a fresh REST snapshot."""
     backfill_requests: list[Backfill] = msgspec.field(default_factory=list)
     """Trades found missing, to fetch again where the venue serves them."""
+    rest_requests: tuple[str, ...] = ()
+    """Further REST URLs to fetch: the next page of a paged answer (a tuple: rare, and an empty
+    one costs no allocation per frame)."""
+    reconnect: str = ""
+    """Why the connection this frame came on should be replaced now (the venue announced it will
+    close it, e.g. OKX's service-upgrade notice); empty for every other frame."""
+

@@ -327,7 +327,8 @@ class BookTop(Record, frozen=True, array_like=True, gc=False):
 
 FEED_EVENTS: tuple[str, ...] = (
     "connect", "disconnect", "gap", "checksum_failure", "resync_start", "resync_done",
-    "stale", "queue_overflow",
+    "stale", "queue_overflow", "trade_gap", "backfill_done", "trades_lost", "silent_after_connect",
+    "venue_notice",
 )
 
 RECORD_CLASSES: dict[str, type[Record]] = {

@@ -22,7 +22,17 @@ from normalize.records import (
     Trade,
 )
 from normalize.venues.bybit import Bybit, Spec, spec_from_symbol
-from tests.bybit_data import ALL_LIQUIDATION, LIQUIDATION, OB500, ORDERBOOK, TICKERS, TICKERS_DOC, TRADES
+from tests.bybit_data import (
+    ALL_LIQUIDATION,
+    DOC_INSTRUMENTS_BIOUSDT,
+    DOC_INSTRUMENTS_BTCUSDT,
+    LIQUIDATION,
+    OB500,
+    ORDERBOOK,
+    TICKERS,
+    TICKERS_DOC,
+    TRADES,
+)
 
 MS = 1_000_000
 
@@ -204,6 +214,9 @@ def test_instrument_master_from_the_documented_v5_shape() -> None:
     assert normalizer.master.specs["BTCUSDT"] == Spec("BTC-USDT-PERP", False, 1.0)
     assert normalizer.master.funding_interval_s["BTCUSDT"] == 8 * 3600
     assert not out.dead_letters
+    # the pre-market page names a next page: it is asked for, with every other parameter kept (the
+    # cursor is opaque text, sent URL-encoded as Bybit's own SDK sends it)
+    assert out.rest_requests == (url + "&cursor=first%253DBIOUSDT%2526last%253DBIOUSDT",)
 
 
 @pytest.mark.parametrize(("symbol", "spec"), [
@@ -272,47 +285,6 @@ def test_inexact_decimals_are_flagged() -> None:
     records = _records(TICKERS_DOC)
     assert b'"turnover24h":"1570383121.943499"' in TICKERS_DOC.read_bytes()
     assert not any(r.flags & Flag.INEXACT for r in records)
-
-
-DOC_INSTRUMENTS_BTCUSDT = b"""{
-    "retCode": 0, "retMsg": "OK",
-    "result": {"category": "linear", "list": [{
-        "symbol": "BTCUSDT", "symbolId": 5, "contractType": "LinearPerpetual", "status": "Trading",
-        "baseCoin": "BTC", "quoteCoin": "USDT", "launchTime": "1585526400000", "deliveryTime": "0",
-        "deliveryFeeRate": "", "priceScale": "2",
-        "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
-        "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": "0.10"},
-        "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001",
-                          "postOnlyMaxOrderQty": "1190.000", "maxMktOrderQty": "500.000", "minNotionalValue": "5"},
-        "unifiedMarginTrade": true, "fundingInterval": 480, "settleCoin": "USDT", "copyTrading": "both",
-        "upperFundingRate": "0.00375", "lowerFundingRate": "-0.00375", "isPreListing": false,
-        "preListingInfo": null, "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
-        "symbolType": ""}], "nextPageCursor": ""},
-    "retExtInfo": {}, "time": 1735809771618
-}"""
-"""Bybit v5 docs, Get Instruments Info, linear response example (official USDT perpetual)."""
-
-DOC_INSTRUMENTS_BIOUSDT = b"""{
-    "retCode": 0, "retMsg": "OK",
-    "result": {"category": "linear", "list": [{
-        "symbol": "BIOUSDT", "contractType": "LinearPerpetual", "status": "PreLaunch", "baseCoin": "BIO",
-        "quoteCoin": "USDT", "launchTime": "1735032510000", "deliveryTime": "0", "deliveryFeeRate": "",
-        "priceScale": "4", "leverageFilter": {"minLeverage": "1", "maxLeverage": "5.00", "leverageStep": "0.01"},
-        "priceFilter": {"minPrice": "0.0001", "maxPrice": "1999.9998", "tickSize": "0.0001"},
-        "lotSizeFilter": {"maxOrderQty": "70000", "minOrderQty": "1", "qtyStep": "1", "postOnlyMaxOrderQty": "70000",
-                          "maxMktOrderQty": "14000", "minNotionalValue": "5"},
-        "unifiedMarginTrade": true, "fundingInterval": 480, "settleCoin": "USDT", "copyTrading": "none",
-        "upperFundingRate": "0.05", "lowerFundingRate": "-0.05", "isPreListing": true,
-        "preListingInfo": {"curAuctionPhase": "ContinuousTrading", "phases": [
-            {"phase": "CallAuction", "startTime": "1735113600000", "endTime": "1735116600000"},
-            {"phase": "ContinuousTrading", "startTime": "1735117200000", "endTime": ""}],
-            "auctionFeeInfo": {"auctionFeeRate": "0", "takerFeeRate": "0.001", "makerFeeRate": "0.0004"}},
-        "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.1"}, "symbolType": ""}],
-        "nextPageCursor": "first%3DBIOUSDT%26last%3DBIOUSDT"},
-    "retExtInfo": {}, "time": 1735810114435
-}"""
-"""Bybit v5 docs, Get Instruments Info, linear response example (pre-market perpetual; two of
-its four auction phases kept)."""
 
 
 def test_a_bad_ticker_delta_does_not_poison_the_merged_state() -> None:

@@ -109,7 +109,8 @@ async def test_skipped_delta_resubscribes_that_book_and_resyncs_to_the_truth() -
 
 def test_subscription_messages() -> None:
     connection = BybitConnection(["BTCUSDT", "ETHUSDT"])
-    assert [json.loads(m) for m in connection.subscribe_messages()] == [{"op": "subscribe", "args": [
+    [route] = connection.routes()
+    assert [json.loads(m) for m in route.subscribe] == [{"op": "subscribe", "args": [
         "publicTrade.BTCUSDT", "orderbook.200.BTCUSDT", "tickers.BTCUSDT", "allLiquidation.BTCUSDT",
         "publicTrade.ETHUSDT", "orderbook.200.ETHUSDT", "tickers.ETHUSDT", "allLiquidation.ETHUSDT"]}]
     assert [json.loads(m) for m in connection.resubscribe_messages("ETHUSDT")] == [
@@ -117,6 +118,16 @@ def test_subscription_messages() -> None:
         {"op": "subscribe", "args": ["orderbook.200.ETHUSDT"]}]
     assert connection.snapshot_url("ETHUSDT") is None and connection.poll_urls() == []
     assert connection.heartbeat() == (20.0, '{"op":"ping"}')
-    assert connection.stream_url() == "wss://stream.bybit.com/v5/public/linear"
-    many = BybitConnection([f"S{i}USDT" for i in range(60)]).subscribe_messages()
-    assert [len(json.loads(m)["args"]) for m in many] == [100, 100, 40]
+    assert (route.name, route.url, route.symbols) == ("linear", "wss://stream.bybit.com/v5/public/linear",
+                                                      ("BTCUSDT", "ETHUSDT"))
+    many = BybitConnection([f"S{i}USDT" for i in range(60)]).routes()
+    assert [len(json.loads(m)["args"]) for m in many[0].subscribe] == [100, 100, 40]
+    # a connection's args may total 21,000 characters: 1,000 symbols need several connections,
+    # each symbol's topics on one of them
+    routes = BybitConnection([f"SYMBOL{i}USDT" for i in range(1000)]).routes()
+    assert [r.name for r in routes] == ["linear"] + [f"linear-{i}" for i in range(2, len(routes) + 1)]
+    assert len(routes) == 6  # 1,000 x (four topics of about 21 characters, quoted)
+    for part in routes:
+        args = [arg for m in part.subscribe for arg in json.loads(m)["args"]]
+        assert len(json.dumps(args, separators=(",", ":"))) <= 21_000 and len(args) == 4 * len(part.symbols)
+    assert sum(len(r.symbols) for r in routes) == 1000

@@ -25,7 +25,7 @@ def test_ingest_against_the_replay_server(tmp_path: Path) -> None:
                                 "--duration", "4", "--out", str(tmp_path / "lake"))
     assert result.returncode == 0, result.stderr
     assert "trade                 91 rows" in result.stdout
-    assert "connects 1, disconnects 1, stale 0, queue overflows 0" in result.stdout
+    assert "connects 2, disconnects 2, stale 0, queue overflows 0" in result.stdout  # /public and /market
     trades = pl.read_parquet(f"{tmp_path}/lake/trade/**/*.parquet", hive_partitioning=True)
     assert trades.height == 91 and trades["trade_id"].n_unique() == 91
     captures = list((tmp_path / "home" / "capture" / "binance-usdm").glob("*/*.tlcap.zst"))
@@ -36,9 +36,9 @@ def test_two_feeds_in_one_process_publish_every_trade_to_the_bus(tmp_path: Path,
     result = ingest_from_replay("binance-usdm", CAPTURES, ["SUSHIUSDT", "AKROUSDT"], tmp_path,
                                 "--venue", "binance-usdm", "--symbols", "KEEPUSDT,CTKUSDT",
                                 "--top-depth", "3", "--top-every", "0.5", "--duration", "4",
-                                server_args=["--clients", "2"], env={"TICKLAKE_NATS_URL": bus.url})
+                                server_args=["--clients", "4"], env={"TICKLAKE_NATS_URL": bus.url})
     assert result.returncode == 0, result.stderr
-    assert "connects 2, disconnects 2, stale 0, queue overflows 0" in result.stdout
+    assert "connects 4, disconnects 4, stale 0, queue overflows 0" in result.stdout  # two routes per feed
     stored = asyncio.run(stream_records(bus.url))
     offline, _ = normalize_frames("binance-usdm", read_frames(CAPTURES))
     trades = sorted((r.instrument, r.trade_id, r.price, r.size, r.side) for r in stored if isinstance(r, Trade))

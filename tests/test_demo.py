@@ -128,8 +128,10 @@ def test_gap_journal_and_dead_letters_are_reported(demo: DemoRun) -> None:
     # BTCUSDT's raw trade ids (journaled, not fetched again: Binance serves raw trades by id only
     # with an API key)
     trade_gaps = {"binance-usdm": {"trade_gap": 2}}
+    routes = {"binance-usdm": 2}  # a Binance USD-M feed connects to /public and /market
     for venue, count in sessions.items():
-        assert demo.report["feed_events"][venue] == {"connect": count, "disconnect": count,
+        connections = count * routes.get(venue, 1)
+        assert demo.report["feed_events"][venue] == {"connect": connections, "disconnect": connections,
                                                      **trade_gaps.get(venue, {})}
     flagged: Counter[str] = Counter()
     with psycopg.connect(demo.dsn) as conn:

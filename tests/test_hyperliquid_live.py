@@ -140,12 +140,13 @@ async def test_resubscribing_a_book_resends_its_snapshot() -> None:
     connection = HyperliquidConnection(["BTC"], ws_base=server.url, channels=("l2Book",))
     normalizer, out = Hyperliquid(), Emitted()
     try:
-        async with websockets.connect(connection.stream_url()) as ws:
-            for message in connection.subscribe_messages():
+        [route] = connection.routes()
+        async with websockets.connect(route.url) as ws:
+            for message in route.subscribe:
                 await ws.send(message)
             await server.drained(timeout_s=20)
             await asyncio.sleep(0.1)
-            for message in [*connection.resubscribe_messages("BTC"), *connection.subscribe_messages()]:
+            for message in [*connection.resubscribe_messages("BTC"), *route.subscribe]:
                 await ws.send(message)
             while True:
                 try:

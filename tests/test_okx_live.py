@@ -137,9 +137,10 @@ async def test_dropped_connection_resubscribes_and_accounts_for_every_trade() ->
 def test_connection_subscribes_by_instrument_type_and_resyncs_one_book() -> None:
     connection = OkxConnection(["BTC-USDT-SWAP", "BTC-USD-220527", "BTC-USDT", "ETH-USDT-SWAP"],
                                ws_base="ws://127.0.0.1:1", rest_base="http://127.0.0.1:1")
-    assert connection.stream_url() == "ws://127.0.0.1:1/ws/v5/public"
-    args = [json.loads(m)["args"] for m in connection.subscribe_messages()]
-    assert len(args) == 1 and [json.loads(m)["op"] for m in connection.subscribe_messages()] == ["subscribe"]
+    [route] = connection.routes()
+    assert (route.name, route.url, route.book_channel) == ("public", "ws://127.0.0.1:1/ws/v5/public", "books")
+    args = [json.loads(m)["args"] for m in route.subscribe]
+    assert len(args) == 1 and [json.loads(m)["op"] for m in route.subscribe] == ["subscribe"]
     channels: dict[str, list[str]] = {}
     for arg in args[0]:
         channels.setdefault(arg.get("instId") or arg["instType"], []).append(arg["channel"])
@@ -160,4 +161,4 @@ def test_connection_subscribes_by_instrument_type_and_resyncs_one_book() -> None
     assert connection.metadata_urls() == [f"http://127.0.0.1:1/api/v5/public/instruments?instType={kind}"
                                            for kind in ("SWAP", "FUTURES", "SPOT")]
     many = OkxConnection([f"C{i}-USDT-SWAP" for i in range(30)])
-    assert [len(json.loads(m)["args"]) for m in many.subscribe_messages()] == [100, 100, 11]  # 30 x 7 + 1
+    assert [len(json.loads(m)["args"]) for m in many.routes()[0].subscribe] == [100, 100, 11]  # 30 x 7 + 1

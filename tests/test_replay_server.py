@@ -14,7 +14,7 @@ from ingest.capture_formats import read_frames
 from ingest.replay_server import ReplayServer
 from tests.binance_data import CRYPTOFEED_WS, DATA
 
-FIXTURE = DATA / "trade.tardis-fixture.jsonl"
+FIXTURE = DATA / "markPriceUpdate.tardis-fixture.jsonl"
 SPEED = 30.0
 
 
@@ -34,8 +34,8 @@ async def test_fixtures_play_first_and_the_capture_keeps_its_pace() -> None:
 
             assert await status() == {"venue": "binance-usdm", "frames": len(frames), "played": 0, "clients": 0,
                                       "done": False}
-            streams = "btcusdt@trade/ethusdt@trade/sushiusdt@aggTrade"
-            async with websockets.connect(f"{server.url}/stream?streams={streams}") as ws:
+            streams = "btcusdt@markPrice/btcusdt@markPrice@1s/btcbusd_210129@markPrice@1s/sushiusdt@aggTrade"
+            async with websockets.connect(f"{server.url}/market/stream?streams={streams}") as ws:
                 connected = time.monotonic()
                 received, arrived = [], []
                 while len(received) < len(fixtures) + len(sushi):

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from storage.migrate import MigrationError, migrate
 from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
@@ -29,7 +30,7 @@ app.add_typer(db_app, name="db")
 console = Console(width=120)
 
 USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
-               OffsetAhead, ManifestBehind)
+               OffsetAhead, ManifestBehind, UnknownChannel, VenueLimitExceeded)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
 
 
@@ -192,6 +193,72 @@ def normalize_command(
         console.print("dead letters: 0")
 
 
+RouteOption = Annotated[list[str] | None, typer.Option(
+    help="NAME=PATH: serve the venue's route NAME from PATH under the WebSocket base instead of the documented "
+         "path (repeatable), for a venue that moved a route before ticklake was updated; check with `ticklake probe`.")]
+
+
+def _route_paths(specs: list[str] | None) -> dict[str, str]:
+    paths = {}
+    for spec in specs or ():
+        name, sep, path = spec.partition("=")
+        if not sep or not name:
+            raise SettingsError(f"--route takes NAME=PATH (e.g. market=/market), not '{spec}'")
+        paths[name] = path
+    return paths
+
+
+@app.command()
+def probe(
+    venue: Annotated[str, typer.Argument(help="Venue id, e.g. binance-usdm.")],
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated venue symbols (default: the venue's most "
+                                                     "liquid perpetual).")] = None,
+    seconds: Annotated[float, typer.Option(help="How long to listen.")] = 20.0,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated venue channel names instead of the "
+                                                      "venue's default set.")] = None,
+    ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
+    rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
+    route: RouteOption = None,
+    textfile: Annotated[Path | None, typer.Option(help="Also write the result as Prometheus metrics to this file "
+                                                       "(node_exporter textfile collector), for alerting.")] = None,
+) -> None:
+    """Connect to the live venue with the handler's own code, subscribe every default channel and
+    print, per route and channel, the frames received, the first frame's latency, the book's
+    sequence checks and its snapshot. Exits 1 when a channel stayed silent (liquidations may)."""
+    import asyncio
+
+    from ingest.probe import probe as run_probe
+    from ingest.probe import write_textfile
+    from ingest.venues.registry import CONNECTIONS
+    from normalize.venues.registry import NORMALIZERS
+    from ticklake.ingest_run import make_connection
+
+    if venue not in CONNECTIONS:
+        raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(CONNECTIONS)})")
+    if seconds <= 0:
+        raise SettingsError(f"--seconds must be positive, not {seconds:g}")
+    names = [s for s in symbols.split(",") if s] if symbols else list(CONNECTIONS[venue].probe_symbols)
+    connection = make_connection(venue, names, ws_url, rest_url,
+                                 [c for c in channels.split(",") if c] if channels else None, _route_paths(route))
+    report = asyncio.run(run_probe(connection, NORMALIZERS[venue](), seconds))
+    if textfile is not None:
+        write_textfile(report, str(textfile))
+    table = Table("route", "channel", "frames", "first frame", "sequence checks", "book snapshot", "")
+    for result in report.channels:
+        verdict = ("quiet (sends on events only)" if result.quiet else "SILENT") if result.silent else "ok"
+        first = f"{result.first_frame_s:.2f} s" if result.first_frame_s is not None else "-"
+        table.add_row(result.route, result.channel, f"{result.frames:,}", first, result.checks or "-",
+                      result.snapshot or "-", verdict)
+    console.print(f"{venue} {','.join(report.symbols)} for {seconds:g} s", soft_wrap=True)
+    console.print(table)
+    events = ", ".join(f"{event} {count}" for event, count in sorted(report.journal.items()))
+    console.print(f"journal: {events or 'nothing'}", soft_wrap=True)
+    if not report.ok:
+        silent = "; ".join(f"{c.channel} on route {c.route} ({c.url[:120]})" for c in report.failed)
+        console.print(f"[red]probe failed: no frame in {seconds:g} s from {silent}[/red]", soft_wrap=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def ingest(
     venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds in one process.")],
@@ -212,6 +279,7 @@ def ingest(
                                                       "default set (e.g. trade,depth@0ms,bookTicker).")] = None,
     metadata_every: Annotated[float, typer.Option(help="Seconds between refreshes of the instrument metadata "
                                                        "(an instrument is published again when it changes).")] = 3600.0,
+    route: RouteOption = None,
 ) -> None:
     """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
     directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
@@ -243,7 +311,8 @@ def ingest(
     config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
                                       metrics_port=metrics_port, config=config,
-                                      channels=[c for c in channels.split(",") if c] if channels else None))
+                                      channels=[c for c in channels.split(",") if c] if channels else None,
+                                      route_paths=_route_paths(route)))
     for feed in feeds:
         console.print(f"feed {feed.venue} {feed.label or '-'}: {','.join(feed.symbols)}")
     for record_type, rows in sorted(output.rows.items()):
@@ -365,7 +434,8 @@ def replay_server(
     drop_after: Annotated[int | None, typer.Option(help="Close the first connection after N frames.")] = None,
     corrupt_checksum: Annotated[list[int] | None, typer.Option(help="Playback index of a frame whose checksum "
                                                                      "to corrupt (repeatable).")] = None,
-    clients: Annotated[int, typer.Option(help="Start playback once this many clients are connected.")] = 1,
+    clients: Annotated[int, typer.Option(help="Start playback once this many connections are open (a Binance "
+                                              "USD-M handler opens one per route: /public and /market).")] = 1,
 ) -> None:
     """Serve recorded captures as a local venue endpoint (WebSocket and REST on one port)."""
     import asyncio

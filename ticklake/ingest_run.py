@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,6 +32,7 @@ from ingest.feed_handler import FeedHandler, HandlerConfig
 from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
+from ingest.venues.interface import UnknownChannel, VenueConnection
 from ingest.venues.registry import CONNECTIONS
 from normalize.emitted import Emitted
 from normalize.records import BookDeltas, Record
@@ -146,6 +148,26 @@ def plan_feeds(venues: Sequence[str], symbol_lists: Sequence[Sequence[str]],
     return feeds
 
 
+def make_connection(venue: str, symbols: Sequence[str], ws_url: str | None = None, rest_url: str | None = None,
+                    channels: Sequence[str] | None = None,
+                    route_paths: Mapping[str, str] | None = None) -> VenueConnection:
+    """The venue's connection with the user's overrides: base URLs (a replay server), channels,
+    and route paths that replace the documented ones by name. Unknown channels or routes raise
+    UnknownChannel, a one-line user error."""
+    overrides: dict[str, object] = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
+    if channels:
+        overrides["channels"] = tuple(channels)
+    connection = CONNECTIONS[venue](symbols=list(symbols), **overrides)  # type: ignore[call-arg]
+    if route_paths:
+        unknown = set(route_paths) - set(connection.route_paths)
+        if unknown:
+            raise UnknownChannel(f"{venue} has no route {', '.join(sorted(unknown))} (routes: "
+                                 f"{', '.join(connection.route_paths)})")
+        connection = dataclasses.replace(connection,  # type: ignore[type-var]
+                                         route_paths={**connection.route_paths, **route_paths})
+    return connection
+
+
 def bus_output(nats_url: str, home: Path, feeds: Sequence[Feed]) -> BusOutput:
     name = "+".join(f"{f.venue}-{f.label}" if f.label else f.venue for f in feeds)
     publisher = Publisher(BusConfig(url=nats_url), home / "spool" / f"ingest-{name}.spool")
@@ -159,17 +181,15 @@ def lake_output(root: str, home: Path) -> LakeOutput:
 async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path | None, ws_url: str | None,
                      rest_url: str | None, duration_s: float | None, flush_s: float = 5.0,
                      metrics_port: int = 0, config: HandlerConfig | None = None,
-                     channels: Sequence[str] | None = None) -> list[FeedHandler]:
+                     channels: Sequence[str] | None = None,
+                     route_paths: Mapping[str, str] | None = None) -> list[FeedHandler]:
     from ticklake import metrics
 
     if isinstance(output, BusOutput):
         await output.publisher.start()
-    overrides: dict[str, object] = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
-    if channels:
-        overrides["channels"] = tuple(channels)
     handlers, captures = [], []
     for feed in feeds:
-        connection = CONNECTIONS[feed.venue](symbols=list(feed.symbols), **overrides)  # type: ignore[call-arg]
+        connection = make_connection(feed.venue, feed.symbols, ws_url, rest_url, channels, route_paths)
         capture = CaptureWriter(capture_root, feed.venue, writer=feed.label) if capture_root else None
         captures.append(capture)
         handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture,

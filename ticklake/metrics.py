@@ -21,7 +21,10 @@ _HELP = {
     "connects": "WebSocket connections opened",
     "disconnects": "WebSocket connections ended",
     "stale": "Connections replaced after a silence longer than stale_after_s",
+    "silent_after_connect": "Connections that carried no data frame within their route's bound after the "
+                            "handshake (a retired or wrong URL), each replaced with backoff",
     "snapshots": "REST book snapshots requested",
+    "backfills": "REST trade backfills requested",
     "rest_errors": "Failed REST requests",
 }
 

@@ -1,7 +1,11 @@
 """Binance USD-M as the replay server speaks it.
 
-WebSocket: `/stream?streams=a@aggTrade/b@depth@100ms...` (combined stream, subscribed by URL)
-and `{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS", "params": [...], "id": n}`.
+WebSocket: `/<route>/stream?streams=a@aggTrade/b@aggTrade...` (combined stream, subscribed by
+URL), `/<route>/ws/a@depth/b@depth`, and `{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS",
+"params": [...], "id": n}`. Routes are enforced as the venue does since 2026-04-23 (see
+ingest/venues/binance_usdm.py): a stream is sent only on its route (`/public` or `/market`); an
+unrouted URL (`/stream?...`, `/ws/...`) is served as `/public`, so `/market` streams subscribed
+there are acknowledged and never sent.
 REST: `/fapi/v1/depth` answers with the book as the venue would have it at the current playback
 position (the recorded snapshot plus every diff played since, skipped ones included), so a
 client that resyncs after an injected gap gets a snapshot consistent with the stream;
@@ -22,6 +26,16 @@ from ingest.frames import Frame
 
 _STREAM = re.compile(rb'^\{"stream":"([^"]+)"')
 _AGG_TRADE_REST_FIELDS = ("a", "p", "q", "f", "l", "T", "m")
+_ROUTE_NAMES = ("public", "market", "private")
+UNROUTED = "unrouted"
+"""The retired root (`/stream`, `/ws`): served as `/public` since 2026-04-23."""
+VENUE_ROUTES = {"public": ("depth", "bookTicker", "trade"),
+                "market": ("aggTrade", "markPrice", "forceOrder", "kline", "continuousKline", "ticker", "miniTicker")}
+"""Which route the venue serves each stream family on. Kept apart from the handler's own table
+(ingest/venues/binance_usdm.py) on purpose: this is the venue's behaviour, that is the client's
+choice, and the tests compare both with docs/venues.md."""
+_SERVED_ON = {name: route for route, names in VENUE_ROUTES.items() for name in names}
+_FAMILY = re.compile(r"[A-Za-z]+")
 
 
 class _TruthBook:
@@ -72,14 +86,26 @@ class BinanceUsdmReplay:
             else:
                 self.bodies.setdefault((parts.path, symbol), frame.payload)
 
+    def route_of(self, path: str) -> str:
+        first = path.strip("/").split("/", 1)[0]
+        return first if first in _ROUTE_NAMES else UNROUTED
+
+    def serves(self, route: str, stream: str) -> bool:
+        match = _FAMILY.match(stream.partition("@")[2])
+        served_on = _SERVED_ON.get(match.group(0)) if match else None
+        return served_on is not None and served_on == ("public" if route == UNROUTED else route)
+
     def streams_from_path(self, path: str) -> set[str]:
         parts = urlsplit(path)
-        if parts.path.startswith("/ws/") and len(parts.path) > 4:
-            return {parts.path[4:]}
+        segments = [s for s in parts.path.split("/") if s]
+        if segments and segments[0] in _ROUTE_NAMES:
+            segments = segments[1:]
+        if segments[:1] == ["ws"]:
+            return set(segments[1:])
         streams = parse_qs(parts.query).get("streams", [""])[0]
         return {s for s in streams.split("/") if s}
 
-    def on_client_message(self, text: str, streams: set[str]) -> str | None:
+    def on_client_message(self, text: str, streams: set[str], route: str) -> str | None:
         try:
             message = json.loads(text)
             method, params, request_id = message["method"], message.get("params", []), message["id"]

@@ -7,8 +7,10 @@ Subscribing a book topic whose book has started playing answers, after the ack, 
 of the book as the venue has it at the current playback position (the recorded snapshot plus every
 delta played since, skipped ones included), which is how Bybit resyncs a client. A recording holds
 one depth per symbol: a subscription of any depth receives it.
-REST: `/v5/market/instruments-info` answers with a recorded body if the capture has one, else with
-an empty list (so the client falls back to ids from the symbol, without retrying).
+REST: `/v5/market/instruments-info` lists the instruments of the recorded bodies, if the capture
+has any (else none, so the client falls back to ids from the symbol, without retrying), in pages
+as Bybit serves them: `limit` (default 500) up to `page_size` (the venue's 1,000; tests lower it),
+the next page named by `nextPageCursor` and asked for with `cursor`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from urllib.parse import urlsplit
 from ingest.frames import Frame
 
 _TOPIC = re.compile(rb'"topic":"([^"]+)"')
-_EMPTY_INSTRUMENTS = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [], "nextPageCursor": ""},
-                      "retExtInfo": {}, "time": 0}
+INSTRUMENTS_PATH = "/v5/market/instruments-info"
 
 
 def stream_key(topic: str) -> str:
@@ -74,15 +75,27 @@ class BybitReplay:
         self.books: dict[str, _TruthBook] = {}
         """Venue symbol -> its book at the playback position."""
         self.pings = 0
-        self.bodies: dict[str, bytes] = {}
+        self.listed: list[dict[str, Any]] = []
+        """Every instrument of the recorded instruments-info bodies, once, in recorded order."""
+        self.listed_time = 0
+        self.page_size = 1000
         for frame in frames:
-            if frame.kind == "rest":
-                self.bodies.setdefault(urlsplit(frame.url).path, frame.payload)
+            if frame.kind == "rest" and urlsplit(frame.url).path == INSTRUMENTS_PATH:
+                body = json.loads(frame.payload)
+                known = {item["symbol"] for item in self.listed}
+                self.listed += [item for item in body["result"]["list"] if item["symbol"] not in known]
+                self.listed_time = body.get("time", 0)
+
+    def route_of(self, path: str) -> str:
+        return path
+
+    def serves(self, route: str, stream: str) -> bool:
+        return True
 
     def streams_from_path(self, path: str) -> set[str]:
         return set()
 
-    def on_client_message(self, text: str, streams: set[str]) -> list[str]:
+    def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:
             message = json.loads(text)
             op, args = message["op"], message.get("args") or []
@@ -121,9 +134,14 @@ class BybitReplay:
             book.apply(message)
 
     def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
-        if path == "/v5/market/instruments-info":
-            return self.bodies.get(path) or json.dumps(_EMPTY_INSTRUMENTS).encode()
-        return None
+        if path != INSTRUMENTS_PATH:
+            return None
+        limit = min(int(query.get("limit", ["500"])[0]), self.page_size)
+        start = int(query.get("cursor", ["0"])[0] or 0)
+        end = start + limit
+        return json.dumps({"retCode": 0, "retMsg": "OK", "retExtInfo": {}, "time": self.listed_time, "result": {
+            "category": "linear", "list": self.listed[start:end],
+            "nextPageCursor": str(end) if end < len(self.listed) else ""}}).encode()
 
     def corrupt(self, payload: bytes) -> bytes:
         raise ValueError("bybit frames carry no checksum to corrupt")

@@ -1,11 +1,20 @@
 """Hyperliquid endpoints and connection rules (the I/O side; parsing is in normalize).
 
-One WebSocket (`/ws`) per shard of coins, subscribed by messages, one per (channel, coin):
-`{"method":"subscribe","subscription":{"type":"l2Book","coin":"BTC"}}`. The venue closes a
-connection that sent nothing for 60 s, so the handler sends the app-level `{"method":"ping"}`
-every 50 s (answered by `{"channel":"pong"}`). Limits per IP: 100 connections, 1,000
-subscriptions (four channels a coin: 250 coins) and 2,000 messages sent a minute. No connection
-age limit is documented, so none is applied.
+Checked against Hyperliquid's documentation on 2026-12-07 (docs/venues.md has the table):
+
+* One route, `wss://api.hyperliquid.xyz/ws`, subscribed by messages, one per (channel, coin):
+  `{"method":"subscribe","subscription":{"type":"l2Book","coin":"BTC"}}`.
+  https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket/subscriptions
+* Limits per IP: 1,000 subscriptions (four channels a coin: 250 coins) and 2,000 messages sent a
+  minute; connections: the stored documentation says 100, SDKs updated in 2026 say 10 and 30 new
+  ones a minute, so ticklake budgets for 10 and spaces a route's connection attempts 2 s apart.
+  https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/rate-limits
+  A feed that would pass 1,000 subscriptions is refused at start.
+* The venue closes a connection that sent nothing for 60 s, so the handler sends the app-level
+  `{"method":"ping"}` every 50 s (answered by `{"channel":"pong"}`). No connection age limit is
+  documented, so none is applied.
+  https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/websocket/timeouts-and-heartbeats
+* REST weight: 1,200 a minute per IP; `l2Book` weighs 2, `meta` and `fundingHistory` 20.
 
 REST is `POST /info` with a JSON body, written as the URL fragment (see interface.py): `meta`
 once at start, and each symbol's `fundingHistory` over the last few hours in the first poll of
@@ -18,10 +27,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ingest.venues.interface import Route, UnknownChannel, VenueLimitExceeded
 from normalize.trade_ids import Backfill
 from normalize.venues.hyperliquid import is_perp
 
@@ -29,6 +41,16 @@ VENUE = "hyperliquid"
 WS_BASE = "wss://api.hyperliquid.xyz"
 REST_BASE = "https://api.hyperliquid.xyz"
 CHANNELS: tuple[str, ...] = ("l2Book", "trades", "bbo", "activeAssetCtx")
+ROUTE = "ws"
+ROUTE_PATHS: dict[str, str] = {ROUTE: "/ws"}
+ROUTES: dict[str, str] = {channel: ROUTE for channel in (*CHANNELS, "candle", "allMids", "activeSpotAssetCtx")}
+"""Subscription type -> route. Checked 2026-12-07; docs/venues.md holds the same table."""
+SUBSCRIPTIONS_PER_IP = 1000
+RECONNECT_INTERVAL_S = 2.0
+FIRST_DATA_WITHIN_S = 10.0
+"""l2Book and bbo send the current state as soon as they are subscribed."""
+_CHANNEL = re.compile(rb'^\{"channel":"([A-Za-z]+)"')
+_CONTROL = frozenset({"subscriptionResponse", "pong", "error"})
 PING_INTERVAL_S = 50.0
 FUNDING_LOOKBACK_H = 3
 """Hours of funding history each hourly poll asks for: a settlement missed by one poll (fetched
@@ -46,19 +68,41 @@ class HyperliquidConnection:
     ws_base: str = WS_BASE
     rest_base: str = REST_BASE
     channels: Sequence[str] = CHANNELS
+    route_paths: Mapping[str, str] = field(default_factory=lambda: ROUTE_PATHS)
     venue: str = VENUE
     max_connection_age_s: float = math.inf
     snapshots_per_second: float = 5.0
     """Resubscriptions per second (each is two messages of the 2,000 a minute allowed)."""
     ping_interval_s: float = PING_INTERVAL_S
+    reconnect_interval_s: float = RECONNECT_INTERVAL_S
     funding_polled_hour: int | None = field(default=None, init=False)
     """The hour (ms // HOUR_MS) whose funding history was last asked for."""
 
-    def stream_url(self) -> str:
-        return f"{self.ws_base}/ws"
+    probe_symbols: ClassVar[tuple[str, ...]] = ("BTC",)
 
-    def subscribe_messages(self) -> list[str]:
-        return [_message("subscribe", channel, coin) for coin in self.symbols for channel in self.channels]
+    def __post_init__(self) -> None:
+        for channel in self.channels:
+            if channel not in ROUTES:
+                raise UnknownChannel(f"hyperliquid has no route for channel '{channel}' "
+                                     f"(known: {', '.join(sorted(ROUTES))})")
+        if len(self.symbols) * len(self.channels) > SUBSCRIPTIONS_PER_IP:
+            raise VenueLimitExceeded(
+                f"hyperliquid allows {SUBSCRIPTIONS_PER_IP} subscriptions per IP: {len(self.symbols)} coins x "
+                f"{len(self.channels)} channels is more; split the coins across hosts")
+
+    def routes(self) -> list[Route]:
+        return [Route(ROUTE, f"{self.ws_base}{self.route_paths[ROUTE]}", tuple(self.channels), tuple(self.symbols),
+                      tuple(_message("subscribe", channel, coin) for coin in self.symbols for channel in self.channels),
+                      book_channel="l2Book" if "l2Book" in self.channels else "",
+                      first_data_within_s=FIRST_DATA_WITHIN_S)]
+
+    def channel_of(self, payload: bytes) -> str | None:
+        """Frames start with their channel; subscription acks, pongs and errors carry no data."""
+        match = _CHANNEL.match(payload)
+        if match is None:
+            return None
+        channel = match.group(1).decode()
+        return None if channel in _CONTROL else channel
 
     def heartbeat(self) -> tuple[float, str] | None:
         return self.ping_interval_s, '{"method":"ping"}'

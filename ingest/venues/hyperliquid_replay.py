@@ -58,10 +58,16 @@ class HyperliquidReplay:
         self.recent_trades: dict[str, deque[Any]] = {}
         """Coin -> its most recent trades played, oldest first."""
 
+    def route_of(self, path: str) -> str:
+        return path
+
+    def serves(self, route: str, stream: str) -> bool:
+        return True
+
     def streams_from_path(self, path: str) -> set[str]:
         return set()
 
-    def on_client_message(self, text: str, streams: set[str]) -> list[str]:
+    def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:
             message = json.loads(text)
             method = message["method"]

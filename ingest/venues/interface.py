@@ -12,10 +12,55 @@ implementing VenueNormalizer, and a line in each registry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from normalize.trade_ids import Backfill
+
+
+@dataclass(frozen=True)
+class Route:
+    """One WebSocket connection of a feed. A venue that serves its channels on several URLs
+    (Binance USD-M's `/public` and `/market`) gets one connection per URL, each with its own
+    staleness, age limit and journal rows; a long subscription list may also be split over
+    several connections of one route, to stay within the venue's per-connection limits."""
+
+    name: str
+    """The venue's name for the route (`public`, `market`), with a part number when one route
+    needs several connections (`public-2`); journal rows and the probe name it."""
+    url: str
+    """The WebSocket URL, subscriptions included where the venue takes them in the URL."""
+    channels: tuple[str, ...]
+    """The venue channel names this connection carries (as in VenueConnection.channels)."""
+    symbols: tuple[str, ...] = ()
+    """The venue symbols it carries them for."""
+    subscribe: tuple[str, ...] = ()
+    """Messages to send right after connecting (empty where the URL subscribes)."""
+    book_channel: str = ""
+    """The channel carrying books on this connection, if any: a symbol's resubscriptions for book
+    snapshots go to the connection carrying its book."""
+    quiet_channels: tuple[str, ...] = ()
+    """Channels that send only when something happens (liquidations) and may stay silent."""
+    first_data_within_s: float | None = None
+    """A data frame is due this soon after the handshake (the route carries a channel the venue
+    pushes on a timer or on every book change); silence past it is journaled `silent_after_connect`
+    and the connection is replaced. None where every channel is quiet."""
+
+
+class UnknownChannel(ValueError):
+    """A channel name the venue's connection module does not know how to route: a user's mistake,
+    reported in one line with the valid names."""
+
+
+class VenueLimitExceeded(ValueError):
+    """A feed larger than the venue allows one connection or IP (subscriptions, streams)."""
+
+
+def check_route_paths(venue: str, paths: Mapping[str, str], route: str) -> None:
+    """A route must have a path (route paths given by an operator replace the documented ones)."""
+    if route not in paths:
+        raise UnknownChannel(f"{venue} has no path for route '{route}' (routes: {', '.join(paths)})")
 
 
 class VenueConnection(Protocol):
@@ -23,17 +68,27 @@ class VenueConnection(Protocol):
     symbols: Sequence[str]
     channels: Sequence[str]
     """The venue's own channel names to subscribe per symbol (each module has a default set)."""
+    route_paths: Mapping[str, str]
+    """Route name -> URL path under the WebSocket base, as documented (an operator may override
+    one with `--route NAME=PATH` when a venue moves a route before ticklake is updated)."""
+    probe_symbols: ClassVar[tuple[str, ...]]
+    """Liquid symbols `ticklake probe` subscribes when none are given."""
     max_connection_age_s: float
     """Reconnect before the venue cuts the connection itself."""
+    reconnect_interval_s: float
+    """The shortest time between two connection attempts of one route: venues ban an IP that
+    connects faster than their documented rate."""
     snapshots_per_second: float
     """REST book snapshots and trade backfills allowed per second across all symbols of this
     connection (or book resubscriptions, where the venue resends snapshots on the socket)."""
 
-    def stream_url(self) -> str:
-        """The WebSocket URL, subscriptions included where the venue takes them in the URL."""
+    def routes(self) -> list[Route]:
+        """The WebSocket connections that together carry `channels` for `symbols`."""
 
-    def subscribe_messages(self) -> list[str]:
-        """Messages to send right after connecting (empty where the URL subscribes)."""
+    def channel_of(self, payload: bytes) -> str | None:
+        """The channel (one of `channels`) a received data frame belongs to; None for frames that
+        carry no market data (subscription acks, pongs, errors, notices). Called on frames until a
+        connection's first data frame, and by the probe."""
 
     def heartbeat(self) -> tuple[float, str] | None:
         """(interval in seconds, text) of an application-level ping the venue requires, if any
@@ -44,7 +99,8 @@ class VenueConnection(Protocol):
         socket when the book's channel is subscribed again (resubscribe_messages)."""
 
     def resubscribe_messages(self, symbol: str) -> list[str]:
-        """Messages that make the venue send a fresh book snapshot for one symbol."""
+        """Messages that make the venue send a fresh book snapshot for one symbol, sent on the
+        connection whose route carries the books."""
 
     def backfill_url(self, request: Backfill) -> str | None:
         """REST request for trades the normalizer found missing (from request.first_id on), where

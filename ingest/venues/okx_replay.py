@@ -1,6 +1,9 @@
 """OKX v5 public WebSocket as the replay server speaks it.
 
-WebSocket: any path; channels are subscribed by `{"op":"subscribe"|"unsubscribe","args":[{...}]}`
+WebSocket: `/ws/v5/public` and `/ws/v5/business`, each serving its own channels as OKX does since
+2023-06-20 (trades-all and the candles only on business, everything else only on public): a
+subscription on the wrong route is refused with error 60018, as the venue refuses it; any other
+path is treated as public. Channels are subscribed by `{"op":"subscribe"|"unsubscribe","args":[{...}]}`
 and acknowledged one arg at a time as OKX does (`{"event":"subscribe","arg":{...},"connId":...}`);
 the text "ping" is answered "pong" and counted (`pings`). Subscribing a book channel whose book
 has started playing answers, after the ack, with a `snapshot` of the book as OKX has it at the
@@ -31,6 +34,15 @@ _CHECKSUM = re.compile(rb'"checksum":(-?\d+)')
 _EMPTY = b'{"code":"0","data":[],"msg":""}'
 _RECORDED_EVENT = "event"
 """stream_of for recorded acks and errors: a stream no client subscribes."""
+
+
+BUSINESS_ONLY = ("trades-all", "candle", "mark-price-candle", "index-candle")
+"""Channel families OKX serves only on /ws/v5/business (candles by prefix: candle1m, candle1H, ...).
+Kept apart from the handler's own table (ingest/venues/okx.py): this is the venue's behaviour."""
+
+
+def _route_of_channel(channel: str) -> str:
+    return "business" if channel.startswith(BUSINESS_ONLY) or "-candle" in channel else "public"
 
 
 def stream_key(arg: dict[str, str]) -> str:
@@ -95,10 +107,16 @@ class OkxReplay:
                 kind = parse_qs(urlsplit(frame.url).query).get("instType", [""])[0]
                 self.bodies.setdefault(kind, frame.payload)
 
+    def route_of(self, path: str) -> str:
+        return "business" if path.rstrip("/").endswith("/business") else "public"
+
+    def serves(self, route: str, stream: str) -> bool:
+        return stream == _RECORDED_EVENT or _route_of_channel(stream.partition(":")[0]) == route
+
     def streams_from_path(self, path: str) -> set[str]:
         return set()
 
-    def on_client_message(self, text: str, streams: set[str]) -> list[str]:
+    def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         if text == "ping":
             self.pings += 1
             return ["pong"]
@@ -114,6 +132,11 @@ class OkxReplay:
                                 "connId": "replay"})]
         replies = []
         for arg, key in zip(args, keys, strict=True):
+            if _route_of_channel(str(arg.get("channel", ""))) != route:
+                replies.append(json.dumps({"event": "error", "code": "60018", "connId": "replay", "msg": (
+                    f"Wrong URL or channel:{arg.get('channel')},instId:{arg.get('instId', '')} doesn't exist. "
+                    "Please use the correct URL, channel and parameters referring to API document.")}))
+                continue
             replies.append(json.dumps({"event": op, "arg": arg, "connId": "replay"}))
             if op == "unsubscribe":
                 streams.discard(key)
@@ -132,6 +155,8 @@ class OkxReplay:
             message = json.loads(payload)
         except ValueError:
             return None
+        if message.get("event") == "notice":
+            return None  # a notice concerns every connection (a service upgrade): sent to all
         if "event" in message or not isinstance(message.get("arg"), dict):
             return _RECORDED_EVENT
         return stream_key(message["arg"])

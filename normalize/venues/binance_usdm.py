@@ -69,6 +69,12 @@ MS = 1_000_000
 DEFAULT_FUNDING_INTERVAL_S = 8 * 3600
 MAX_BUFFERED_DIFFS = 10_000
 _SIDES = {"BUY": 1, "SELL": -1}
+CONTRACT_KINDS = {
+    "PERPETUAL": "perpetual", "PERPETUAL_DELIVERING": "perpetual", "TRADIFI_PERPETUAL": "perpetual",
+    "CURRENT_MONTH": "future", "NEXT_MONTH": "future", "CURRENT_QUARTER": "future", "NEXT_QUARTER": "future",
+}
+"""exchangeInfo `contractType` -> instrument kind. TRADIFI_PERPETUAL (gold, silver, equities, since
+2026) is a perpetual like any other for market data; checked 2026-12-07 (docs/venues.md)."""
 _QUOTES = ("USDT", "BUSD", "USDC", "FDUSD")
 
 
@@ -233,8 +239,7 @@ def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Map
     ts_event = int(info.get("serverTime", ts_recv // MS)) * MS
     out = []
     for s in info["symbols"]:
-        kind = {"PERPETUAL": "perpetual", "CURRENT_QUARTER": "future", "NEXT_QUARTER": "future"}.get(
-            s.get("contractType", ""))
+        kind = CONTRACT_KINDS.get(s.get("contractType", ""))
         if kind is None:
             continue
         filters = {f["filterType"]: f for f in s.get("filters", [])}

@@ -32,7 +32,8 @@ once by that channel's Struct:
 * Control frames: pongs and subscription acks (`{"success":true,"op":"subscribe",...}`) are read
   and ignored; a refused request (`"success":false`) is a dead letter.
 * REST `/v5/market/instruments-info` -> instrument (perpetuals `BASE-QUOTE-PERP`, futures
-  `BASE-QUOTE-YYYYMMDD`). Without it ids come from the symbol (BTCUSDT -> BTC-USDT-PERP).
+  `BASE-QUOTE-YYYYMMDD`). Without it ids come from the symbol (BTCUSDT -> BTC-USDT-PERP). A page
+  that names a `nextPageCursor` asks for the next page (Emitted.rest_requests).
 
 Units: linear sizes are base units already (contract size 1). Inverse contracts are 1 USD each:
 sizes become base units as contracts / price, with the contracts kept in `size_native`.
@@ -77,6 +78,7 @@ from normalize.records import (
     Record,
     Trade,
 )
+from normalize.rest_urls import with_query
 
 VENUE = "bybit"
 MS = 1_000_000
@@ -583,10 +585,14 @@ class Bybit:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
             return
         try:
-            instruments = instruments_info(_instruments.decode(payload), ts_recv)
+            body = _instruments.decode(payload)
+            instruments = instruments_info(body, ts_recv)
         except (msgspec.DecodeError, ValueError) as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
             return
+        cursor = body.result.nextPageCursor if body.result else ""
+        if cursor:  # pages hold at most 1,000 instruments: ask for the next
+            out.rest_requests += (with_query(url, cursor=cursor),)
         for instrument in instruments:
             self.master.specs[instrument.symbol] = Spec(instrument.instrument, instrument.inverse,
                                                         instrument.contract_size)

@@ -32,8 +32,10 @@ letter, never a wrong unit) and kept as `size_native`.
   the opposite of the order side in net mode), `order_side` the order's `side`.
 * `tickers` and `price-limit` are read and ignored: tickers' bid/ask lag the book (in the
   bundled 2022 capture most ticker quotes repeat an earlier one while the book had moved), and
-  bbo-tbt is the BBO channel. Subscribe acks and the "pong" answer to the text ping are ignored;
-  other events (error, notice) are dead letters with their code and message.
+  bbo-tbt is the BBO channel. Subscribe acks and the "pong" answer to the text ping are ignored.
+  A service-upgrade notice (`event` notice, code 64008) is journaled `venue_notice` and asks the
+  handler to replace the connection now, planned; other events (errors, other notices) are dead
+  letters with their code and message.
 * REST `/api/v5/public/instruments` -> instrument (and the contract sizes).
 """
 
@@ -83,6 +85,8 @@ CHECKSUM_DEPTH = 25
 _SIDES = {"buy": 1, "sell": -1}
 _POSITIONS = {"long": 1, "short": -1}
 _PREFIX = b'{"arg":{"channel":"'
+SERVICE_UPGRADE = "64008"
+"""`{"event":"notice","code":"64008"}`: OKX will close the connection for a service upgrade in 30 s."""
 _ACKS = frozenset(("subscribe", "unsubscribe", "channel-conn-count"))
 _IGNORED = frozenset((b"tickers", b"price-limit"))
 _BOOK_CHANNELS = (b"books", b"books-l2-tbt", b"books50-l2-tbt")
@@ -246,6 +250,12 @@ class Okx:
                 envelope = _envelope.decode(payload)
             except msgspec.DecodeError as exc:
                 out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
+                return
+            if envelope.event == "notice" and envelope.code == SERVICE_UPGRADE:
+                out.records.append(FeedStatus(VENUE, "", "", ts_recv, ts_recv, None, None, TS_EVENT_IMPUTED,
+                                              "venue_notice", self.connection_id,
+                                              f"{envelope.code} {envelope.msg}".strip(), None, None))
+                out.reconnect = f"venue notice {envelope.code} (service upgrade)"
                 return
             if envelope.event or envelope.arg is None:
                 if envelope.event not in _ACKS:
