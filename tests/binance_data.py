@@ -12,6 +12,10 @@ CRYPTOFEED_EXCHANGE_INFO = DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_F
 CRYPTOFEED_RUN = [CRYPTOFEED_EXCHANGE_INFO, CRYPTOFEED_WS, CRYPTOFEED_SNAPSHOTS]
 """One 30 s recorded session of 4 symbols: metadata, the WebSocket dump and its REST snapshots."""
 CRYPTOFEED_SYMBOLS = ["SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT"]
+BTCUSDT_SESSION = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
+"""BTCUSDT's last 6 minutes of 2024-08-08: depth@0ms, raw trades, bookTicker and its REST snapshot."""
+MARKET_FIXTURES = [DATA / "markPriceUpdate.tardis-fixture.jsonl", DATA / "forceOrder.tardis-fixture.jsonl"]
+"""tardis-node fixtures of the /market channels the session lacks (mark price, liquidations)."""
 
 
 def funding_info_body(*entries: tuple[str, int]) -> bytes:

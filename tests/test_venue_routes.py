@@ -187,6 +187,54 @@ async def test_every_default_channel_arrives_on_its_route() -> None:
                                                                                          "disconnect": 2}
 
 
+async def test_btcusdt_six_minutes_arrive_exact_on_their_routes() -> None:
+    """The real 6-minute BTCUSDT session plus mark price and liquidation fixtures, with the
+    default channel families (raw trades instead of aggTrade, as recorded): each channel arrives on
+    its documented route, and trades and the book equal an offline normalization to the bit."""
+    from ingest.offline import normalize_frames
+    from normalize.venues.binance_usdm import BinanceUsdm
+    from tests.binance_data import BTCUSDT_SESSION, CRYPTOFEED_EXCHANGE_INFO, MARKET_FIXTURES
+
+    frames = list(read_frames([CRYPTOFEED_EXCHANGE_INFO, *MARKET_FIXTURES, BTCUSDT_SESSION]))
+    server = ReplayServer("binance-usdm", frames, speed=0)
+    await server.start()
+    sink = CollectingSink()
+    connection = BinanceUsdmConnection(["BTCUSDT"], ws_base=server.url, rest_base=server.rest_url,
+                                       channels=("trade", "depth@0ms", "bookTicker", "markPrice@1s", "forceOrder"))
+    normalizer = BinanceUsdm()
+    handler = FeedHandler(connection, normalizer, sink, None, HandlerConfig(poll_interval_s=3600))
+    arrived: Counter[tuple[str, str]] = Counter()
+
+    def count(frame: Frame) -> None:
+        route = next(name for name, link in handler.links.items() if link.connection_id == frame.connection_id)
+        channel = connection.channel_of(frame.payload) if frame.kind == "ws" else None
+        if channel:
+            arrived[route, channel] += 1
+
+    handler.on_frame = count
+    stop = asyncio.Event()
+    task = asyncio.create_task(handler.run(stop))
+    await server.drained(timeout_s=120)
+    await asyncio.sleep(0.3)
+    while not handler.idle():
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    await server.stop()
+    assert set(arrived) == {("public", "trade"), ("public", "depth@0ms"), ("public", "bookTicker"),
+                            ("market", "markPrice@1s"), ("market", "forceOrder")}
+    offline, offline_normalizer = normalize_frames("binance-usdm", frames)
+    def trades(records: list) -> list[tuple[object, ...]]:  # type: ignore[type-arg]
+        return sorted((t.trade_id, t.ts_event, t.price, t.size, t.side, t.flags) for t in records
+                      if isinstance(t, Trade) and t.symbol == "BTCUSDT" and t.ts_event > 1_700_000_000 * 10**9)
+    live = trades(sink.emitted.records)
+    assert live == trades(offline.records) and len(live) > 10_000
+    book, truth = normalizer.books["BTCUSDT"], offline_normalizer.books["BTCUSDT"]  # type: ignore[attr-defined]
+    assert book.last_u == truth.last_u and book.breaks == 0
+    assert book.book.top(1000) == truth.book.top(1000)
+    assert not sink.emitted.dead_letters
+
+
 async def test_okx_service_upgrade_notice_replaces_the_connection_at_once() -> None:
     """OKX announces an upgrade with `event: notice, code 64008` 30 s ahead: the handler journals it
     and reconnects now, planned, rather than dead-lettering the notice and being cut later."""
