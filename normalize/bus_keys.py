@@ -2,9 +2,12 @@
 
 Subject: `<prefix>.<record type>.<venue>.<instrument>` (instrument `_` for connection-wide
 rows). The message id is a hash of the envelope's content without what is local to one
-receiver (ts_recv, connection_id): a re-publish of the same envelope, or the same envelope
-from a redundant handler on another host, is dropped by JetStream's duplicate window, while
-two envelopes that differ in any venue value never share an id (that would lose data).
+receiver (ts_recv, connection_id), unless the record's key holds it (a book_top sample is the
+book at its ts_recv; a journal row is its connection's): a re-publish of the same envelope, or
+the same envelope from a redundant handler on another host, is dropped by JetStream's duplicate
+window, while two envelopes that differ in any venue value, or in the key, never share an id
+(that would lose data). Envelopes of two handlers are cut at different moments, so most differ:
+the sinks deduplicate by record key (storage.record_keys).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def subject_for(prefix: str, record_type: str, venue: str, instrument: str) -> s
 
 @cache
 def _identity(cls: type[Record]) -> operator.attrgetter[tuple[object, ...]]:
-    return operator.attrgetter(*(c for c in cls.__struct_fields__ if c not in _LOCAL_COLUMNS))
+    local = _LOCAL_COLUMNS - set(cls.key_columns)
+    return operator.attrgetter(*(c for c in cls.__struct_fields__ if c not in local))
 
 
 def message_id(records: Sequence[Record]) -> str:

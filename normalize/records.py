@@ -29,7 +29,7 @@ from typing import Annotated, ClassVar
 import msgspec
 import pyarrow as pa
 
-from normalize.flags import LAST
+from normalize.flags import DERIVED, FROM_REST, LAST, SNAPSHOT
 
 
 class ArrowType:
@@ -63,7 +63,16 @@ class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     record_type: ClassVar[str]
     key_columns: ClassVar[tuple[str, ...]]
-    """Columns that identify one record across re-deliveries (used to deduplicate and verify)."""
+    """Columns that, with `flags & key_flags`, identify one venue event: two distinct events never
+    share a key, and two handlers receiving the same event always do (so nothing local to one
+    receiver is in it: not ts_recv, not the connection; where the venue gives an id or a sequence
+    it is in the key). Both stores deduplicate on it: a unique index in TimescaleDB, the Parquet
+    sink per flush and the day seal. Every key holds ts_event, TimescaleDB's partitioning column.
+    Records the handler itself observes (the feed_status journal, book_top samples) are keyed by
+    their own time and connection: they are each handler's own events."""
+    key_flags: ClassVar[int] = 0
+    """Flag bits that are part of the key: a book snapshot row is another event than an update of
+    the same level in the same message; a BBO derived from our book another than the venue's."""
 
     venue: str
     symbol: str
@@ -97,9 +106,8 @@ class BookDelta(Record, frozen=True, array_like=True, gc=False):
     """
 
     record_type: ClassVar[str] = "book_delta"
-    key_columns: ClassVar[tuple[str, ...]] = (
-        "venue", "instrument", "ts_event", "exch_seq", "ts_recv", "side", "price",
-    )
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "exch_seq", "side", "price")
+    key_flags: ClassVar[int] = SNAPSHOT
 
     side: Int8
     price: float
@@ -143,6 +151,7 @@ class BookDeltas(Record, frozen=True, array_like=True, gc=False):
 
     record_type: ClassVar[str] = "book_delta"
     key_columns: ClassVar[tuple[str, ...]] = BookDelta.key_columns
+    key_flags: ClassVar[int] = BookDelta.key_flags
 
     bids: bytes
     asks: bytes
@@ -196,7 +205,8 @@ class Bbo(Record, frozen=True, array_like=True, gc=False):
     """
 
     record_type: ClassVar[str] = "bbo"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "ts_recv", "flags")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "exch_seq")
+    key_flags: ClassVar[int] = DERIVED
 
     bid_price: float | None
     bid_size: float | None
@@ -213,7 +223,8 @@ class Funding(Record, frozen=True, array_like=True, gc=False):
     """
 
     record_type: ClassVar[str] = "funding"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "flags")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event")
+    key_flags: ClassVar[int] = FROM_REST
 
     funding_rate: float
     predicted_rate: float | None = None
@@ -239,7 +250,8 @@ class OpenInterest(Record, frozen=True, array_like=True, gc=False):
     `open_interest_value` in quote currency where the venue publishes it."""
 
     record_type: ClassVar[str] = "open_interest"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "flags")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event")
+    key_flags: ClassVar[int] = FROM_REST
 
     open_interest: float
     open_interest_native: float | None = None
@@ -252,11 +264,14 @@ class Liquidation(Record, frozen=True, array_like=True, gc=False):
     `side` is the side of the liquidated position: +1 long, -1 short. `order_side` is the side of
     the liquidation order as the venue published it (+1 buy, -1 sell): a liquidated long is
     closed by a sell order, so the two are normally opposite. Venues that sample these events
-    set Flag.SAMPLED.
+    set Flag.SAMPLED. Venues publish no liquidation id: `exch_seq` numbers the identical
+    liquidations (same instrument, time, side, price and size) of one venue message 0, 1, ...,
+    so two of them are two records (`normalize.event_ids.number_repeats`).
     """
 
     record_type: ClassVar[str] = "liquidation"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "side", "price", "size")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event", "side", "price", "size",
+                                              "exch_seq")
 
     price: float
     size: float
@@ -297,7 +312,8 @@ class FeedStatus(Record, frozen=True, array_like=True, gc=False):
     """
 
     record_type: ClassVar[str] = "feed_status"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "connection_id", "ts_recv", "event", "instrument")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "connection_id", "ts_recv", "event", "instrument",
+                                              "ts_event")
 
     event: str
     connection_id: str
@@ -317,7 +333,7 @@ class BookTop(Record, frozen=True, array_like=True, gc=False):
     """
 
     record_type: ClassVar[str] = "book_top"
-    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_recv", "side", "level")
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_recv", "side", "level", "ts_event")
 
     side: Int8
     level: Int32

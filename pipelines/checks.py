@@ -26,13 +26,14 @@ from dagster import (
 )
 
 from normalize.flags import SNAPSHOT
-from normalize.records import RECORD_CLASSES, RECORD_TYPES
+from normalize.records import RECORD_TYPES
 from pipelines import bars, quality
 from pipelines.assets_bars import TIME_BAR_ASSETS
 from pipelines.assets_seal import SEALED_ASSETS
 from pipelines.lake_io import partition_venues, read_day, read_derived, read_partition
 from pipelines.partitions import run_days
 from pipelines.resources import LakeResource
+from storage.record_keys import key_names, keys_of
 
 MIN_COMPLETENESS = 0.99
 """A venue-day below this completeness score makes the completeness check fail (WARN)."""
@@ -77,12 +78,13 @@ def _per_venue(lake: LakeResource, record_type: str, day: dt.date,
 
 def _sealed_checks(record_type: str) -> list[AssetChecksDefinition]:
     sealed = SEALED_ASSETS[record_type]
-    keys = RECORD_CLASSES[record_type].key_columns
+    keys = key_names(record_type)
 
     @asset_check(asset=sealed, name="no_duplicate_keys",
                  description=f"No two rows of a sealed `{record_type}` partition share {', '.join(keys)}.")
     def no_duplicate_keys(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
-        return _result((day, _per_venue(lake, record_type, day, lambda df: quality.duplicate_keys(df, keys)))
+        return _result((day, _per_venue(lake, record_type, day,
+                                        lambda df: quality.duplicate_keys(keys_of(df, record_type), keys)))
                        for day in run_days(context))
 
     @asset_check(asset=sealed, name="ts_event_in_order",

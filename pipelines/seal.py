@@ -5,8 +5,9 @@ re-runs can leave the same rows twice, and `ticklake normalize` adds its own fil
 `<type>/venue=<v>/date=<d>/` partition merges every committed `*.parquet` in it into
 `sealed-g<generation>-<n>.parquet` files of at most `max_file_rows` rows (row groups of
 `row_group_rows`), sorted by (instrument, ts_event, ts_recv), one row per key
-(`RECORD_CLASSES[type].key_columns`; the first copy in (instrument, ts_event, ts_recv, file, row)
-order is kept, so a book message keeps its level order and its LAST row).
+(storage.record_keys; the first copy in (instrument, ts_event, ts_recv, file, row) order is kept,
+so a book message keeps its level order and its LAST row). Rows sharing a key must agree on every
+venue value: if they do not, two events share a key and the seal fails rather than drop one.
 
 Memory stays bounded: instruments are processed in groups of about `batch_rows` rows, and an
 instrument with more is cut into ts_event ranges (every key includes the instrument, and all but the
@@ -48,11 +49,12 @@ import pyarrow.parquet as pq
 from pyarrow import fs
 
 from normalize.arrow_schema import schema_for
-from normalize.records import RECORD_CLASSES, RECORD_TYPES
+from normalize.records import RECORD_TYPES
 from pipelines.lake_io import partition_venues
 from storage.lake_layout import partition_path
 from storage.parquet_files import COMPRESSION, TMP_SUFFIX, filesystem_for, fsync
 from storage.parquet_sink import MANIFEST_DIR, parse_file_name
+from storage.record_keys import first_per_key, key_collisions, key_names, keys_of, stored_key_columns
 from storage.seal_manifest import (
     COMMITTING,
     SEALED,
@@ -161,22 +163,21 @@ def _seal_locked(filesystem: fs.FileSystem, base: str, record_type: str, venue: 
     paths = [f"{folder}/{name}" for name in inputs]
     input_rows = [_footer_rows(filesystem, path) for path in paths]
     writer = _SealWriter(filesystem, folder, record_type, generation, max_file_rows, row_group_rows)
-    key_columns = list(RECORD_CLASSES[record_type].key_columns)
     expected = _Digest()
-    batches = _batches(filesystem, paths, batch_rows, key_columns)
+    batches = _batches(filesystem, paths, batch_rows)
     try:
         for batch in batches:
-            merged, distinct = _merge(filesystem, paths, batch, record_type, key_columns)
+            merged, distinct = _merge(filesystem, paths, batch, record_type, folder)
             if merged.height != distinct.len():
                 raise SealError(f"{folder}: {merged.height} rows kept for {distinct.len()} distinct keys")
             expected.add(distinct)
             writer.write(merged)
         outputs = writer.close()
-        _verify(filesystem, folder, outputs, key_columns, expected)
+        _verify(filesystem, folder, outputs, record_type, expected)
     except BaseException:
         writer.discard()
         raise
-    committing = SealManifest(record_type, venue, day.isoformat(), COMMITTING, generation, key_columns,
+    committing = SealManifest(record_type, venue, day.isoformat(), COMMITTING, generation, key_names(record_type),
                               [SealedFile(name, rows) for name, rows in zip(inputs, input_rows, strict=True)],
                               outputs, sum(input_rows), expected.count)
     write_manifest(filesystem, base, committing)
@@ -265,7 +266,7 @@ class _Batch:
         return bounds
 
 
-def _batches(filesystem: fs.FileSystem, paths: list[str], batch_rows: int, key_columns: list[str]) -> list[_Batch]:
+def _batches(filesystem: fs.FileSystem, paths: list[str], batch_rows: int) -> list[_Batch]:
     """Instruments in sorted order, grouped so each batch holds about `batch_rows` input rows.
 
     An instrument with more rows is cut into ts_event ranges of about `batch_rows` (copies of a record
@@ -280,7 +281,7 @@ def _batches(filesystem: fs.FileSystem, paths: list[str], batch_rows: int, key_c
     batches: list[_Batch] = []
     rows = 0
     for instrument in sorted(counts):
-        if counts[instrument] > batch_rows and "ts_event" in key_columns:
+        if counts[instrument] > batch_rows:  # every key holds ts_event: ranges of it split exactly
             batches.extend(_time_slices(filesystem, paths, instrument, counts[instrument], batch_rows))
             rows = batch_rows  # nothing joins a slice
             continue
@@ -305,9 +306,11 @@ def _time_slices(filesystem: fs.FileSystem, paths: list[str], instrument: str, c
 
 
 def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_type: str,
-           key_columns: list[str]) -> tuple[pl.DataFrame, pl.Series]:
+           folder: str) -> tuple[pl.DataFrame, pl.Series]:
     """The batch's rows from every file, sorted, first copy of each key kept; and the distinct key
-    hashes of the input rows (what the written files must hold)."""
+    hashes of the input rows (what the written files must hold). Rows that share a key but not
+    the venue's values are two events under one key: merging them would lose one, so the seal
+    stops (storage.record_keys.key_collisions)."""
     schema = schema_for(record_type)
     frames = []
     for index, path in enumerate(paths):
@@ -316,8 +319,13 @@ def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_ty
         assert isinstance(frame, pl.DataFrame)
         frames.append(frame.with_columns(pl.lit(index, pl.Int32).alias(_FILE)).with_row_index(_ROW))
     rows = pl.concat(frames).sort([*ORDER, _FILE, _ROW], maintain_order=True)
-    merged = rows.filter(pl.struct(key_columns).is_first_distinct()).drop(_FILE, _ROW)
-    return merged, key_hashes(rows.select(key_columns)).unique()
+    collisions = key_collisions(rows.drop(_FILE, _ROW), record_type)
+    if not collisions.is_empty():
+        raise SealError(f"{folder}: {collisions.select(key_names(record_type)).n_unique()} keys are shared by rows "
+                        f"that differ in venue values (distinct events under one key), e.g. "
+                        f"{collisions.head(2).to_dicts()}")
+    merged = first_per_key(rows, record_type).drop(_FILE, _ROW)
+    return merged, key_hashes(keys_of(rows, record_type)).unique()
 
 
 def key_hashes(keys: pl.DataFrame) -> pl.Series:
@@ -345,18 +353,18 @@ class _Digest:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _verify(filesystem: fs.FileSystem, folder: str, outputs: list[SealedFile], key_columns: list[str],
+def _verify(filesystem: fs.FileSystem, folder: str, outputs: list[SealedFile], record_type: str,
             expected: _Digest) -> None:
     """Read the written keys back from disk: as many rows as distinct input keys, the same key set."""
     found = _Digest()
     for entry in outputs:
         path = f"{folder}/{entry.name}{TMP_SUFFIX}"
         with filesystem.open_input_file(path) as handle:
-            keys = pl.from_arrow(pq.read_table(handle, columns=key_columns))
+            keys = pl.from_arrow(pq.read_table(handle, columns=stored_key_columns(record_type)))
         assert isinstance(keys, pl.DataFrame)
         if keys.height != entry.rows:
             raise SealError(f"{path} holds {keys.height} rows, {entry.rows} were written")
-        found.add(key_hashes(keys))
+        found.add(key_hashes(keys_of(keys, record_type)))
     if found != expected:
         raise SealError(f"seal of {folder} does not match its inputs: {found.count} rows written for "
                         f"{expected.count} distinct keys, or a different key set")

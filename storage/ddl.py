@@ -13,7 +13,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from normalize.arrow_schema import schema_for
-from normalize.records import RECORD_TYPES
+from normalize.records import RECORD_CLASSES, RECORD_TYPES
 
 NS_PER_HOUR = 3_600_000_000_000
 
@@ -52,6 +52,23 @@ def columns_sql(record_type: str) -> list[tuple[str, str, bool]]:
     return [(f.name, postgres_type(f.type), f.nullable) for f in schema_for(record_type)]
 
 
+def key_index_columns(record_type: str) -> list[str]:
+    """The unique key index's columns (SQL): instrument and ts_event first, so the one index also
+    serves every query by instrument and time, then the rest of the record's key, then its key
+    flag bits as an expression (normalize.records.Record.key_columns/key_flags)."""
+    cls = RECORD_CLASSES[record_type]
+    rest = [c for c in cls.key_columns if c not in ("instrument", "ts_event")]
+    flags = [f"(flags & {cls.key_flags})"] if cls.key_flags else []
+    return ["instrument", "ts_event", *rest, *flags]
+
+
+def key_index_ddl(record_type: str) -> str:
+    """One row per venue event: a second copy (a redundant handler's, a backfill's) is refused.
+    NULLS NOT DISTINCT: a key column the venue leaves empty (exch_seq) still identifies."""
+    return (f"CREATE UNIQUE INDEX {record_type}_key ON {record_type} ({', '.join(key_index_columns(record_type))})"
+            " NULLS NOT DISTINCT;\n")
+
+
 def table_ddl(record_type: str) -> str:
     columns = ",\n".join(
         f"    {name} {pg_type}{'' if nullable else ' NOT NULL'}"
@@ -61,8 +78,7 @@ def table_ddl(record_type: str) -> str:
     return (
         f"CREATE TABLE {record_type} (\n{columns}\n);\n"
         f"SELECT create_hypertable('{record_type}', by_range('ts_event', {chunk_ns}::bigint),"
-        " create_default_indexes => false);\n"
-        f"CREATE INDEX {record_type}_instrument_ts ON {record_type} (instrument, ts_event DESC);\n"
+        " create_default_indexes => false);\n" + key_index_ddl(record_type)
     )
 
 

@@ -19,6 +19,11 @@ message coming back within a run because its ack was lost is at or below the man
 sequence, and skipped). The manifest lives outside the `<type>/` folders so globs over
 `<type>/**/*.parquet` never see it.
 
+Each venue event is written once: a flush keeps the first row of each record key
+(storage.record_keys) and drops keys the previous flush wrote, so a redundant handler's copy,
+which arrives seconds after the first, is counted as a duplicate and not written. Copies further
+apart (a handler that spooled for minutes) land in a later file and are merged by the day seal.
+
 Messages are acknowledged only after step 2, so everything buffered is unacknowledged: the
 consumer's max_ack_pending is sized above the largest buffer (`max_buffered_messages` plus one
 fetch) and the ack wait should exceed `flush_age_s` plus a write. One process per consumer name:
@@ -38,7 +43,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pyarrow import fs
@@ -46,6 +53,7 @@ from pyarrow import fs
 from normalize import codec
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic, write_bytes_atomic
+from storage.record_keys import first_per_key, keys_of, stored_key_columns, without_keys
 from storage.sink_consumer import JetStreamSink
 
 log = logging.getLogger(__name__)
@@ -104,6 +112,8 @@ class ParquetSink(JetStreamSink):
         """Buffered messages by stream sequence: what the next flush covers and then acknowledges."""
         self._buffered_rows = 0
         self._oldest: float | None = None
+        self._recent_keys: dict[str, pl.DataFrame] = {}
+        """Per record type, the keys the last flush wrote."""
 
     async def run(self, stop: asyncio.Event) -> None:
         max_ack_pending = self.config.max_buffered_messages + self.config.batch
@@ -154,11 +164,24 @@ class ParquetSink(JetStreamSink):
         return last_seq
 
     def _read_manifest(self) -> int:
+        """The manifest's sequence; the keys its flush wrote become the recent keys (so a copy
+        arriving just after a restart is still recognised)."""
         try:
             with self.filesystem.open_input_stream(self.manifest_path) as stream:
-                return int(json.loads(stream.read())["last_seq"])
+                manifest = json.loads(stream.read())
         except FileNotFoundError:
             return 0
+        keys: dict[str, list[pl.DataFrame]] = defaultdict(list)
+        for relative in manifest.get("files", []):
+            record_type = relative.split("/", 1)[0]
+            with contextlib.suppress(FileNotFoundError):  # sealed away since: the seal dedupes
+                table = pq.read_table(f"{self.root}/{relative}", filesystem=self.filesystem,
+                                      columns=stored_key_columns(record_type))
+                frame = pl.from_arrow(table)
+                assert isinstance(frame, pl.DataFrame)
+                keys[record_type].append(keys_of(frame, record_type))
+        self._recent_keys = {record_type: pl.concat(parts) for record_type, parts in keys.items()}
+        return int(manifest["last_seq"])
 
     def _fetch_timeout(self) -> float:
         """Wait for messages no longer than the buffer may still age."""
@@ -200,7 +223,8 @@ class ParquetSink(JetStreamSink):
         if not self._pending:
             return
         first_seq, last_seq = min(self._pending), max(self._pending)
-        tables = {record_type: pa.concat_tables(parts) for record_type, parts in self._tables.items()}
+        received = {record_type: pa.concat_tables(parts) for record_type, parts in self._tables.items()}
+        tables, keys = self._once_each(received)
         messages = list(self._pending.values())
         self._clear()
         written = await self._lake_io(stop, "flush", lambda: self._write(tables, first_seq, last_seq))
@@ -209,9 +233,28 @@ class ParquetSink(JetStreamSink):
                 with contextlib.suppress(Exception):
                     await message.nak()
             return
-        self._count_written(sum(table.num_rows for table in tables.values()), len(written))
+        rows = sum(table.num_rows for table in tables.values())
+        self._count_written(rows, len(written))
+        self._count_duplicates(sum(table.num_rows for table in received.values()) - rows)
+        self._recent_keys = keys
         self._set_last_seq(last_seq)
         await self._acknowledge(messages)
+
+    def _once_each(self, tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, pl.DataFrame]]:
+        """Each venue event once: the first row of each key in the flush, less the keys the previous
+        flush wrote (a redundant handler's copy arrives within seconds of the first); and the keys
+        this flush writes. Copies further apart are merged by the day seal."""
+        kept, keys = {}, {}
+        for record_type, table in tables.items():
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            frame = first_per_key(frame, record_type)
+            previous = self._recent_keys.get(record_type)
+            if previous is not None:
+                frame = without_keys(frame, record_type, previous)
+            kept[record_type] = frame.to_arrow()
+            keys[record_type] = keys_of(frame, record_type)
+        return kept, keys
 
     def _clear(self) -> None:
         self._tables.clear()

@@ -43,6 +43,8 @@ WRITE_RETRIES = Counter("ticklake_sink_write_retries", "Writes that failed (data
                         "retried, their messages still unacknowledged", ["consumer"])
 DEAD_LETTERS = Counter("ticklake_sink_dead_letters", "Envelopes that could not be decoded, sent to the dead-letter "
                        "stream", ["consumer"])
+DUPLICATES = Counter("ticklake_sink_duplicates", "Rows not written because their key was already stored (a "
+                     "redundant handler's copy of a venue event, or a backfill's)", ["consumer"])
 RESYNCS = Counter("ticklake_sink_resyncs", "Resubscriptions from the durable offset after a delivery was lost in "
                   "flight", ["consumer"])
 LAST_SEQ = Gauge("ticklake_sink_last_seq", "Highest stream sequence whose effect is durable", ["consumer"])
@@ -84,6 +86,7 @@ class JetStreamSink:
         self.dead_letters = 0
         self.write_retries = 0
         self.resyncs = 0
+        self.duplicates = 0
         self.last_seq = 0
         self._next_delivery = 1
 
@@ -190,6 +193,10 @@ class JetStreamSink:
         self.skipped += messages
         SKIPPED.labels(self.settings.consumer).inc(messages)
 
+    def _count_duplicates(self, rows: int) -> None:
+        self.duplicates += rows
+        DUPLICATES.labels(self.settings.consumer).inc(rows)
+
     def _count_write_retry(self) -> None:
         self.write_retries += 1
         WRITE_RETRIES.labels(self.settings.consumer).inc()
@@ -207,5 +214,5 @@ class JetStreamSink:
     def summary(self) -> str:
         """One line for the end of a run."""
         return (f"consumer {self.settings.consumer}: {self.rows_written:,} rows written, {self.files_written:,} files, "
-                f"{self.skipped:,} skipped, {self.dead_letters:,} dead letters, {self.write_retries:,} write retries, "
-                f"last seq {self.last_seq:,}")
+                f"{self.duplicates:,} duplicates dropped, {self.skipped:,} skipped, "
+                f"{self.dead_letters:,} dead letters, {self.write_retries:,} write retries, last seq {self.last_seq:,}")

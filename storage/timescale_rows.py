@@ -21,21 +21,38 @@ _COPY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double 
 
 
 @cache
-def _copy_statement(record_type: str) -> tuple[sql.Composed, tuple[str, ...]]:
+def _copy_statement(record_type: str, table: str | None = None) -> tuple[sql.Composed, tuple[str, ...]]:
     columns = columns_sql(record_type)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(record_type), sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns)
+        sql.Identifier(table or record_type), sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns)
     )
     return statement, tuple(_COPY_TYPES[pg_type] for _, pg_type, _ in columns)
 
 
-def copy_rows(cursor: psycopg.Cursor, record_type: str, rows: Iterable[tuple[object, ...]]) -> None:
-    """Binary COPY of rows already in contract column order."""
-    statement, types = _copy_statement(record_type)
+def copy_rows(cursor: psycopg.Cursor, record_type: str, rows: Iterable[tuple[object, ...]],
+              table: str | None = None) -> None:
+    """Binary COPY of rows already in contract column order (into `table`, by default the type's)."""
+    statement, types = _copy_statement(record_type, table)
     with cursor.copy(statement) as copy:
         copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
+
+
+def insert_new_rows(cursor: psycopg.Cursor, record_type: str, rows: list[tuple[object, ...]]) -> int:
+    """Write the rows whose key the table does not hold yet; returns how many were new.
+
+    COPY into a session's staging table (created once, emptied at each commit), then one INSERT
+    ... ON CONFLICT DO NOTHING against the table's unique key index: about two thirds of a plain
+    COPY's rate (benchmarks/bench_sink.py), and duplicates within `rows` count once. Call inside a
+    transaction."""
+    stage = f"ticklake_stage_{record_type}"
+    cursor.execute(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+        sql.Identifier(stage), sql.Identifier(record_type)))
+    copy_rows(cursor, record_type, rows, stage)
+    cursor.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} ON CONFLICT DO NOTHING").format(
+        sql.Identifier(record_type), sql.Identifier(stage)))
+    return cursor.rowcount
 
 
 def copy_table(cursor: psycopg.Cursor, record_type: str, table: pa.Table) -> int:

@@ -5,9 +5,15 @@ hypertable, and set this consumer's row in ticklake_sink_offsets to the highest 
 sequence, all in one transaction; acknowledge only after the commit. The consumer delivers in
 order from that committed offset (storage/sink_consumer.py), so a batch committed just before a
 crash is not written again, and a message coming back because its ack was lost is at or below
-the offset and skipped: exactly once without `ON CONFLICT` on the hot path. An envelope that
-cannot be decoded goes to the dead-letter subject with the reason, is acknowledged, and the sink
-goes on.
+the offset and skipped. An envelope that cannot be decoded goes to the dead-letter subject with
+the reason, is acknowledged, and the sink goes on.
+
+The same venue event can also arrive twice as different messages: from a redundant handler on
+another host, or from a backfill. Every table has a unique index on the record's key
+(storage.ddl.key_index_ddl), so a plain COPY holding a copy fails: the batch is then written
+again with only its new keys (storage.timescale_rows.insert_new_rows), and so are the batches of
+the next `checked_hold_s`, as more copies are then to be expected. The duplicates are counted
+(`ticklake_sink_duplicates`), never written.
 
 Scale out by giving each sink its own consumer name and subject filter (one per venue, say):
 each has its own offset row and its own writer."""
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -27,7 +34,7 @@ from nats.js import JetStreamContext
 from normalize import codec
 from storage.pg import DatabaseUnavailable, connect
 from storage.sink_consumer import JetStreamSink
-from storage.timescale_rows import copy_rows
+from storage.timescale_rows import copy_rows, insert_new_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +52,16 @@ class SinkConfig:
     fetch_timeout_s: float = 1.0
     ack_wait_s: float = 30.0
     retry_s: float = 1.0
+    checked_hold_s: float = 60.0
+    """After a batch met a row already stored, this long of writing only new keys (duplicates are
+    then expected: a redundant handler), before plain COPY is tried again."""
 
 
 class TimescaleSink(JetStreamSink):
     def __init__(self, config: SinkConfig) -> None:
         super().__init__(config)
         self.config = config
+        self._checked_until = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         nc, js = await self._connect()
@@ -117,6 +128,25 @@ class TimescaleSink(JetStreamSink):
         conn.commit()
         return int(row[0]) if row else 0
 
+    def _commit(self, conn: psycopg.Connection, tables: dict[str, list[tuple[object, ...]]], highest: int,
+                checked: bool) -> int:
+        """One transaction: the rows (plain COPY, or only those whose key is new) and the offset;
+        returns the rows written."""
+        written = 0
+        with conn.transaction(), conn.cursor() as cursor:
+            for record_type, table_rows in tables.items():
+                if checked:
+                    written += insert_new_rows(cursor, record_type, table_rows)
+                else:
+                    copy_rows(cursor, record_type, table_rows)
+                    written += len(table_rows)
+            cursor.execute(
+                """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq) VALUES (%s, %s, %s)
+                   ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
+                (self.config.consumer, self.config.stream, highest),
+            )
+        return written
+
     async def _write(self, js: JetStreamContext, conn: psycopg.Connection, messages: list[Msg]) -> None:
         """COPY a batch and advance the offset in one transaction; acknowledge after the commit.
 
@@ -134,17 +164,16 @@ class TimescaleSink(JetStreamSink):
             tables[record_type] += rows_of
         if fresh:
             highest = max(m.metadata.sequence.stream for m in fresh)
-            rows = 0
-            with conn.transaction(), conn.cursor() as cursor:
-                for record_type, table_rows in tables.items():
-                    copy_rows(cursor, record_type, table_rows)
-                    rows += len(table_rows)
-                cursor.execute(
-                    """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq) VALUES (%s, %s, %s)
-                       ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                    (self.config.consumer, self.config.stream, highest),
-                )
-            self._count_written(rows)
+            rows = sum(len(table_rows) for table_rows in tables.values())
+            checked = time.monotonic() < self._checked_until
+            try:
+                written = self._commit(conn, tables, highest, checked)
+            except psycopg.errors.UniqueViolation:
+                # a row already stored: a redundant handler's copy, most likely, and more will come
+                self._checked_until = time.monotonic() + self.config.checked_hold_s
+                written = self._commit(conn, tables, highest, checked=True)
+            self._count_written(written)
+            self._count_duplicates(rows - written)
             self._set_last_seq(highest)
         self._count_skipped(len(messages) - len(fresh))
         for message in messages:

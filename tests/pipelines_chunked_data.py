@@ -23,6 +23,7 @@ from ingest.offline import normalize_frames
 from normalize.arrow_schema import schema_for, to_arrow
 from normalize.records import Record
 from storage.lake_write import group_by_type, write_records
+from storage.record_keys import first_per_key
 from tests.pipelines_data import PARTS
 
 CHUNKS = 3
@@ -59,9 +60,10 @@ def build_chunked_lake(root: Path) -> Path:
 
 
 def truth(record_type: str) -> pl.DataFrame:
-    """Every record of `record_type` once, as normalized (with the lake's `date` column)."""
+    """Every record of `record_type` once, as normalized, each key once (the first copy; with the
+    lake's `date` column)."""
     tables = [to_arrow(group) for part in PARTS
               for kind, group in group_by_type(part_records(part)).items() if kind == record_type]
     frame = pl.concat([pl.from_arrow(table) for table in tables or [schema_for(record_type).empty_table()]])
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(pl.col("ts_event").dt.date().alias("date"))
+    return first_per_key(frame, record_type).with_columns(pl.col("ts_event").dt.date().alias("date"))

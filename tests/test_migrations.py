@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from normalize.records import RECORD_TYPES
-from storage.ddl import columns_sql
+from storage.ddl import columns_sql, key_index_columns
 from storage.migrate import MIGRATIONS_DIR, MigrationError, applied_versions, discover, migrate
 from storage.pg import timescale_info
 from ticklake.stack.postgres import EmbeddedPostgres
@@ -31,11 +31,15 @@ def test_tables_match_the_contract(pg_conn: psycopg.Connection, record_type: str
         "SELECT column_name FROM timescaledb_information.dimensions WHERE hypertable_name = %s", (record_type,)
     ).fetchall()
     assert dimension == [("ts_event",)]
-    index = pg_conn.execute(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
-        (record_type, f"{record_type}_instrument_ts"),
-    ).fetchone()
-    assert index is not None and "(instrument, ts_event DESC)" in index[0]
+    indexes = pg_conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+                              (record_type,)).fetchall()
+    # one index: the record's key, unique, led by (instrument, ts_event) for every query by time
+    [(name, definition)] = indexes
+    assert name == f"{record_type}_key"
+    assert definition.startswith(f"CREATE UNIQUE INDEX {record_type}_key ON public.{record_type} USING btree "
+                                 f"(instrument, ts_event, ")
+    assert definition.endswith("NULLS NOT DISTINCT")
+    assert definition.count(",") + 1 == len(key_index_columns(record_type))
 
 
 def test_edition_is_detected(pg_conn: psycopg.Connection) -> None:

@@ -125,7 +125,8 @@ def test_crossed_books() -> None:
 def test_recorded_books_are_not_crossed(lake: Path) -> None:
     bbo = read_lake(lake, "bbo")
     derived = sum(1 for flags in bbo["flags"] if flags & DERIVED)
-    assert crossed_books(bbo).metadata == {"derived_rows": derived, "crossed": 0} and derived == 7689
+    # 7,689 derived BBOs normalized, less 3 of REST snapshots that repeat a diff's (one key each)
+    assert crossed_books(bbo).metadata == {"derived_rows": derived, "crossed": 0} and derived == 7686
 
 
 def test_bar_consistency(lake: Path) -> None:

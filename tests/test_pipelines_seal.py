@@ -21,6 +21,7 @@ from polars.testing import assert_frame_equal as _assert_frame_equal
 from normalize.records import RECORD_CLASSES
 from pipelines.seal import SealError, seal_day, seal_partition
 from storage.lake_write import write_records
+from storage.record_keys import key_names, keys_of
 from storage.seal_manifest import read_manifest
 from tests.pipelines_chunked_data import build_chunked_lake, part_records, truth
 
@@ -73,15 +74,15 @@ def test_every_partition_is_sealed_exactly(lake: Path) -> None:
     partitions = [p for p in _partitions(lake) if p[2] >= dt.date(2021, 7, 1)]
     assert len(partitions) > 20
     for record_type, venue, day in partitions:
-        keys = list(RECORD_CLASSES[record_type].key_columns)
         before = _read(lake, record_type, venue, day)
         result = seal_partition(str(lake), record_type, venue, day)
         assert result is not None and not result.skipped
         after = _read(lake, record_type, venue, day)
         expected = _expected(record_type, venue, day)
         # the key set is exactly the distinct keys found before, each once
-        assert after.select(keys).is_duplicated().sum() == 0
-        assert_frame_equal(after.select(keys).sort(keys), before.select(keys).unique().sort(keys))
+        keys = key_names(record_type)
+        assert keys_of(after, record_type).is_duplicated().sum() == 0
+        assert_frame_equal(keys_of(after, record_type).sort(keys), keys_of(before, record_type).unique().sort(keys))
         # and every row is the normalized record, in lake order
         assert_frame_equal(after, expected)
         assert (result.rows_before, result.rows_after) == (before.height, expected.height)
@@ -99,9 +100,8 @@ def _local(root: Path) -> tuple[object, str]:
 
 def test_the_chunked_lake_really_holds_duplicates(pristine: Path) -> None:
     before = _read(pristine, "book_delta", BINANCE, BTC_DAY)
-    keys = list(RECORD_CLASSES["book_delta"].key_columns)
     assert len(list(_folder(pristine, "book_delta", BINANCE, BTC_DAY).glob("*.parquet"))) == 4
-    assert before.height - before.select(keys).n_unique() > 50_000
+    assert before.height - keys_of(before, "book_delta").n_unique() > 50_000
 
 
 def test_book_messages_keep_their_last_row(lake: Path) -> None:
@@ -221,7 +221,6 @@ print("done", flush=True)
 
 @pytest.mark.parametrize("delay_s", [0.05, 0.4, 0.8, 1.2, 1.6])
 def test_kill_9_during_a_seal_leaves_no_duplicates_and_the_next_run_completes(lake: Path, delay_s: float) -> None:
-    keys = list(RECORD_CLASSES["book_delta"].key_columns)
     process = subprocess.Popen([sys.executable, "-c", _SEAL_SCRIPT, str(lake)], stdout=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parents[1])
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
@@ -233,7 +232,7 @@ def test_kill_9_during_a_seal_leaves_no_duplicates_and_the_next_run_completes(la
     sealed = [name for name in visible if name.startswith("sealed-")]
     assert not sealed or sealed == visible, visible  # the inputs or the outputs, never both
     if sealed:
-        assert _read(lake, "book_delta", BINANCE, BTC_DAY).select(keys).is_duplicated().sum() == 0
+        assert keys_of(_read(lake, "book_delta", BINANCE, BTC_DAY), "book_delta").is_duplicated().sum() == 0
     result = seal_partition(str(lake), "book_delta", BINANCE, BTC_DAY, max_file_rows=50_000,
                             row_group_rows=16_384)
     assert result is not None

@@ -380,7 +380,7 @@ class BinanceUsdm:
             order_side = _SIDES[order.S]
             records.append(Liquidation(
                 VENUE, order.s, self.master.instrument(order.s), order.T * MS, ts_recv,
-                event.E * MS, None, LAST | SAMPLED | extra,  # type: ignore[union-attr]
+                event.E * MS, 0, LAST | SAMPLED | extra,  # type: ignore[union-attr]
                 order.ap or order.p, order.z or order.q, -order_side, order_side,
             ))
 

@@ -52,6 +52,7 @@ import msgspec
 from normalize.book import L2Book, books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, is_exact, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
+from normalize.event_ids import number_repeats
 from normalize.flags import (
     DEPTH_LIMITED,
     DERIVED,
@@ -416,17 +417,17 @@ class Bybit:
         flags |= INEXACT if inexact else 0
         side = _SIDES.get(position_side, 0)
         if spec.inverse:
-            return Liquidation(VENUE, symbol, spec.instrument, ts_event, ts_recv, ts_exch, None, flags, price,
+            return Liquidation(VENUE, symbol, spec.instrument, ts_event, ts_recv, ts_exch, 0, flags, price,
                                size * spec.contract_size / price, side, -side, size)
-        return Liquidation(VENUE, symbol, spec.instrument, ts_event, ts_recv, ts_exch, None, flags, price, size,
+        return Liquidation(VENUE, symbol, spec.instrument, ts_event, ts_recv, ts_exch, 0, flags, price, size,
                            side, -side)
 
     def _on_all_liquidation(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         message = _all_liquidation.decode(payload)
         last = len(message.data) - 1
-        out.records.extend([
+        out.records.extend(number_repeats([
             self._liquidation_record(x.s, x.T * MS, ts_recv, message.ts * MS, LAST if n == last else 0, x.S, x.v, x.p)
-            for n, x in enumerate(message.data)])
+            for n, x in enumerate(message.data)]))
 
     def _on_liquidation(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         message = _liquidation.decode(payload)

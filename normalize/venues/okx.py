@@ -52,6 +52,7 @@ import msgspec
 from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
+from normalize.event_ids import number_repeats
 from normalize.flags import (
     DEPTH_LIMITED,
     DERIVED,
@@ -387,7 +388,7 @@ class Okx:
                                            None if contract is None else x.sz))
         if records:
             records[-1] = msgspec.structs.replace(records[-1], flags=extra | LAST)
-        out.records.extend(records)
+        out.records.extend(number_repeats(records))
 
     # -- order books --------------------------------------------------------------------------
     def _on_books(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
