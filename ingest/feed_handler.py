@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ingest.capture_log import CaptureWriter
 from ingest.frames import Frame
+from ingest.normalizing import normalize_frame
 from ingest.venues.interface import Route, VenueConnection
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
@@ -310,12 +311,9 @@ class FeedHandler:
                     self.on_frame(frame)
                 out = Emitted()
                 self.normalizer.connection_id = frame.connection_id or self.normalizer.connection_id
-                if frame.kind == "ws":
-                    self.normalizer.on_ws(frame.payload, frame.ts_recv, out)
-                else:
-                    self.normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, out)
-                    if frame.url in self._snapshot_urls:
-                        self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
+                normalize_frame(self.normalizer, frame, out)
+                if frame.kind == "rest" and frame.url in self._snapshot_urls:
+                    self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
                 for symbol in out.snapshot_requests - self._pending_snapshots:
                     self._pending_snapshots.add(symbol)
                     self._spawn(self._snapshot(symbol))
@@ -326,8 +324,8 @@ class FeedHandler:
                 if out.reconnect:
                     self._spawn(self._replace(frame.connection_id, out.reconnect))
                 self.sink(out)
-            except Exception:  # a bug must not stop the feed; the frame is kept in the capture
-                log.exception("normalizing a %s frame failed", self.connection.venue)
+            except Exception:  # a bug outside the normalizer (fetching, publishing) must not stop the feed
+                log.exception("handling a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
 

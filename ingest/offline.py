@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ingest.frames import Frame
+from ingest.normalizing import normalize_frame
 from normalize.emitted import Emitted
 from normalize.venues.interface import VenueNormalizer
 from normalize.venues.registry import NORMALIZERS
@@ -36,8 +37,5 @@ def normalize_frames(venue: str, frames: Iterable[Frame],
             while frame.ts_recv >= due:
                 normalizer.book_tops(tops.depth, due, out)
                 due += tops.every_ns
-        if frame.kind == "ws":
-            normalizer.on_ws(frame.payload, frame.ts_recv, out)
-        else:
-            normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, out)
+        normalize_frame(normalizer, frame, out)
     return out, normalizer

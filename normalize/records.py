@@ -344,7 +344,7 @@ class BookTop(Record, frozen=True, array_like=True, gc=False):
 FEED_EVENTS: tuple[str, ...] = (
     "connect", "disconnect", "gap", "checksum_failure", "resync_start", "resync_done",
     "stale", "queue_overflow", "trade_gap", "backfill_done", "trades_lost", "silent_after_connect",
-    "venue_notice",
+    "venue_notice", "normalizer_error", "bus_gap", "repaired",
 )
 
 RECORD_CLASSES: dict[str, type[Record]] = {

@@ -14,7 +14,7 @@ DAY_ONE = 1_626_992_741 * 10**9  # the recorded session's day
 
 def _instruments(ts_recv: int):  # type: ignore[no-untyped-def]
     body = next(iter(read_capture(CRYPTOFEED_EXCHANGE_INFO))).payload
-    return exchange_info_instruments(body, ts_recv, {})
+    return exchange_info_instruments(body, ts_recv, {})[0]
 
 
 def test_unchanged_terms_are_published_once_a_day() -> None:

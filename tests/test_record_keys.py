@@ -13,7 +13,7 @@ import msgspec
 import polars as pl
 import pytest
 
-from ingest.capture_formats import CaptureFormatError, read_frames
+from ingest.capture_formats import read_frames
 from ingest.frames import Frame
 from ingest.offline import normalize_frames
 from normalize.arrow_schema import to_arrow
@@ -24,28 +24,8 @@ from normalize.venues.bybit import Bybit
 from pipelines.seal import SealError, seal_partition
 from storage.lake_write import write_records
 from storage.record_keys import OBSERVATIONS, key_collisions, key_names, keys_of
+from tests.captures import all_captures
 from tests.pipelines_data import PARTS
-
-DATA = Path(__file__).with_name("data")
-VENUE_DIRS = {"binance-usdm": "binance_usdm", "bybit": "bybit", "okx": "okx", "hyperliquid": "hyperliquid"}
-
-
-def _captures() -> list[tuple[str, list[Path]]]:
-    """Every capture group of the pipelines' lake (WebSocket frames with their REST metadata), and
-    every file of tests/data on its own."""
-    groups = [(venue, list(paths)) for venue, paths in PARTS.values()]
-    for venue, folder in VENUE_DIRS.items():
-        groups += [(venue, [path]) for path in sorted((DATA / folder).iterdir()) if _is_capture(path)]
-    return groups
-
-
-def _is_capture(path: Path) -> bool:
-    """Bodies kept for REST answers (rest_info_*.json) are not captures on their own."""
-    try:
-        next(iter(read_frames([path])), None)
-    except CaptureFormatError:
-        return False
-    return True
 
 
 def _frames(records: list[Record], record_type: str) -> pl.DataFrame:
@@ -54,7 +34,7 @@ def _frames(records: list[Record], record_type: str) -> pl.DataFrame:
     return frame
 
 
-@pytest.mark.parametrize(("venue", "paths"), _captures(), ids=lambda v: v if isinstance(v, str) else v[0].name)
+@pytest.mark.parametrize(("venue", "paths"), all_captures(), ids=lambda v: v if isinstance(v, str) else v[0].name)
 def test_no_two_distinct_events_share_a_key(venue: str, paths: list[Path]) -> None:
     out, _ = normalize_frames(venue, read_frames(paths))
     for record_type in {r.record_type for r in out.records} - set(OBSERVATIONS):

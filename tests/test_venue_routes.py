@@ -112,7 +112,8 @@ def test_binance_tradfi_perpetuals_and_monthly_futures_are_instruments() -> None
                      {"filterType": "LOT_SIZE", "stepSize": "0.001", "minQty": "0.001"}]},
         {"symbol": "BTCUSDT_251226", "contractType": "CURRENT_MONTH", "baseAsset": "BTC", "quoteAsset": "USDT",
          "deliveryDate": 1766736000000, "status": "TRADING", "filters": []}]}).encode()
-    xau, month = exchange_info_instruments(body, 0, {})
+    (xau, month), unreadable = exchange_info_instruments(body, 0, {})
+    assert not unreadable
     assert (xau.instrument, xau.kind, xau.tick_size, xau.funding_interval_s) == ("XAU-USDT-PERP", "perpetual", 0.01,
                                                                                   28800)
     assert (month.instrument, month.kind) == ("BTC-USDT-20251226", "future")

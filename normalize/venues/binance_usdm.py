@@ -232,36 +232,84 @@ class InstrumentMaster:
         return found
 
 
-def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Mapping[str, int]) -> list[Instrument]:
-    """Instrument records from an exchangeInfo body (perpetuals and quarterlies that trade);
-    perpetuals fund every `funding_interval_s[symbol]`, else every 8 h."""
-    info = msgspec.json.decode(body)
-    ts_event = int(info.get("serverTime", ts_recv // MS)) * MS
-    out = []
-    for s in info["symbols"]:
-        kind = CONTRACT_KINDS.get(s.get("contractType", ""))
-        if kind is None:
-            continue
-        filters = {f["filterType"]: f for f in s.get("filters", [])}
-        expiry = None
-        suffix = "PERP"
-        if kind == "future":
-            expiry = int(s["deliveryDate"]) * MS
-            suffix = dt.datetime.fromtimestamp(int(s["deliveryDate"]) / 1000, dt.UTC).strftime("%Y%m%d")
-        lot = filters.get("LOT_SIZE", {})
-        out.append(Instrument(
-            venue=VENUE, symbol=s["symbol"], instrument=f"{s['baseAsset']}-{s['quoteAsset']}-{suffix}",
-            ts_event=ts_event, ts_recv=ts_recv, ts_exch=None, exch_seq=None, flags=FROM_REST, kind=kind,
-            base=s["baseAsset"],
-            quote=s["quoteAsset"], settle=s.get("marginAsset", s["quoteAsset"]), inverse=False,
-            contract_size=1.0, tick_size=float(filters.get("PRICE_FILTER", {}).get("tickSize", "nan")),
-            lot_size=float(lot.get("stepSize", "nan")),
-            min_size=float(lot["minQty"]) if "minQty" in lot else None,
-            funding_interval_s=(funding_interval_s.get(s["symbol"], DEFAULT_FUNDING_INTERVAL_S)
-                                if kind == "perpetual" else None),
-            expiry_ts=expiry, status=s.get("status"),
-        ))
-    return out
+class SymbolFilter(msgspec.Struct, frozen=True):
+    """One entry of a symbol's `filters` (only what the instrument record needs)."""
+
+    filterType: str
+    tickSize: str | None = None  # PRICE_FILTER
+    stepSize: str | None = None  # LOT_SIZE
+    minQty: str | None = None  # LOT_SIZE
+
+
+class SymbolInfo(msgspec.Struct, frozen=True):
+    """One entry of exchangeInfo's `symbols`."""
+
+    symbol: str
+    baseAsset: str
+    quoteAsset: str
+    contractType: str = ""
+    marginAsset: str | None = None
+    status: str | None = None
+    deliveryDate: int = 0
+    filters: list[SymbolFilter] = []
+
+
+class ExchangeInfo(msgspec.Struct, frozen=True):
+    """Symbols stay raw: one that does not read is reported, and the others are kept."""
+
+    symbols: list[msgspec.Raw]
+    serverTime: int | None = None
+
+
+_exchange_info = msgspec.json.Decoder(ExchangeInfo)
+_symbol_info = msgspec.json.Decoder(SymbolInfo)
+
+
+def _decimal(text: str | None) -> float:
+    """A filter's decimal text; nan where the venue gives none."""
+    return float("nan") if text is None else parse_decimals(text)[0]
+
+
+def _instrument(s: SymbolInfo, kind: str, ts_event: int, ts_recv: int, funding_interval_s: Mapping[str, int]
+                ) -> Instrument:
+    filters = {f.filterType: f for f in s.filters}
+    expiry = None
+    suffix = "PERP"
+    if kind == "future":
+        expiry = s.deliveryDate * MS
+        suffix = dt.datetime.fromtimestamp(s.deliveryDate / 1000, dt.UTC).strftime("%Y%m%d")
+    lot = filters.get("LOT_SIZE")
+    return Instrument(
+        venue=VENUE, symbol=s.symbol, instrument=f"{s.baseAsset}-{s.quoteAsset}-{suffix}",
+        ts_event=ts_event, ts_recv=ts_recv, ts_exch=None, exch_seq=None, flags=FROM_REST, kind=kind,
+        base=s.baseAsset, quote=s.quoteAsset, settle=s.marginAsset or s.quoteAsset, inverse=False,
+        contract_size=1.0,
+        tick_size=_decimal(filters["PRICE_FILTER"].tickSize if "PRICE_FILTER" in filters else None),
+        lot_size=_decimal(lot.stepSize if lot else None),
+        min_size=_decimal(lot.minQty) if lot and lot.minQty is not None else None,
+        funding_interval_s=(funding_interval_s.get(s.symbol, DEFAULT_FUNDING_INTERVAL_S)
+                            if kind == "perpetual" else None),
+        expiry_ts=expiry, status=s.status,
+    )
+
+
+def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Mapping[str, int]
+                              ) -> tuple[list[Instrument], list[str]]:
+    """Instrument records from an exchangeInfo body (perpetuals and dated futures that trade);
+    perpetuals fund every `funding_interval_s[symbol]`, else every 8 h. Also why each symbol entry
+    that does not read was left out (the body as a whole raises msgspec.DecodeError)."""
+    info = _exchange_info.decode(body)
+    ts_event = (info.serverTime if info.serverTime is not None else ts_recv // MS) * MS
+    out, unreadable = [], []
+    for raw in info.symbols:
+        try:
+            s = _symbol_info.decode(raw)
+            kind = CONTRACT_KINDS.get(s.contractType)
+            if kind is not None:
+                out.append(_instrument(s, kind, ts_event, ts_recv, funding_interval_s))
+        except (msgspec.DecodeError, ValueError, OverflowError, OSError) as exc:
+            unreadable.append(f"{bytes(raw)[:60]!r}: {exc}")
+    return out, unreadable
 
 
 @dataclass
@@ -323,7 +371,10 @@ class BinanceUsdm:
         if kind is DepthUpdate:  # its decimals are all levels: apply_json reports INEXACT ones
             self._on_diff(event, ts_recv, payload, out)  # type: ignore[arg-type]
         elif kind is not Kline:
-            self._on_event(event, ts_recv, out, INEXACT if frame_has_inexact_decimal(payload) else 0)
+            try:
+                self._on_event(event, ts_recv, out, INEXACT if frame_has_inexact_decimal(payload) else 0)
+            except ValueError as exc:  # a value the contract cannot hold (an unknown side, say)
+                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad {type(event).__name__} frame: {exc}", payload))
 
     def _on_trade(self, t: AggTrade | RawTrade, ids: TradeIds, payload: bytes, ts_recv: int, out: Emitted) -> None:
         """The hottest path: the price and size text is parsed and checked for exactness in one
@@ -377,7 +428,9 @@ class BinanceUsdm:
                                        interval, m.T * MS, m.p, m.i))
         elif kind is ForceOrder:
             order = event.o  # type: ignore[union-attr]
-            order_side = _SIDES[order.S]
+            order_side = _SIDES.get(order.S)
+            if order_side is None:
+                raise ValueError(f"liquidation order side {order.S!r} is neither BUY nor SELL")
             records.append(Liquidation(
                 VENUE, order.s, self.master.instrument(order.s), order.T * MS, ts_recv,
                 event.E * MS, 0, LAST | SAMPLED | extra,  # type: ignore[union-attr]
@@ -386,6 +439,11 @@ class BinanceUsdm:
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         return books_report(self.books)
+
+    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
+        sync = self.books.get(symbol)
+        if sync is not None and sync.synced:
+            self._break(sync, ts_recv, reason, out)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
@@ -484,7 +542,11 @@ class BinanceUsdm:
             elif parts.path.endswith("/openInterest"):
                 self._on_open_interest(_open_interest.decode(payload), ts_recv, out)
             elif parts.path.endswith("/exchangeInfo"):
-                instruments = exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s)
+                instruments, unreadable = exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s)
+                if unreadable:
+                    out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"exchangeInfo: {len(unreadable)} symbols "
+                                                       f"unreadable, the others kept: {'; '.join(unreadable)[:900]}",
+                                                       payload))
                 for instrument in instruments:
                     self.master.ids[instrument.symbol] = instrument.instrument
                 out.records.extend(self.instrument_log.news(instruments))

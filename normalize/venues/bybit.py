@@ -375,8 +375,8 @@ class Bybit:
             handler(payload, ts_recv, out)
         except msgspec.DecodeError as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
-        except ValueError as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad decimal: {exc}", payload))
+        except (ValueError, ArithmeticError) as exc:  # a number that is not one, a zero price to divide by
+            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad value: {exc}", payload))
 
     def _on_control(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         try:
@@ -525,14 +525,25 @@ class Bybit:
         if sync.synced and sync.fresh and u <= sync.last_u:
             return  # already contained in the snapshot just applied
         out.snapshot_requests.add(sync.symbol)  # again while waiting: the handler retries a lost snapshot
-        if not sync.synced:
-            return
+        if sync.synced:
+            self._break(sync, ts_recv, f"delta u={u} does not follow u={sync.last_u}", u,
+                        (message.cts or message.ts) * MS, out)
+
+    def _break(self, sync: BookSync, ts_recv: int, detail: str, seq_to: int | None, ts_event: int,
+               out: Emitted) -> None:
+        """The book is no longer known to be right: journal it, publish nothing of it until Bybit's
+        next snapshot (which resubscribing makes it send)."""
         sync.breaks += 1
         sync.synced = False
         sync.gap_pending = True
-        out.records.append(self._status(sync, "gap", ts_recv, f"delta u={u} does not follow u={sync.last_u}",
-                                        sync.last_u, u, (message.cts or message.ts) * MS))
+        out.records.append(self._status(sync, "gap", ts_recv, detail, sync.last_u, seq_to, ts_event))
         out.records.append(self._status(sync, "resync_start", ts_recv, "waiting for a snapshot (resubscribe)"))
+        out.snapshot_requests.add(sync.symbol)
+
+    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
+        sync = self.books.get(symbol)
+        if sync is not None and sync.synced:
+            self._break(sync, ts_recv, reason, None, ts_recv, out)
 
     def _on_snapshot(self, sync: BookSync, message: BookMessage, ts_recv: int, out: Emitted, extra: int) -> None:
         u = message.data.u

@@ -277,8 +277,11 @@ class BookState:
     """Snapshots processed."""
     ts_event: int = 0
     breaks: int = 0
-    """Always 0: snapshots carry no sequence or checksum to break."""
+    """Resets after a frame of the coin could not be handled (snapshots carry no sequence or
+    checksum to break)."""
     seq: None = None
+    resyncing: bool = False
+    """A reset was journaled: the next snapshot ends it with resync_done."""
 
     @property
     def synced(self) -> bool:
@@ -331,7 +334,12 @@ class Hyperliquid:
             self._on_trades(message.data, payload, ts_recv, out)  # type: ignore[union-attr,arg-type]
         elif kind is L2BookMsg:
             extra = INEXACT if frame_has_inexact_decimal(payload) else 0
-            self._on_book(message.data, ts_recv, out, extra)  # type: ignore[union-attr,arg-type]
+            try:
+                self._on_book(message.data, ts_recv, out, extra)  # type: ignore[union-attr,arg-type]
+            except ValueError as exc:  # a level no book can hold (negative size, nan price)
+                # the book may be half-replaced: the next message (a full book) goes out as a snapshot
+                self._book(message.data.coin).fresh = True  # type: ignore[union-attr]
+                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad l2Book frame: {exc}", payload))
         elif kind is BboMsg:
             self._on_bbo(message.data, payload, ts_recv, out)  # type: ignore[union-attr,arg-type]
         elif kind is ActiveAssetCtxMsg:
@@ -437,6 +445,11 @@ class Hyperliquid:
                 flags |= SNAPSHOT
                 book.clear()
             state.fresh = False
+            if state.resyncing:
+                state.resyncing = False
+                out.records.append(FeedStatus(VENUE, state.symbol, state.instrument, data.time * MS, ts_recv, None,
+                                              None, 0, "resync_done", self.connection_id,
+                                              "book replaced by a snapshot"))
         held_bids, held_asks = book.top(len(book))  # best first, the order the venue sent them in
         bid_changes = _diff(dict(held_bids), bid_levels)
         ask_changes = _diff(dict(held_asks), ask_levels)
@@ -457,6 +470,19 @@ class Hyperliquid:
 
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         return books_report(self.books)
+
+    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
+        """Every l2Book message is the whole book: the next one, asked for by resubscribing, goes
+        out as a snapshot replacing it (GAP_BEFORE)."""
+        state = self.books.get(symbol)
+        if state is None or state.fresh:
+            return
+        state.fresh = state.resyncing = True
+        state.breaks += 1
+        for event, detail in (("gap", reason), ("resync_start", "resubscribing to l2Book")):
+            out.records.append(FeedStatus(VENUE, symbol, state.instrument, ts_recv, ts_recv, None, None,
+                                          TS_EVENT_IMPUTED, event, self.connection_id, detail))
+        out.snapshot_requests.add(symbol)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))

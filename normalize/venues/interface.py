@@ -28,5 +28,10 @@ class VenueNormalizer(Protocol):
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         """Per venue symbol: (diffs applied, sequence breaks, in sync)."""
 
+    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
+        """The symbol's book may be wrong (handling a frame of it failed): journal a `gap` with the
+        reason and a `resync_start`, stop publishing the book and ask for a fresh one. A book not
+        in sync already, or unknown, is left as it is."""
+
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         """Append a top-`depth` BookTop snapshot of every book in sync, taken at ts_recv."""

@@ -491,6 +491,11 @@ class Okx:
     def book_report(self) -> dict[str, tuple[int, int, bool]]:
         return books_report(self.books)
 
+    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
+        sync = self.books.get(symbol)
+        if sync is not None and sync.synced:
+            self._break(sync, "gap", ts_recv, reason, sync.seq, None, sync.ts_event, out)
+
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
