@@ -1,52 +1,25 @@
 """Market analytics assets: each reads the day's sealed ticks (or 1m bars) and calls one pure function
 of pipelines/analytics.py; outputs go to the lake and, for the dashboard tables, to TimescaleDB."""
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Config,
+    MaterializeResult,
+    PartitionsDefinition,
+    asset,
+)
 from pydantic import Field
 
 from pipelines import analytics, bars
-from pipelines.assets_bars import TIME_BAR_ASSETS
-from pipelines.assets_seal import SEALED_ASSETS
+from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import read_day, read_derived
-from pipelines.partitions import DAILY, SINGLE_RUN, run_days
+from pipelines.partitions import SINGLE_RUN, run_days
 from pipelines.publish import days_result, derived_asset, publish_day
 from pipelines.resources import LakeResource, TimescaleResource
 
-spread_stats = derived_asset(
-    "spread_stats", "analytics", [SEALED_ASSETS["bbo"]],
-    lambda lake, day: analytics.spread_stats(read_day(lake.root, "bbo", day)),
-    "Quoted spread (price units and bps of mid) and top-of-book depth per venue, instrument and day, derived and "
-    "venue-native BBO apart (pipelines/analytics.py spread_stats).")
-
-basis = derived_asset(
-    "basis", "analytics", [SEALED_ASSETS["mark_index"]],
-    lambda lake, day: analytics.basis(read_day(lake.root, "mark_index", day)),
-    "Time-weighted mark, index and mark - index basis (price units and bps of index) per venue, instrument and "
-    "hour (pipelines/analytics.py basis).")
-
-open_interest_changes = derived_asset(
-    "open_interest_changes", "analytics", [SEALED_ASSETS["open_interest"]],
-    lambda lake, day: analytics.open_interest_changes(read_day(lake.root, "open_interest", day)),
-    "Open interest first, last and change per hour (base units, percent) (pipelines/analytics.py "
-    "open_interest_changes).")
-
-liquidation_aggregates = derived_asset(
-    "liquidation_aggregates", "analytics", [SEALED_ASSETS["liquidation"]],
-    lambda lake, day: analytics.liquidation_aggregates(read_day(lake.root, "liquidation", day)),
-    "Liquidations per venue, instrument, hour and liquidated side: count, size (base units), notional (quote "
-    "units), sampled (pipelines/analytics.py liquidation_aggregates).")
-
-price_dispersion = derived_asset(
-    "price_dispersion", "analytics", [TIME_BAR_ASSETS["1m"]],
-    lambda lake, day: analytics.price_dispersion(read_derived(lake.root, "bars_1m", day, bars.BAR_SCHEMA)),
-    "Cross-venue dispersion of perpetuals' 1m closes per underlying and minute (price units, bps of the mean); "
-    "lake folder venue=all (pipelines/analytics.py price_dispersion).")
-
-order_flow_imbalance = derived_asset(
-    "order_flow_imbalance", "analytics", [SEALED_ASSETS["trade"]],
-    lambda lake, day: analytics.order_flow_imbalance(read_day(lake.root, "trade", day), every="1m"),
-    "Aggressive buy and sell volume (base units) and imbalance (buy - sell) / (buy + sell) per venue, instrument "
-    "and minute (pipelines/analytics.py order_flow_imbalance).")
+MINUTE_BARS = [AssetKey("bars_1m")]
 
 
 class VolatilityConfig(Config):
@@ -54,20 +27,52 @@ class VolatilityConfig(Config):
     """Horizons of the realized volatility, polars durations that are multiples of a minute."""
 
 
-@asset(partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="analytics", deps=[TIME_BAR_ASSETS["1m"]],
-       kinds={"parquet", "timescaledb"},
-       description="Realized variance of log returns of 1m closes and annualized volatility (fraction per square-"
-                   "root year) per venue, instrument, day and horizon (pipelines/analytics.py realized_volatility). "
-                   "Also in TimescaleDB.")
-def realized_volatility(context: AssetExecutionContext, config: VolatilityConfig, lake: LakeResource,
-                        timescale: TimescaleResource) -> MaterializeResult:
-    per_day = {}
-    for day in run_days(context):
-        minute_bars = read_derived(lake.root, "bars_1m", day, bars.BAR_SCHEMA)
-        frame = analytics.realized_volatility(minute_bars, tuple(config.horizons))
-        per_day[day] = publish_day("realized_volatility", day, frame, lake, timescale)
-    return days_result(per_day, horizons=config.horizons)
+def analytics_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """Every analytics asset over `partitions`."""
+    spread_stats = derived_asset(
+        "spread_stats", "analytics", partitions, [sealed_key("bbo")],
+        lambda lake, day: analytics.spread_stats(read_day(lake.root, "bbo", day)),
+        "Quoted spread (price units and bps of mid) and top-of-book depth per venue, instrument and day, derived "
+        "and venue-native BBO apart (pipelines/analytics.py spread_stats).")
+    basis = derived_asset(
+        "basis", "analytics", partitions, [sealed_key("mark_index")],
+        lambda lake, day: analytics.basis(read_day(lake.root, "mark_index", day)),
+        "Time-weighted mark, index and mark - index basis (price units and bps of index) per venue, instrument and "
+        "hour (pipelines/analytics.py basis).")
+    open_interest_changes = derived_asset(
+        "open_interest_changes", "analytics", partitions, [sealed_key("open_interest")],
+        lambda lake, day: analytics.open_interest_changes(read_day(lake.root, "open_interest", day)),
+        "Open interest first, last and change per hour (base units, percent) (pipelines/analytics.py "
+        "open_interest_changes).")
+    liquidation_aggregates = derived_asset(
+        "liquidation_aggregates", "analytics", partitions, [sealed_key("liquidation")],
+        lambda lake, day: analytics.liquidation_aggregates(read_day(lake.root, "liquidation", day)),
+        "Liquidations per venue, instrument, hour and liquidated side: count, size (base units), notional (quote "
+        "units), sampled (pipelines/analytics.py liquidation_aggregates).")
+    price_dispersion = derived_asset(
+        "price_dispersion", "analytics", partitions, MINUTE_BARS,
+        lambda lake, day: analytics.price_dispersion(read_derived(lake.root, "bars_1m", day, bars.BAR_SCHEMA)),
+        "Cross-venue dispersion of perpetuals' 1m closes per underlying and minute (price units, bps of the mean); "
+        "lake folder venue=all (pipelines/analytics.py price_dispersion).")
+    order_flow_imbalance = derived_asset(
+        "order_flow_imbalance", "analytics", partitions, [sealed_key("trade")],
+        lambda lake, day: analytics.order_flow_imbalance(read_day(lake.root, "trade", day), every="1m"),
+        "Aggressive buy and sell volume (base units) and imbalance (buy - sell) / (buy + sell) per venue, "
+        "instrument and minute (pipelines/analytics.py order_flow_imbalance).")
 
+    @asset(partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="analytics", deps=MINUTE_BARS,
+           kinds={"parquet", "timescaledb"},
+           description="Realized variance of log returns of 1m closes and annualized volatility (fraction per "
+                       "square-root year) per venue, instrument, day and horizon (pipelines/analytics.py "
+                       "realized_volatility). Also in TimescaleDB.")
+    def realized_volatility(context: AssetExecutionContext, config: VolatilityConfig, lake: LakeResource,
+                            timescale: TimescaleResource) -> MaterializeResult:
+        per_day = {}
+        for day in run_days(context):
+            minute_bars = read_derived(lake.root, "bars_1m", day, bars.BAR_SCHEMA)
+            frame = analytics.realized_volatility(minute_bars, tuple(config.horizons))
+            per_day[day] = publish_day("realized_volatility", day, frame, lake, timescale)
+        return days_result(per_day, horizons=config.horizons)
 
-ANALYTICS_ASSETS = [spread_stats, basis, open_interest_changes, liquidation_aggregates, price_dispersion,
-                    order_flow_imbalance, realized_volatility]
+    return [spread_stats, basis, open_interest_changes, liquidation_aggregates, price_dispersion,
+            order_flow_imbalance, realized_volatility]

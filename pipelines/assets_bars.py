@@ -8,26 +8,26 @@ dollar bars are lake-only; their thresholds are run config (`ThresholdBarsConfig
 from collections.abc import Callable
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetsDefinition, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Config, MaterializeResult, PartitionsDefinition, asset
 from pydantic import Field
 
 from pipelines import bars
-from pipelines.assets_seal import SEALED_ASSETS
+from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import read_day
-from pipelines.partitions import DAILY, SINGLE_RUN, run_days
+from pipelines.partitions import SINGLE_RUN, run_days
 from pipelines.publish import days_result, publish_day
 from pipelines.resources import LakeResource, TimescaleResource
 from pipelines.timescale_tables import TIMESCALE_TABLES
 
 TIME_BARS = ("1s", "1m", "5m", "1h", "1d")
-TRADES = [SEALED_ASSETS["trade"]]
+TRADES = [sealed_key("trade")]
 
 
-def _time_bars_asset(every: str) -> AssetsDefinition:
+def _time_bars_asset(every: str, partitions: PartitionsDefinition) -> AssetsDefinition:
     name = f"bars_{every}"
     published = name in TIMESCALE_TABLES
 
-    @asset(name=name, partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES,
+    @asset(name=name, partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES,
            kinds={"parquet", "timescaledb"} if published else {"parquet"},
            description=f"{every} OHLCV bars per venue and instrument from the day's sealed trades (UTC buckets, "
                        "empty buckets omitted)." + (" Also in TimescaleDB." if published else ""))
@@ -38,9 +38,6 @@ def _time_bars_asset(every: str) -> AssetsDefinition:
                             for day in run_days(context)})
 
     return time_bars_asset
-
-
-TIME_BAR_ASSETS: dict[str, AssetsDefinition] = {every: _time_bars_asset(every) for every in TIME_BARS}
 
 
 class ThresholdBarsConfig(Config):
@@ -68,25 +65,31 @@ def _per_instrument(trades: pl.DataFrame, configured: dict[str, float], bars_per
     return pl.concat(frames) if frames else pl.DataFrame(schema=bars.BAR_SCHEMA)
 
 
-@asset(partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
-       description="Bars of `ticks` consecutive trades per venue and instrument (lake only).")
-def bars_tick(context: AssetExecutionContext, config: ThresholdBarsConfig, lake: LakeResource) -> MaterializeResult:
-    return days_result({day: publish_day("bars_tick", day, bars.tick_bars(read_day(lake.root, "trade", day),
-                                                                          config.ticks), lake)
-                        for day in run_days(context)}, ticks=config.ticks)
+def bar_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """The time bars of every interval of TIME_BARS, then tick, volume and dollar bars, over `partitions`."""
 
+    @asset(partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
+           description="Bars of `ticks` consecutive trades per venue and instrument (lake only).")
+    def bars_tick(context: AssetExecutionContext, config: ThresholdBarsConfig, lake: LakeResource) -> MaterializeResult:
+        return days_result({day: publish_day("bars_tick", day, bars.tick_bars(read_day(lake.root, "trade", day),
+                                                                              config.ticks), lake)
+                            for day in run_days(context)}, ticks=config.ticks)
 
-@asset(partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
-       description="Bars closed when their volume (base units) reaches the instrument's threshold (lake only).")
-def bars_volume(context: AssetExecutionContext, config: ThresholdBarsConfig, lake: LakeResource) -> MaterializeResult:
-    return days_result({day: publish_day("bars_volume", day, _per_instrument(
-        read_day(lake.root, "trade", day), config.volume, config.bars_per_day, pl.col("size"), bars.volume_bars),
-        lake) for day in run_days(context)}, bars_per_day=config.bars_per_day)
+    @asset(partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
+           description="Bars closed when their volume (base units) reaches the instrument's threshold (lake only).")
+    def bars_volume(context: AssetExecutionContext, config: ThresholdBarsConfig,
+                    lake: LakeResource) -> MaterializeResult:
+        return days_result({day: publish_day("bars_volume", day, _per_instrument(
+            read_day(lake.root, "trade", day), config.volume, config.bars_per_day, pl.col("size"), bars.volume_bars),
+            lake) for day in run_days(context)}, bars_per_day=config.bars_per_day)
 
+    @asset(partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
+           description="Bars closed when their notional (quote units) reaches the instrument's threshold (lake only).")
+    def bars_dollar(context: AssetExecutionContext, config: ThresholdBarsConfig,
+                    lake: LakeResource) -> MaterializeResult:
+        return days_result({day: publish_day("bars_dollar", day, _per_instrument(
+            read_day(lake.root, "trade", day), config.notional, config.bars_per_day,
+            pl.col("price") * pl.col("size"), bars.dollar_bars), lake) for day in run_days(context)},
+            bars_per_day=config.bars_per_day)
 
-@asset(partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="bars", deps=TRADES, kinds={"parquet"},
-       description="Bars closed when their notional (quote units) reaches the instrument's threshold (lake only).")
-def bars_dollar(context: AssetExecutionContext, config: ThresholdBarsConfig, lake: LakeResource) -> MaterializeResult:
-    return days_result({day: publish_day("bars_dollar", day, _per_instrument(
-        read_day(lake.root, "trade", day), config.notional, config.bars_per_day, pl.col("price") * pl.col("size"),
-        bars.dollar_bars), lake) for day in run_days(context)}, bars_per_day=config.bars_per_day)
+    return [*(_time_bars_asset(every, partitions) for every in TIME_BARS), bars_tick, bars_volume, bars_dollar]

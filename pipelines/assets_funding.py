@@ -4,10 +4,10 @@ spreads (pure maths in pipelines/funding.py), in the lake and in TimescaleDB."""
 import datetime as dt
 
 import polars as pl
-from dagster import AssetDep, TimeWindowPartitionMapping
+from dagster import AssetDep, AssetKey, AssetsDefinition, PartitionsDefinition, TimeWindowPartitionMapping
 
 from pipelines import funding
-from pipelines.assets_seal import SEALED_ASSETS
+from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import read_day
 from pipelines.partitions import day_bounds_ns
 from pipelines.publish import derived_asset
@@ -33,16 +33,19 @@ def _funding_history_day(lake: LakeResource, day: dt.date) -> pl.DataFrame:
     return history.with_columns(pl.col("rate").cum_sum().over(funding.KEYS).alias("cumulative_funding"))
 
 
-FUNDING_WINDOW = [AssetDep(SEALED_ASSETS["funding"], partition_mapping=TimeWindowPartitionMapping(
+FUNDING_WINDOW = [AssetDep(sealed_key("funding"), partition_mapping=TimeWindowPartitionMapping(
     start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True))]
 
-funding_history = derived_asset(
-    "funding_history", "funding", FUNDING_WINDOW, _funding_history_day,
-    "The settled funding rate of every funding time of the day, per venue and instrument (rate as a fraction per "
-    "interval, annualized, stream vs venue history; pipelines/funding.py funding_history).")
 
-funding_spreads = derived_asset(
-    "funding_spreads", "funding", [*FUNDING_WINDOW, funding_history],
-    lambda lake, day: _within_day(funding.funding_spreads(_funding_window(lake, day)), "funding_time", day),
-    "Annualized funding of the same underlying across venues on the day's hourly grid, with the max - min spread "
-    "(pipelines/funding.py funding_spreads; settlements of the next day cover the day's last hours).")
+def funding_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """funding_history and funding_spreads over `partitions`."""
+    funding_history = derived_asset(
+        "funding_history", "funding", partitions, FUNDING_WINDOW, _funding_history_day,
+        "The settled funding rate of every funding time of the day, per venue and instrument (rate as a fraction "
+        "per interval, annualized, stream vs venue history; pipelines/funding.py funding_history).")
+    funding_spreads = derived_asset(
+        "funding_spreads", "funding", partitions, [*FUNDING_WINDOW, AssetKey("funding_history")],
+        lambda lake, day: _within_day(funding.funding_spreads(_funding_window(lake, day)), "funding_time", day),
+        "Annualized funding of the same underlying across venues on the day's hourly grid, with the max - min "
+        "spread (pipelines/funding.py funding_spreads; settlements of the next day cover the day's last hours).")
+    return [funding_history, funding_spreads]

@@ -1,14 +1,23 @@
 """One `sealed_<type>` asset per record type: the day's lake partitions of that type, compacted.
 
 Materializing `sealed_trade` for 2024-08-08 seals `trade/venue=*/date=2024-08-08/` for every venue
-(pipelines/seal.py); everything derived from trades depends on it, so bars are computed from
-sealed, deduplicated files only.
+(pipelines/seal.py); everything derived from trades depends on it, so bars of a closed day are
+computed from sealed, deduplicated files. Today's open day is never sealed (seal_day refuses it):
+`ticklake pipelines run` computes its derived assets from the files present, without these.
 """
 
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    asset,
+)
 
 from normalize.records import RECORD_TYPES
-from pipelines.partitions import DAILY, SINGLE_RUN, run_days
+from pipelines.partitions import SINGLE_RUN, run_days
 from pipelines.resources import LakeResource
 from pipelines.seal import SealResult, seal_day
 
@@ -27,8 +36,13 @@ def seal_metadata(results: list[SealResult]) -> dict[str, object]:
             "rows_per_second": round(compacted / seconds) if seconds > 0 else 0}
 
 
-def _sealed_asset(record_type: str) -> AssetsDefinition:
-    @asset(name=f"sealed_{record_type}", partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name="lake",
+def sealed_key(record_type: str) -> AssetKey:
+    """The key of `record_type`'s sealed asset, for dependencies and checks."""
+    return AssetKey(f"sealed_{record_type}")
+
+
+def _sealed_asset(record_type: str, partitions: PartitionsDefinition) -> AssetsDefinition:
+    @asset(key=sealed_key(record_type), partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="lake",
            kinds={"parquet"},
            description=f"The day's `{record_type}` lake partitions, every venue: compacted into sorted files "
                        "with one row per key, verified, and recorded in the seal manifest.")
@@ -42,5 +56,6 @@ def _sealed_asset(record_type: str) -> AssetsDefinition:
     return sealed
 
 
-SEALED_ASSETS: dict[str, AssetsDefinition] = {t: _sealed_asset(t) for t in RECORD_TYPES}
-"""Record type -> its sealed asset."""
+def sealed_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    """One sealed asset per record type, over `partitions`."""
+    return [_sealed_asset(record_type, partitions) for record_type in RECORD_TYPES]

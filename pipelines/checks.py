@@ -20,7 +20,7 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetsDefinition,
+    AssetKey,
     MetadataValue,
     asset_check,
 )
@@ -28,8 +28,8 @@ from dagster import (
 from normalize.flags import SNAPSHOT
 from normalize.records import RECORD_TYPES
 from pipelines import bars, quality
-from pipelines.assets_bars import TIME_BAR_ASSETS
-from pipelines.assets_seal import SEALED_ASSETS
+from pipelines.assets_bars import TIME_BARS
+from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import partition_venues, read_day, read_derived, read_partition
 from pipelines.partitions import run_days
 from pipelines.resources import LakeResource
@@ -77,7 +77,7 @@ def _per_venue(lake: LakeResource, record_type: str, day: dt.date,
 
 
 def _sealed_checks(record_type: str) -> list[AssetChecksDefinition]:
-    sealed = SEALED_ASSETS[record_type]
+    sealed = sealed_key(record_type)
     keys = key_names(record_type)
 
     @asset_check(asset=sealed, name="no_duplicate_keys",
@@ -95,7 +95,7 @@ def _sealed_checks(record_type: str) -> list[AssetChecksDefinition]:
     return [no_duplicate_keys, ts_event_in_order]
 
 
-@asset_check(asset=SEALED_ASSETS["bbo"], name="no_crossed_books",
+@asset_check(asset=sealed_key("bbo"), name="no_crossed_books",
              description="BBO derived from ticklake's own books is never crossed (bid >= ask) nor MAYBE_BAD_BOOK.")
 def no_crossed_books(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
     return _result((day, _per_venue(lake, "bbo", day, quality.crossed_books)) for day in run_days(context))
@@ -111,8 +111,7 @@ def _book_days_and_snapshots(lake: LakeResource, day: dt.date) -> pl.DataFrame:
     return pl.concat(frames) if frames else read_day(lake.root, "book_delta", day)
 
 
-@asset_check(asset=SEALED_ASSETS["feed_status"], name="completeness",
-             additional_deps=[SEALED_ASSETS["book_delta"]],
+@asset_check(asset=sealed_key("feed_status"), name="completeness", additional_deps=[sealed_key("book_delta")],
              description="Gap journal events and the completeness score (1 - seconds of book or connection "
                          f"outage / 86400) per venue and day; WARN below {MIN_COMPLETENESS}.")
 def completeness(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
@@ -126,8 +125,8 @@ def completeness(context: AssetCheckExecutionContext, lake: LakeResource) -> Ass
         "gaps": int(table["gaps"].sum()), "venue_days": table.height, "scores": MetadataValue.json(scores)})
 
 
-def _bar_check(every: str, asset: AssetsDefinition) -> AssetChecksDefinition:
-    @asset_check(asset=asset, name="bars_consistent", additional_deps=[SEALED_ASSETS["trade"]],
+def _bar_check(every: str) -> AssetChecksDefinition:
+    @asset_check(asset=AssetKey(f"bars_{every}"), name="bars_consistent", additional_deps=[sealed_key("trade")],
                  description="low <= open, close <= high, and each bar's volume and trade count equal its trades'.")
     def bars_consistent(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
         return _result((day, quality.bar_consistency(read_derived(lake.root, f"bars_{every}", day, bars.BAR_SCHEMA),
@@ -140,5 +139,5 @@ def _bar_check(every: str, asset: AssetsDefinition) -> AssetChecksDefinition:
 CHECKS: list[AssetChecksDefinition] = [
     *(check for record_type in RECORD_TYPES for check in _sealed_checks(record_type)),
     no_crossed_books, completeness,
-    *(_bar_check(every, asset) for every, asset in TIME_BAR_ASSETS.items()),
+    *(_bar_check(every) for every in TIME_BARS),
 ]

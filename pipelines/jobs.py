@@ -1,9 +1,10 @@
 """The daily job and its schedule, and retention run after each successful day.
 
 The schedule runs every asset (and its checks) for the previous UTC day at 00:30 UTC; a backfill
-is the same job over a range of partitions. When a daily run succeeds, the sensor starts the
-retention job, which drops Timescale chunks only for days the lake holds and has sealed
-(storage/retention.py).
+is the same job over a range of partitions. The job takes the assets' partitions (the definitions
+choose them: pipelines/partitions.py), and the schedule the job's last one, the day just closed.
+When a daily run succeeds, the sensor starts the retention job, which drops Timescale chunks only
+for days the lake holds and has sealed (storage/retention.py).
 """
 
 import time
@@ -22,12 +23,11 @@ from dagster import (
     run_status_sensor,
 )
 
-from pipelines.partitions import DAILY
 from pipelines.resources import LakeResource, TimescaleResource
 from storage.retention import apply_retention
 from ticklake.settings import load_settings
 
-daily_job = define_asset_job("daily", selection=AssetSelection.all(), partitions_def=DAILY,
+daily_job = define_asset_job("daily", selection=AssetSelection.all(),
                              description="Seal the day's lake partitions, then every derived asset and check.")
 
 daily_schedule = build_schedule_from_partitioned_job(daily_job, hour_of_day=0, minute_of_hour=30,

@@ -5,10 +5,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
-from dagster import AssetDep, AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    asset,
+)
 
 from pipelines.lake_io import write_derived
-from pipelines.partitions import DAILY, SINGLE_RUN, run_days
+from pipelines.partitions import SINGLE_RUN, run_days
 from pipelines.resources import LakeResource, TimescaleResource
 from pipelines.timescale_out import replace_day
 from pipelines.timescale_tables import TIMESCALE_TABLES
@@ -33,12 +42,12 @@ def days_result(per_day: dict[dt.date, dict[str, object]], **metadata: object) -
     return MaterializeResult(metadata=everything)
 
 
-def derived_asset(name: str, group: str, deps: Sequence[AssetsDefinition | AssetDep],
+def derived_asset(name: str, group: str, partitions: PartitionsDefinition, deps: Sequence[AssetKey | AssetDep],
                   compute: Callable[[LakeResource, dt.date], pl.DataFrame], description: str) -> AssetsDefinition:
     """A daily asset whose day is `compute(lake, day)`, published under `name`."""
     published = name in TIMESCALE_TABLES
 
-    @asset(name=name, partitions_def=DAILY, backfill_policy=SINGLE_RUN, group_name=group, deps=deps,
+    @asset(name=name, partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name=group, deps=deps,
            kinds={"parquet", "timescaledb"} if published else {"parquet"},
            description=description + (" Also in TimescaleDB." if published else ""))
     def derived(context: AssetExecutionContext, lake: LakeResource, timescale: TimescaleResource) -> MaterializeResult:

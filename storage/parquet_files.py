@@ -95,6 +95,14 @@ def days_under(filesystem: fs.FileSystem, folder: str, venue: str) -> list[dt.da
                   if i.type == fs.FileType.Directory and i.base_name.startswith("date="))
 
 
+def lake_partitions(lake_root: str, folder: str) -> list[tuple[str, dt.date]]:
+    """(venue, day) of every `<folder>/venue=<v>/date=<d>/` directory of the lake (a record type's or
+    `derived/<asset>`), listed without reading a file."""
+    filesystem, base = filesystem_for(lake_root)
+    return [(venue, day) for venue in venues_under(filesystem, f"{base}/{folder}")
+            for day in days_under(filesystem, f"{base}/{folder}", venue)]
+
+
 def read_file(filesystem: fs.FileSystem, path: str) -> pa.Table:
     return pq.read_table(path, filesystem=filesystem)
 

@@ -22,17 +22,15 @@ from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.flags import GAP_BEFORE
 from normalize.records import RECORD_TYPES, Trade
-from pipelines.partitions import START_DATE
 from storage.seal_manifest import sealed_days
 from tests.demo_data import DemoRun
 from tests.pg_databases import private_database
-from ticklake.demo import REPO, SESSIONS
+from ticklake.demo import FIRST_DAY, REPO, SESSIONS
 from ticklake.demo_state import DemoError, Held, Stores, contents, prepare
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.postgres import EmbeddedPostgres
 
 VENUES = ["binance-usdm", "bybit", "hyperliquid", "okx"]
-FIRST_PARTITION = dt.date.fromisoformat(START_DATE)
 
 
 def _lake_rows_per_venue(lake: Path, record_type: str) -> dict[str, int]:
@@ -41,11 +39,11 @@ def _lake_rows_per_venue(lake: Path, record_type: str) -> dict[str, int]:
 
 
 def _trade_days(dsn: str) -> dict[dt.date, int]:
-    """Trades per UTC day from the first Dagster partition on."""
+    """Trades per UTC day from the first day the demo runs the pipelines for."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT ts_event / 86400000000000, count(*) FROM trade GROUP BY 1").fetchall()
     days = {dt.date(1970, 1, 1) + dt.timedelta(days=day): count for day, count in rows}
-    return {day: count for day, count in days.items() if day >= FIRST_PARTITION}
+    return {day: count for day, count in days.items() if day >= FIRST_DAY}
 
 
 def test_the_demo_succeeds_and_says_where_to_look(demo: DemoRun) -> None:

@@ -29,7 +29,8 @@ from dagster import (
 
 from normalize.records import RECORD_TYPES
 from pipelines.definitions import build_definitions
-from pipelines.runner import pipelines_env, run_pipelines
+from pipelines.partitions import utc_today
+from pipelines.runner import pipelines_env, plan_days, run_days
 from pipelines.timescale_tables import TIMESCALE_TABLES, pg_type, table_ddl
 from storage.timescale_rows import copy_table
 from tests.pg_databases import private_database
@@ -185,6 +186,22 @@ def test_sealed_lake_holds_each_record_once(runs: dict[str, ExecuteInProcessResu
         assert got.sort(expected.columns).equals(expected.sort(expected.columns)), record_type
 
 
+def test_partitions_run_from_the_lakes_first_day_to_the_last_closed_one(lake: Path, pg_dsn: str) -> None:
+    """The first partition is the lake's earliest day folder of any record type (2019 fixtures here), or the
+    configured one; the last is yesterday, or today for `ticklake pipelines run`."""
+    earliest = min(dt.date.fromisoformat(p.name[5:]) for p in lake.glob("*/venue=*/date=*"))  # not derived/*/
+    assert earliest < dt.date(2021, 1, 1)
+    today = utc_today()
+    yesterday = today - dt.timedelta(days=1)
+    for first_day, through_today, expected in [(None, False, (earliest, yesterday)), (None, True, (earliest, today)),
+                                               (dt.date(2023, 1, 1), False, (dt.date(2023, 1, 1), yesterday))]:
+        definitions = build_definitions(str(lake), pg_dsn, first_day, through_today=through_today)
+        partitions = definitions.resolve_job_def("daily").partitions_def
+        assert partitions is not None
+        assert (partitions.get_first_partition_key(), partitions.get_last_partition_key()) == (
+            expected[0].isoformat(), expected[1].isoformat())
+
+
 def test_schedule_runs_the_previous_utc_day(lake: Path, pg_dsn: str) -> None:
     definitions = build_definitions(str(lake), pg_dsn)
     schedule = definitions.resolve_schedule_def("daily_schedule")
@@ -273,10 +290,12 @@ def test_migration_holds_the_generated_ddl() -> None:
     assert body.strip() == "\n\n".join(table_ddl(table) for table in TIMESCALE_TABLES)
 
 
-def test_run_pipelines_records_its_runs_under_ticklake_home(pg_dsn: str, tmp_path: Path) -> None:
+def test_run_days_records_its_runs_under_ticklake_home(pg_dsn: str, tmp_path: Path) -> None:
     fresh = build_chunked_lake(tmp_path / "lake")
-    runs = run_pipelines(dt.date(2024, 8, 8), dt.date(2024, 8, 9), ticklake_home=tmp_path / "home",
-                         lake_root=str(fresh), pg_dsn=pg_dsn, selection=["sealed_trade"])
+    plan = plan_days(dt.date(2024, 8, 7), dt.date(2024, 8, 9), lake_root=str(fresh))
+    assert (plan.days, plan.skipped) == ([dt.date(2024, 8, 8), dt.date(2024, 8, 9)], [dt.date(2024, 8, 7)])
+    runs = list(run_days(plan.days, ticklake_home=tmp_path / "home", lake_root=str(fresh), pg_dsn=pg_dsn,
+                         selection=["sealed_trade"]))
     assert [(r.day, r.success) for r in runs] == [(dt.date(2024, 8, 8), True), (dt.date(2024, 8, 9), True)]
     recorded = DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs()
     assert sorted(run.run_id for run in recorded) == sorted(r.run_id for r in runs)

@@ -387,19 +387,43 @@ app.add_typer(pipelines_app, name="pipelines")
 
 @pipelines_app.command("run")
 def pipelines_run(
-    first: Annotated[dt.datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First UTC day.")],
-    last: Annotated[dt.datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last UTC day.")],
+    first: Annotated[str, typer.Option("--from", help="First UTC day: YYYY-MM-DD, or 'today'.")],
+    last: Annotated[str | None, typer.Option("--to", help="Last UTC day: YYYY-MM-DD, or 'today' (default: "
+                                                          "--from).")] = None,
     select: Annotated[list[str] | None, typer.Option(help="Asset names (default: all).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Dagster's own log lines on the terminal (stderr) "
+                                                            "instead of $TICKLAKE_HOME/logs/pipelines.log.")] = False,
 ) -> None:
-    """Run the daily job for each UTC day of [--from, --to] (a backfill); runs recorded in $TICKLAKE_HOME/dagster."""
-    from pipelines.runner import run_pipelines
+    """Run the daily job for each UTC day of [--from, --to] that has data in the lake (a backfill; runs
+    recorded in $TICKLAKE_HOME/dagster). Today's open day runs without its seal: bars, funding and analytics
+    from the files present, replaced by the run after midnight, which seals the day."""
+    import contextlib
+
+    from ticklake import logs
 
     settings = _settings()
-    runs = run_pipelines(first.date(), last.date(), ticklake_home=settings.home, lake_root=settings.lake_root,
-                         pg_dsn=local.pg_dsn(settings), selection=select)
-    for result in runs:
-        console.print(f"{result.day}  {'ok    ' if result.success else 'FAILED'}  run {result.run_id}")
-    if not all(r.success for r in runs):
+    log = settings.home / "logs" / "pipelines.log"
+    with contextlib.nullcontext() if verbose else logs.stderr_to(log):
+        from pipelines.partitions import utc_today
+        from pipelines.runner import parse_day, plan_days, run_days
+
+        today = utc_today()
+        start = parse_day(first, "--from", today)
+        plan = plan_days(start, parse_day(last, "--to", today) if last is not None else start,
+                         lake_root=settings.lake_root, first_day=settings.pipelines_start, today=today)
+        ok = True
+        for result in run_days(plan.days, ticklake_home=settings.home, lake_root=settings.lake_root,
+                               pg_dsn=local.pg_dsn(settings), selection=select, first_day=settings.pipelines_start):
+            partial = "  today's open day: not sealed, outputs partial" if result.partial else ""
+            console.print(f"{result.day}  {'ok    ' if result.success else 'FAILED'}  run {result.run_id}{partial}",
+                          soft_wrap=True)
+            ok = ok and result.success
+    if plan.skipped:
+        count = len(plan.skipped)
+        console.print(f"{count:,} day{'s' if count > 1 else ''} without data in the lake: skipped")
+    if not verbose:
+        console.print(f"Dagster's log: {log}", soft_wrap=True)
+    if not ok:
         raise typer.Exit(1)
 
 

@@ -14,18 +14,11 @@ from normalize.flags import GAP_BEFORE
 from normalize.records import RECORD_TYPES
 from pipelines.assets_bars import TIME_BARS
 from pipelines.lake_io import DERIVED
-from storage.parquet_files import days_under, filesystem_for, venues_under
+from storage.parquet_files import lake_partitions
 from storage.retention import DayKey, lake_day_rows, timescale_day_rows
 
 BAR_ASSETS = (*(f"bars_{every}" for every in TIME_BARS), "bars_tick", "bars_volume", "bars_dollar")
 _END = 2**63 - 1
-
-
-def lake_partitions(lake_root: str, folder: str) -> list[DayKey]:
-    """(venue, day) of every `<folder>/venue=<v>/date=<d>/` directory of the lake."""
-    filesystem, base = filesystem_for(lake_root)
-    return [(venue, day) for venue in venues_under(filesystem, f"{base}/{folder}")
-            for day in days_under(filesystem, f"{base}/{folder}", venue)]
 
 
 def record_counts(conn: psycopg.Connection, lake_root: str) -> dict[str, dict[DayKey, tuple[int, int]]]:

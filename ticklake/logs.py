@@ -1,4 +1,4 @@
-"""Structured logs for the long-running commands (ingest, sinks, run).
+"""Structured logs for the long-running commands (ingest, sinks, run), and Dagster's kept in a file.
 
 Every module logs through the standard `logging` module; structlog renders those records as one
 line each, `key=value` for a terminal or JSON for a log collector (TICKLAKE_LOG_JSON=1), with a
@@ -7,8 +7,11 @@ UTC timestamp, level and logger name, so existing log calls need no change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import structlog
 
@@ -31,3 +34,13 @@ def configure(level: int = logging.INFO, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+@contextlib.contextmanager
+def stderr_to(log: Path) -> Iterator[None]:
+    """Python's stderr written to `log` (replaced) for the block: where Dagster writes its warnings and
+    its console log of every run step, hundreds of lines a run, kept off the terminal. Each command
+    writes its own log; Dagster's UI keeps every run's events."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out, contextlib.redirect_stderr(out):
+        yield

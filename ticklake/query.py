@@ -61,8 +61,8 @@ class Query(store.Query):
         return pl.concat(parts, how="vertical_relaxed").sort("venue", "instrument", "ts")
 
     def _bars_built(self, interval: str, venue: str) -> int:
-        """Midnight after the latest day the pipelines built `bars_<interval>` for (they build sealed days
-        only, so never past the watermark); 0 for an interval they do not build."""
+        """Midnight after the latest day the pipelines built `bars_<interval>` for, bounded by the watermark
+        (today's partial bars, built unsealed on demand, are never read); 0 for an interval they do not build."""
         if interval not in BAR_INTERVALS:
             return 0
         days = self._days_in(f"{self._base}/{DERIVED}/bars_{interval}", venue, 0, END_OF_TIME)

@@ -7,6 +7,7 @@ TICKLAKE_* environment variables that name no setting (a typo must not fall back
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     """Parquet lake root: a local path or an s3:// URL; default `<home>/lake`."""
     retention_days: int = 30
     """Days of ticks kept in TimescaleDB by `ticklake db retention` (the lake keeps everything)."""
+    pipelines_start: dt.date | None = None
+    """First daily partition of the pipelines (YYYY-MM-DD); unset: the earliest day in the lake."""
 
     @classmethod
     def settings_customise_sources(
