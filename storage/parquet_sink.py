@@ -51,10 +51,11 @@ from nats.js import JetStreamContext
 from pyarrow import fs
 
 from normalize import codec
+from normalize.arrow_schema import to_arrow
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic, write_bytes_atomic
 from storage.record_keys import first_per_key, keys_of, stored_key_columns, without_keys
-from storage.sink_consumer import JetStreamSink
+from storage.sink_consumer import BusGap, JetStreamSink, bus_time_ns
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ class ParquetSink(JetStreamSink):
                 assert isinstance(frame, pl.DataFrame)
                 keys[record_type].append(keys_of(frame, record_type))
         self._recent_keys = {record_type: pl.concat(parts) for record_type, parts in keys.items()}
+        self.stream_created = manifest.get("stream_created", "")
+        self.last_time_ns = manifest.get("last_time_ns", 0)
         return int(manifest["last_seq"])
 
     def _fetch_timeout(self) -> float:
@@ -223,6 +226,7 @@ class ParquetSink(JetStreamSink):
         if not self._pending:
             return
         first_seq, last_seq = min(self._pending), max(self._pending)
+        self.last_time_ns = bus_time_ns(self._pending[last_seq])
         received = {record_type: pa.concat_tables(parts) for record_type, parts in self._tables.items()}
         tables, keys = self._once_each(received)
         messages = list(self._pending.values())
@@ -256,6 +260,21 @@ class ParquetSink(JetStreamSink):
             keys[record_type] = keys_of(frame, record_type)
         return kept, keys
 
+    async def _record_bus_gap(self, gap: BusGap) -> None:
+        """The journal row as a file of its own (named by the gap's start: journaling the gap again
+        replaces it), then the manifest with the moved offset."""
+        record = gap.record()
+        table = to_arrow([record])
+        day = dt.datetime.fromtimestamp(record.ts_event / 1e9, dt.UTC).date()
+        path = (f"{partition_path(self.root, 'feed_status', record.venue, day)}/"
+                f"{self.config.consumer}-busgap-{gap.seq_from:012d}{SUFFIX}")
+
+        def write() -> None:
+            write_atomic(self.filesystem, path, table, "feed_status")
+            self._write_manifest(self.last_seq, [path[len(self.root) + 1:]])
+
+        await asyncio.to_thread(write)
+
     def _clear(self) -> None:
         self._tables.clear()
         self._pending.clear()
@@ -283,6 +302,7 @@ class ParquetSink(JetStreamSink):
     def _write_manifest(self, last_seq: int, files: list[str]) -> None:
         """The flush's commit point: from here on its messages count as written."""
         manifest = {"consumer": self.config.consumer, "stream": self.config.stream, "last_seq": last_seq,
+                    "stream_created": self.stream_created, "last_time_ns": self.last_time_ns,
                     "files": files, "written_at": dt.datetime.now(dt.UTC).isoformat()}
         write_bytes_atomic(self.filesystem, self.manifest_path, json.dumps(manifest, indent=1).encode())
 

@@ -16,22 +16,41 @@ stream order from that offset:
 So a message at or below the offset has been written (it comes back only when its ack was lost
 after the write, and is skipped) and one above it has not. Messages are acknowledged only after
 their effect is durable; the offset, not the ack, is the sink's record of progress.
+
+A sink's offset belongs to one stream: with it the sink keeps the stream's identity (JetStream's
+creation time of the stream) and the bus time of the last message written. At every (re)subscribe:
+
+* the stream no longer holds messages above the offset (they expired: the stream keeps 7 days or
+  20 GiB and discards the oldest, and the sink was away longer), or
+* the stream is not the one the offset belongs to (recreated, or another bus with the same stream
+  name), whatever its length,
+
+is a `bus_gap`: a feed_status row in the sink's own store (venue `bus`, the consumer as its
+connection, the stream sequences and bus times the gap covers), a metric, one loud log line; then
+the sink carries on from the first message the stream holds. `ticklake backfill` repairs such a
+gap from the raw captures. The row's time is the gap's start, so a sink that stops before moving
+its offset journals the same row again, and the stores keep it once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from prometheus_client import Counter, Gauge
+
+from normalize.flags import TS_EVENT_IMPUTED
+from normalize.records import FeedStatus
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +72,34 @@ BUS_AWAY = (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.
 """Fetch errors of a bus that is restarting or reconnecting: retried, not fatal."""
 
 
-class OffsetAhead(RuntimeError):
-    """The sink's durable offset is beyond the end of the stream: starting would lose data."""
+BUS_VENUE = "bus"
+"""feed_status rows about the bus itself (bus_gap) carry this venue id."""
+BUS_GAPS = Counter("ticklake_sink_bus_gap_messages", "Messages the stream no longer held when the sink came to "
+                   "them (expired, or the stream was recreated), each gap journaled as a bus_gap", ["consumer"])
+
+
+@dataclass(frozen=True)
+class BusGap:
+    """Messages of the stream this sink never wrote and can no longer read."""
+
+    stream: str
+    consumer: str
+    seq_from: int
+    seq_to: int | None
+    """None when the old stream's end is unknown (it was recreated)."""
+    time_from_ns: int
+    """Bus time of the last message written before the gap (0: unknown)."""
+    time_to_ns: int
+    """Bus time of the first message after it (0: none yet)."""
+    reason: str
+
+    def record(self) -> FeedStatus:
+        """The journal row: ts_event (and ts_recv, its key) the bus time the gap starts after, ts_exch
+        the bus time of the first message after it, seq_from/seq_to the stream sequences lost; keyed
+        by its start, so journaling it twice stores it once."""
+        start = self.time_from_ns or self.time_to_ns
+        return FeedStatus(BUS_VENUE, self.stream, "", start, start, self.time_to_ns or None, None, TS_EVENT_IMPUTED,
+                          "bus_gap", self.consumer, self.reason, self.seq_from, self.seq_to)
 
 
 class ConsumerSettings(Protocol):
@@ -88,6 +133,11 @@ class JetStreamSink:
         self.resyncs = 0
         self.duplicates = 0
         self.last_seq = 0
+        self.stream_created = ""
+        """Identity of the stream the offset belongs to ("" for an offset from before identities)."""
+        self.last_time_ns = 0
+        """Bus time of the message at the offset."""
+        self.bus_gaps: list[BusGap] = []
         self._next_delivery = 1
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -130,13 +180,15 @@ class JetStreamSink:
                                 max_ack_pending=max_ack_pending)
         while not stop.is_set():
             try:
-                last = (await js.stream_info(s.stream)).state.last_seq
-                if last < self.last_seq:
-                    raise OffsetAhead(
-                        f"consumer {s.consumer} has written through stream sequence {self.last_seq:,} but stream "
-                        f"{s.stream} ends at {last:,}: it was recreated, or this is another bus. Delivering from "
-                        f"{self.last_seq + 1:,} would skip its messages; reset this consumer's offset after "
-                        "checking, or use another consumer name")
+                info = await js.stream_info(s.stream)
+                gap = await self._gap(js, info)
+                self.stream_created = str(info.created)
+                if gap is not None:
+                    await self._record_bus_gap(gap)
+                    self.bus_gaps.append(gap)
+                    BUS_GAPS.labels(s.consumer).inc((gap.seq_to or gap.seq_from) - gap.seq_from + 1)
+                    log.error("BUS GAP: consumer %s: %s", s.consumer, gap.reason)
+                config.opt_start_seq = self.last_seq + 1
                 with contextlib.suppress(NotFoundError):
                     await js.delete_consumer(s.stream, s.consumer)
                 await js.add_consumer(s.stream, config)
@@ -148,6 +200,45 @@ class JetStreamSink:
             self._next_delivery = 1
             return await js.pull_subscribe_bind(durable=s.consumer, stream=s.stream)
         return None
+
+    async def _gap(self, js: JetStreamContext, info: StreamInfo) -> BusGap | None:
+        """What the stream lost of this sink's messages, if anything (see the module docstring);
+        moves the offset to just before the first message the stream still holds."""
+        s, state = self.settings, info.state
+        created = str(info.created)
+        first = state.first_seq if state.messages else state.last_seq + 1
+        recreated = (self.stream_created != created if self.stream_created
+                     else self.last_seq > state.last_seq)  # an offset from before identities
+        if recreated and self.last_seq:
+            old_end, old_time = self.last_seq, self.last_time_ns
+            self.last_seq, self.last_time_ns = first - 1, 0
+            return BusGap(s.stream, s.consumer, old_end + 1, None, old_time, await self._time_of(js, first),
+                          f"stream {s.stream} is not the one this consumer's offset belongs to (created "
+                          f"{self.stream_created or 'before identities were kept'}, now {created}): messages of the "
+                          f"old stream after sequence {old_end:,} were never written here; from the new stream, "
+                          f"sequences before {first:,} are gone too")
+        if self.last_seq + 1 >= first:
+            return None
+        seq_from, seq_to = self.last_seq + 1, first - 1
+        time_from, time_to = self.last_time_ns, await self._time_of(js, first)
+        self.last_seq, self.last_time_ns = seq_to, 0
+        return BusGap(s.stream, s.consumer, seq_from, seq_to, time_from, time_to,
+                      f"stream {s.stream} no longer holds sequences {seq_from:,}..{seq_to:,} "
+                      f"({seq_to - seq_from + 1:,} messages, bus time {_iso(time_from)} to {_iso(time_to)}): they "
+                      "expired before this consumer "
+                      "wrote them; repair with `ticklake backfill` over that time from the raw captures")
+
+    async def _time_of(self, js: JetStreamContext, seq: int) -> int:
+        """Bus time (ns) of the message at `seq`, 0 if there is none."""
+        try:
+            message = await js.get_msg(self.settings.stream, seq)
+        except (NotFoundError, nats.errors.Error):
+            return 0
+        return int(message.time.timestamp() * 1e9) if message.time else 0
+
+    async def _record_bus_gap(self, gap: BusGap) -> None:
+        """Journal the gap in the sink's store together with the moved offset."""
+        raise NotImplementedError
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription, batch: int, timeout_s: float
                      ) -> list[Msg] | None:
@@ -207,8 +298,10 @@ class JetStreamSink:
         ROWS_WRITTEN.labels(self.settings.consumer).inc(rows)
         FILES_WRITTEN.labels(self.settings.consumer).inc(files)
 
-    def _set_last_seq(self, seq: int) -> None:
+    def _set_last_seq(self, seq: int, time_ns: int | None = None) -> None:
         self.last_seq = seq
+        if time_ns is not None:
+            self.last_time_ns = time_ns
         LAST_SEQ.labels(self.settings.consumer).set(seq)
 
     def summary(self) -> str:
@@ -216,3 +309,14 @@ class JetStreamSink:
         return (f"consumer {self.settings.consumer}: {self.rows_written:,} rows written, {self.files_written:,} files, "
                 f"{self.duplicates:,} duplicates dropped, {self.skipped:,} skipped, "
                 f"{self.dead_letters:,} dead letters, {self.write_retries:,} write retries, last seq {self.last_seq:,}")
+
+
+def _iso(time_ns: int) -> str:
+    if not time_ns:
+        return "unknown"
+    return dt.datetime.fromtimestamp(time_ns / 1e9, dt.UTC).isoformat(timespec="seconds")
+
+
+def bus_time_ns(message: Msg) -> int:
+    """When JetStream stored the message (ns)."""
+    return int(message.metadata.timestamp.timestamp() * 1e9)

@@ -27,13 +27,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+import msgspec
 import psycopg
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from normalize import codec
 from storage.pg import DatabaseUnavailable, connect
-from storage.sink_consumer import JetStreamSink
+from storage.sink_consumer import BusGap, JetStreamSink, bus_time_ns
 from storage.timescale_rows import copy_rows, insert_new_rows
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class TimescaleSink(JetStreamSink):
         super().__init__(config)
         self.config = config
         self._checked_until = 0.0
+        self._conn: psycopg.Connection | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         nc, js = await self._connect()
@@ -106,7 +108,7 @@ class TimescaleSink(JetStreamSink):
             if conn is not None and not conn.closed:
                 return conn
             try:
-                conn = connect(self.config.pg_dsn)
+                conn = self._conn = connect(self.config.pg_dsn)
                 self._set_last_seq(self._committed(conn))
                 return conn
             except (DatabaseUnavailable, psycopg.OperationalError) as exc:
@@ -123,13 +125,35 @@ class TimescaleSink(JetStreamSink):
                 conn.close()
 
     def _committed(self, conn: psycopg.Connection) -> int:
-        row = conn.execute("SELECT last_seq FROM ticklake_sink_offsets WHERE consumer = %s",
-                           (self.config.consumer,)).fetchone()
+        """The committed offset; also loads the stream identity and bus time kept with it."""
+        row = conn.execute("SELECT last_seq, stream_created, last_time_ns FROM ticklake_sink_offsets "
+                           "WHERE consumer = %s", (self.config.consumer,)).fetchone()
         conn.commit()
-        return int(row[0]) if row else 0
+        if row is None:
+            return 0
+        self.stream_created, self.last_time_ns = row[1] or "", row[2] or 0
+        return int(row[0])
+
+    def _save_offset(self, cursor: psycopg.Cursor, last_seq: int, last_time_ns: int) -> None:
+        cursor.execute(
+            """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq, stream_created, last_time_ns)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now(),
+                   stream_created = EXCLUDED.stream_created, last_time_ns = EXCLUDED.last_time_ns""",
+            (self.config.consumer, self.config.stream, last_seq, self.stream_created, last_time_ns),
+        )
+
+    async def _record_bus_gap(self, gap: BusGap) -> None:
+        """The journal row and the moved offset, in one transaction."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise DatabaseUnavailable("the database went away while journaling a bus gap")
+        with conn.transaction(), conn.cursor() as cursor:
+            insert_new_rows(cursor, "feed_status", [msgspec.structs.astuple(gap.record())])
+            self._save_offset(cursor, self.last_seq, self.last_time_ns)
 
     def _commit(self, conn: psycopg.Connection, tables: dict[str, list[tuple[object, ...]]], highest: int,
-                checked: bool) -> int:
+                last_time_ns: int, checked: bool) -> int:
         """One transaction: the rows (plain COPY, or only those whose key is new) and the offset;
         returns the rows written."""
         written = 0
@@ -140,11 +164,7 @@ class TimescaleSink(JetStreamSink):
                 else:
                     copy_rows(cursor, record_type, table_rows)
                     written += len(table_rows)
-            cursor.execute(
-                """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq) VALUES (%s, %s, %s)
-                   ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()""",
-                (self.config.consumer, self.config.stream, highest),
-            )
+            self._save_offset(cursor, highest, last_time_ns)
         return written
 
     async def _write(self, js: JetStreamContext, conn: psycopg.Connection, messages: list[Msg]) -> None:
@@ -163,18 +183,19 @@ class TimescaleSink(JetStreamSink):
                 continue
             tables[record_type] += rows_of
         if fresh:
-            highest = max(m.metadata.sequence.stream for m in fresh)
+            last = max(fresh, key=lambda m: m.metadata.sequence.stream)
+            highest, last_time_ns = last.metadata.sequence.stream, bus_time_ns(last)
             rows = sum(len(table_rows) for table_rows in tables.values())
             checked = time.monotonic() < self._checked_until
             try:
-                written = self._commit(conn, tables, highest, checked)
+                written = self._commit(conn, tables, highest, last_time_ns, checked)
             except psycopg.errors.UniqueViolation:
                 # a row already stored: a redundant handler's copy, most likely, and more will come
                 self._checked_until = time.monotonic() + self.config.checked_hold_s
-                written = self._commit(conn, tables, highest, checked=True)
+                written = self._commit(conn, tables, highest, last_time_ns, checked=True)
             self._count_written(written)
             self._count_duplicates(rows - written)
-            self._set_last_seq(highest)
+            self._set_last_seq(highest, last_time_ns)
         self._count_skipped(len(messages) - len(fresh))
         for message in messages:
             await message.ack()

@@ -116,21 +116,3 @@ async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: Embed
     assert db_keys(postgres.dsn, venue) == record_keys(records)
 
 
-async def test_a_recreated_stream_is_refused_not_skipped(bus: EmbeddedNats, postgres: EmbeddedPostgres,
-                                                        tmp_path: Path) -> None:
-    """After the stream is lost and recreated, its sequences start again at 1: a sink resuming
-    from its old offset would skip every new message. It refuses to start instead."""
-    from storage.sink_consumer import OffsetAhead
-
-    venue, records = relabel(binance_records())
-    await publish(bus.url, records, tmp_path / "spool")
-    sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
-    await run_until_drained(sink, bus.url)
-    client = await nats.connect(bus.url)
-    await client.jetstream().delete_stream("TICKS")
-    await client.close()
-    await publish(bus.url, records[:10], tmp_path / "spool2")
-    again = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
-    with pytest.raises(OffsetAhead, match=f"has written through stream sequence {sink.last_seq:,} but stream TICKS"):
-        await asyncio.wait_for(again.run(asyncio.Event()), 30)
-    assert db_keys(postgres.dsn, venue) == record_keys(records)

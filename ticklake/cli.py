@@ -15,7 +15,7 @@ from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from storage.migrate import MigrationError, migrate
 from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
-from storage.sink_consumer import JetStreamSink, OffsetAhead
+from storage.sink_consumer import JetStreamSink
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
@@ -30,7 +30,7 @@ app.add_typer(db_app, name="db")
 console = Console(width=120)
 
 USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
-               OffsetAhead, ManifestBehind, UnknownChannel, VenueLimitExceeded)
+               ManifestBehind, UnknownChannel, VenueLimitExceeded)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
 
 
