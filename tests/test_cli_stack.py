@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -105,3 +106,49 @@ def test_unknown_setting_is_rejected(tmp_path: Path) -> None:
     result = _run(_env(), "config", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "ticklake: unknown setting 'lake_root'"
+
+
+def test_a_new_home_never_adopts_the_database_an_old_one_left_behind() -> None:
+    """As root, a home the postgres user cannot reach keeps its cluster under /var/lib/ticklake. A
+    home deleted without `down --purge` leaves that cluster behind; a new home at the same path
+    starts a cluster of its own, says what it found, and `down --purge` removes everything the
+    stack created, the database included."""
+    import tempfile
+
+    import psycopg
+
+    closed = Path(tempfile.mkdtemp(prefix="ticklake-closed-", dir="/tmp"))  # mode 700: postgres cannot enter
+    home = closed / "home"
+    env = _env(TICKLAKE_HOME=str(home))
+    leftovers: list[Path] = []
+    try:
+        assert _run(env, "up").returncode == 0
+        first = json.loads((home / "stack.json").read_text())
+        data_dir = Path(first["postgres"]["data_dir"])
+        assert data_dir.parent == Path("/var/lib/ticklake") and data_dir.name.endswith(first["home_id"])
+        leftovers.append(data_dir)
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{first['postgres']['port']}/postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE old_home_was_here")
+        assert _run(env, "down").returncode == 0
+        shutil.rmtree(home)  # deleted without --purge: the cluster stays behind
+
+        up = _run(env, "up")
+        assert up.returncode == 0, up.stderr
+        second = json.loads((home / "stack.json").read_text())
+        assert second["home_id"] != first["home_id"] and second["postgres"]["data_dir"] != str(data_dir)
+        assert f"not using {data_dir}: a database an earlier home at {home} left behind" in up.stderr
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{second['postgres']['port']}/postgres") as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert "old_home_was_here" not in names
+
+        purge = _run(env, "down", "--purge")
+        assert purge.returncode == 0, purge.stderr
+        assert f"removed {second['postgres']['data_dir']}" in purge.stdout
+        assert not Path(second["postgres"]["data_dir"]).exists() and not (home / "stack.json").exists()
+        assert not (home / "nats").exists()
+    finally:
+        _run(env, "down")
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(closed, ignore_errors=True)

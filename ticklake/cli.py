@@ -85,10 +85,21 @@ def up() -> None:
 
 
 @app.command()
-def down() -> None:
+def down(
+    purge: Annotated[bool, typer.Option(help="Also remove everything the stack created: the embedded database "
+                                             "(wherever it lives), the bus store, and the home's captures, spool, "
+                                             "dead letters, pipeline history, logs and default lake.")] = False,
+) -> None:
     """Stop only what `ticklake up` started."""
-    stopped = local.down(_settings())
+    settings = _settings()
+    stopped = local.down(settings)
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing started by `ticklake up` is running")
+    if purge:
+        removed = local.purge(settings)
+        for path in removed:
+            console.print(f"removed {path}", soft_wrap=True)
+        if not removed:
+            console.print("nothing to remove")
 
 
 @app.command()

@@ -3,21 +3,30 @@
 With TICKLAKE_PG_DSN / TICKLAKE_NATS_URL set, those servers are used and nothing is started.
 Otherwise `up` starts a private cluster and nats-server under $TICKLAKE_HOME and records them
 in `$TICKLAKE_HOME/stack.json`, which is where every other command finds their URLs; `down`
-stops only what that file says `up` started.
+stops only what that file says `up` started, and `down --purge` also removes what it created.
+
+stack.json also holds the home's id, made when the home's stack first starts. Where the cluster
+cannot live inside the home (ticklake.stack.postgres), its directory is named by that id, and
+`stack.json` records it: a home created again at the path of a deleted one starts a new cluster,
+and `up` reports any cluster an earlier home left behind rather than adopting it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from ticklake.settings import Settings
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port
-from ticklake.stack.postgres import EmbeddedPostgres, resolve_data_dir
+from ticklake.stack.postgres import EmbeddedPostgres, left_behind, resolve_data_dir
 
 STATE_FILE = "stack.json"
+log = logging.getLogger(__name__)
 
 
 class StackNotUp(RuntimeError):
@@ -28,6 +37,7 @@ class StackNotUp(RuntimeError):
 class StackState:
     postgres: EmbeddedPostgres | None = None
     nats: EmbeddedNats | None = None
+    home_id: str = ""
 
 
 def _state_path(settings: Settings) -> Path:
@@ -39,7 +49,7 @@ def load_state(settings: Settings) -> StackState:
     if not path.exists():
         return StackState()
     raw = json.loads(path.read_text())
-    state = StackState()
+    state = StackState(home_id=raw.get("home_id", ""))
     if "postgres" in raw:
         state.postgres = EmbeddedPostgres(Path(raw["postgres"]["data_dir"]), raw["postgres"]["port"])
     if "nats" in raw:
@@ -48,7 +58,7 @@ def load_state(settings: Settings) -> StackState:
 
 
 def save_state(settings: Settings, state: StackState) -> None:
-    raw: dict[str, dict[str, object]] = {}
+    raw: dict[str, object] = {"home_id": state.home_id}
     if state.postgres:
         raw["postgres"] = {"data_dir": str(state.postgres.data_dir), "port": state.postgres.port}
     if state.nats:
@@ -60,10 +70,16 @@ def save_state(settings: Settings, state: StackState) -> None:
 def up(settings: Settings) -> StackState:
     """Start whatever is not configured externally; idempotent."""
     state = load_state(settings)
+    state.home_id = state.home_id or uuid.uuid4().hex[:12]
     if settings.pg_dsn is None:
         if state.postgres is None:
-            data_dir = resolve_data_dir(settings.home / "postgres")
+            requested = settings.home / "postgres"
+            data_dir = resolve_data_dir(requested, state.home_id)
+            for old in left_behind(requested, data_dir):
+                log.warning("not using %s: a database an earlier home at %s left behind (remove it if it is not "
+                            "needed: `rm -rf %s`)", old, settings.home.absolute(), old)
             state.postgres = EmbeddedPostgres(data_dir, free_port())
+        save_state(settings, state)  # where the cluster lives is recorded before it is created
         state.postgres.start()
     if settings.nats_url is None:
         if state.nats is None:
@@ -71,6 +87,11 @@ def up(settings: Settings) -> StackState:
         state.nats.start()
     save_state(settings, state)
     return state
+
+
+HOME_ENTRIES = ("postgres", "nats", "capture", "spool", "dead_letters", "dagster", "logs", "demo", "lake",
+                STATE_FILE)
+"""What ticklake creates in its home (the lake only where it is the default, `<home>/lake`)."""
 
 
 def down(settings: Settings) -> list[str]:
@@ -84,6 +105,28 @@ def down(settings: Settings) -> list[str]:
         state.nats.stop()
         stopped.append("nats")
     return stopped
+
+
+def purge(settings: Settings) -> list[Path]:
+    """After `down`: remove everything the stack and ticklake created in its home, and the
+    embedded database wherever it lives; returns what was removed. A lake configured outside the
+    home (TICKLAKE_LAKE) and servers named by URL are not the stack's and stay."""
+    state = load_state(settings)
+    targets = [settings.home / name for name in HOME_ENTRIES]
+    if state.postgres is not None:
+        targets.append(state.postgres.data_dir)
+    if state.nats is not None:
+        targets.append(state.nats.store_dir)
+    removed = []
+    for target in dict.fromkeys(t.absolute() for t in targets):
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        else:
+            continue
+        removed.append(target)
+    return removed
 
 
 def pg_dsn(settings: Settings) -> str:

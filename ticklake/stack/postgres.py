@@ -3,7 +3,9 @@
 initdb and pg_ctl refuse to run as root, so as root the cluster runs as the `postgres` system
 user (created by the PostgreSQL package) in a directory it owns. When that user cannot reach
 the requested directory (a home under /root, say), the cluster lives under
-/var/lib/ticklake/<hash of the requested path> instead, and `data_dir` says where.
+/var/lib/ticklake/pg-<hash of the requested path>-<home id> instead, and `data_dir` says where.
+The home id is the home's own (ticklake.stack.local): a new home at the path of a deleted one
+gets a new cluster, never the old one's.
 """
 
 from __future__ import annotations
@@ -61,13 +63,26 @@ def _reachable_by_system_user(path: Path) -> bool:
     return result.returncode == 0
 
 
-def resolve_data_dir(requested: Path) -> Path:
+FALLBACK_ROOT = Path("/var/lib/ticklake")
+
+
+def _fallback_prefix(requested: Path) -> str:
+    return f"pg-{hashlib.sha256(str(requested.absolute()).encode()).hexdigest()[:12]}"
+
+
+def resolve_data_dir(requested: Path, home_id: str) -> Path:
     """Where the cluster will actually live for a requested directory (see module docstring)."""
     requested = requested.absolute()
     if not _as_root() or _reachable_by_system_user(requested):
         return requested
-    digest = hashlib.sha256(str(requested).encode()).hexdigest()[:12]
-    return Path("/var/lib/ticklake") / f"pg-{digest}"
+    return FALLBACK_ROOT / f"{_fallback_prefix(requested)}-{home_id}"
+
+
+def left_behind(requested: Path, data_dir: Path) -> list[Path]:
+    """Clusters that earlier homes at the requested path left under the fallback root (other than
+    `data_dir`): never adopted, reported so they can be removed."""
+    prefix = _fallback_prefix(requested)
+    return sorted(p for p in FALLBACK_ROOT.glob(f"{prefix}*") if p != data_dir and (p / "PG_VERSION").exists())
 
 
 @dataclass
