@@ -21,6 +21,7 @@ from pyarrow import fs
 from normalize.arrow_schema import schema_for
 from storage.lake_layout import partition_path
 from storage.parquet_files import COMPRESSION, filesystem_for, parquet_files, venues_under, write_bytes_atomic
+from storage.seal_manifest import partition_files
 
 DERIVED = "derived"
 PART = "part-0.parquet"
@@ -50,8 +51,7 @@ def partition_venues(lake_root: str, record_type: str, day: dt.date) -> list[str
 def read_partition(lake_root: str, record_type: str, venue: str, day: dt.date) -> pl.DataFrame:
     """One venue's rows of a record type and UTC day, in the contract schema (possibly empty)."""
     filesystem, base = filesystem_for(lake_root)
-    paths = parquet_files(filesystem, partition_path(base, record_type, venue, day))
-    return _read(filesystem, paths, schema_for(record_type))
+    return _read(filesystem, partition_files(filesystem, base, record_type, venue, day), schema_for(record_type))
 
 
 def read_day(lake_root: str, record_type: str, day: dt.date) -> pl.DataFrame:

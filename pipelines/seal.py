@@ -121,13 +121,25 @@ def seal_day(lake_root: str, day: dt.date, record_types: Iterable[str] = RECORD_
     return results
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A seal that also swaps rows (`ticklake backfill --replace`): the partition's current rows
+    matching `drop` are left out, and the rows of `extra` (a file in the partition whose name no
+    `*.parquet` glob sees) come in, in the same commit, so a reader sees the old rows or the new
+    ones, never both, never neither (storage.seal_manifest.partition_files)."""
+
+    drop: pl.Expr
+    extra: str
+
+
 def seal_partition(lake_root: str, record_type: str, venue: str, day: dt.date, *,
                    max_file_rows: int = MAX_FILE_ROWS, row_group_rows: int = ROW_GROUP_ROWS,
-                   batch_rows: int = BATCH_ROWS) -> SealResult | None:
+                   batch_rows: int = BATCH_ROWS, rewrite: Rewrite | None = None) -> SealResult | None:
     """Seal one partition (see the module docstring); None when it holds no files."""
     filesystem, base = filesystem_for(lake_root)
     with _partition_lock(filesystem, base, record_type, venue, day):
-        return _seal_locked(filesystem, base, record_type, venue, day, max_file_rows, row_group_rows, batch_rows)
+        return _seal_locked(filesystem, base, record_type, venue, day, max_file_rows, row_group_rows, batch_rows,
+                            rewrite)
 
 
 @contextlib.contextmanager
@@ -146,7 +158,8 @@ def _partition_lock(filesystem: fs.FileSystem, base: str, record_type: str, venu
 
 
 def _seal_locked(filesystem: fs.FileSystem, base: str, record_type: str, venue: str, day: dt.date,
-                 max_file_rows: int, row_group_rows: int, batch_rows: int) -> SealResult | None:
+                 max_file_rows: int, row_group_rows: int, batch_rows: int,
+                 rewrite: Rewrite | None = None) -> SealResult | None:
     started = time.perf_counter()
     folder = partition_path(base, record_type, venue, day)
     manifest = read_manifest(filesystem, base, record_type, venue, day)
@@ -154,9 +167,12 @@ def _seal_locked(filesystem: fs.FileSystem, base: str, record_type: str, venue: 
         manifest = _finish(filesystem, base, folder, manifest)
     _delete_stale_tmp(filesystem, folder)
     inputs = _committed_inputs(filesystem, base, folder)
+    current = {f"{folder}/{name}" for name in inputs}
+    if rewrite is not None:
+        inputs.append(rewrite.extra)
     if not inputs:
         return None
-    if manifest is not None and sorted(inputs) == sorted(f.name for f in manifest.outputs):
+    if rewrite is None and manifest is not None and sorted(inputs) == sorted(f.name for f in manifest.outputs):
         return SealResult(record_type, venue, day, len(inputs), manifest.rows, len(inputs), manifest.rows,
                           time.perf_counter() - started, manifest.generation, skipped=True)
     generation = manifest.generation + 1 if manifest is not None else 1
@@ -167,7 +183,8 @@ def _seal_locked(filesystem: fs.FileSystem, base: str, record_type: str, venue: 
     batches = _batches(filesystem, paths, batch_rows)
     try:
         for batch in batches:
-            merged, distinct = _merge(filesystem, paths, batch, record_type, folder)
+            merged, distinct = _merge(filesystem, paths, batch, record_type, folder,
+                                      (rewrite.drop, current) if rewrite is not None else None)
             if merged.height != distinct.len():
                 raise SealError(f"{folder}: {merged.height} rows kept for {distinct.len()} distinct keys")
             expected.add(distinct)
@@ -305,8 +322,8 @@ def _time_slices(filesystem: fs.FileSystem, paths: list[str], instrument: str, c
     return [_Batch([instrument], lo, hi) for lo, hi in itertools.pairwise(bounds)]
 
 
-def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_type: str,
-           folder: str) -> tuple[pl.DataFrame, pl.Series]:
+def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_type: str, folder: str,
+           drop: tuple[pl.Expr, set[str]] | None = None) -> tuple[pl.DataFrame, pl.Series]:
     """The batch's rows from every file, sorted, first copy of each key kept; and the distinct key
     hashes of the input rows (what the written files must hold). Rows that share a key but not
     the venue's values are two events under one key: merging them would lose one, so the seal
@@ -317,6 +334,8 @@ def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_ty
         table = pq.read_table(path, filesystem=filesystem, filters=batch.filters())
         frame = pl.from_arrow(table.select(schema.names).cast(schema))
         assert isinstance(frame, pl.DataFrame)
+        if drop is not None and path in drop[1]:
+            frame = frame.filter(~drop[0])
         frames.append(frame.with_columns(pl.lit(index, pl.Int32).alias(_FILE)).with_row_index(_ROW))
     rows = pl.concat(frames).sort([*ORDER, _FILE, _ROW], maintain_order=True)
     collisions = key_collisions(rows.drop(_FILE, _ROW), record_type)

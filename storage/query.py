@@ -39,7 +39,7 @@ from normalize.records import RECORD_TYPES
 from storage.lake_layout import NS_PER_DAY, day_of, partition_path
 from storage.parquet_files import days_under, filesystem_for, parquet_files, venues_under
 from storage.pg import connect as pg_connect
-from storage.seal_manifest import SEALED, SEALS_DIR
+from storage.seal_manifest import SEALED, SEALS_DIR, partition_files
 from storage.timescale_rows import read_table
 
 Time = int | dt.datetime | dt.date | str
@@ -301,7 +301,7 @@ class Query:
                    end_ns: int) -> pl.DataFrame:
         folder = f"{self._base}/{record_type}"
         paths = [path for day in self._days_in(folder, venue, start_ns, end_ns)
-                 for path in parquet_files(self._fs, partition_path(self._base, record_type, venue, day))]
+                 for path in partition_files(self._fs, self._base, record_type, venue, day)]
         schema = self._schema(record_type)
         if not paths:
             return pl.DataFrame(schema=schema)

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 from pyarrow import fs
 
-from storage.parquet_files import filesystem_for, write_bytes_atomic
+from storage.lake_layout import partition_path
+from storage.parquet_files import TMP_SUFFIX, filesystem_for, parquet_files, write_bytes_atomic
 
 SEALS_DIR = "_manifests/seals"
 COMMITTING = "committing"
@@ -96,3 +97,22 @@ def sealed_days(lake_root: str, record_type: str) -> set[tuple[str, dt.date]]:
         if manifest.state == SEALED:
             days.add((manifest.venue, dt.date.fromisoformat(manifest.date)))
     return days
+
+
+def partition_files(filesystem: fs.FileSystem, base: str, record_type: str, venue: str, day: dt.date) -> list[str]:
+    """The files a reader takes as the partition, so a rewrite (a seal, a backfill's replace) is
+    seen whole or not at all: while a rewrite commits (its manifest says `committing`), its outputs
+    (renamed in already, or still `.tmp`) instead of its inputs, with any file that arrived
+    meanwhile; otherwise the partition's `*.parquet` files. Costs one small read per partition."""
+    folder = partition_path(base, record_type, venue, day)
+    listed = parquet_files(filesystem, folder)
+    manifest = read_manifest(filesystem, base, record_type, venue, day)
+    if manifest is None or manifest.state != COMMITTING:
+        return listed
+    replaced = {f"{folder}/{entry.name}" for entry in manifest.inputs}
+    outputs = []
+    for entry in manifest.outputs:
+        path = f"{folder}/{entry.name}"
+        renamed = filesystem.get_file_info(path).type == fs.FileType.File
+        outputs.append(path if renamed else path + TMP_SUFFIX)
+    return sorted({p for p in listed if p not in replaced} | set(outputs))

@@ -317,7 +317,8 @@ def ingest(
     logs.configure()
     settings = _settings()
     output = (lake_output(str(out), settings.home) if out
-              else bus_output(local.nats_url(settings), settings.home, feeds))
+              else bus_output(local.nats_url(settings), settings.home, feeds, settings.bus_max_age_s,
+                              settings.bus_max_bytes))
     capture_root = settings.home / "capture" if capture else None
     config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
@@ -394,6 +395,51 @@ def demo() -> None:
 
 pipelines_app = typer.Typer(no_args_is_help=True, help="Dagster pipelines: day seal, bars, funding, analytics.")
 app.add_typer(pipelines_app, name="pipelines")
+
+
+@app.command("backfill")
+def backfill_command(
+    first: Annotated[str, typer.Option("--from", help="Start of the window (UTC), by receive time: YYYY-MM-DD or "
+                                                      "an ISO time such as 2026-12-07T10:00.")],
+    last: Annotated[str, typer.Option("--to", help="End of the window (exclusive), same forms.")],
+    venue: Annotated[list[str] | None, typer.Option(help="Venue id (repeatable; default: every venue with "
+                                                         "captures).")] = None,
+    replace: Annotated[bool, typer.Option(help="Swap the window's rows for freshly normalized ones (after a "
+                                               "normalizer fix), atomically per store; closed days only.")] = False,
+) -> None:
+    """Repair both stores from the raw captures of a window ($TICKLAKE_HOME/capture): re-normalize them with
+    the current normalizers and load what is missing (idempotent), or --replace the window's rows; bus gaps
+    the window covers are journaled `repaired`, and an audit row says what was done with which code."""
+    from ticklake.backfill import BackfillError, backfill
+
+    settings = _settings()
+    start_ns, end_ns = _window_ns(first, "--from"), _window_ns(last, "--to")
+    try:
+        result = backfill(settings.home / "capture", settings.lake_root, local.pg_dsn(settings), start_ns, end_ns,
+                          venue or (), replace)
+    except BackfillError as exc:
+        raise SettingsError(str(exc)) from None
+    console.print(f"backfill {result.id} ({result.mode}) of {', '.join(result.venues)} from "
+                  f"{len(result.captures)} capture files", soft_wrap=True)
+    table = Table("table", "re-normalized", "TimescaleDB added", "TimescaleDB replaced", "lake added")
+    for record_type in sorted(result.records.keys() | result.timescale_deleted.keys()):
+        table.add_row(record_type, f"{result.records.get(record_type, 0):,}",
+                      f"{result.timescale_added.get(record_type, 0):,}",
+                      f"{result.timescale_deleted.get(record_type, 0):,}" if result.mode == "replace" else "-",
+                      f"{result.lake_added.get(record_type, 0):,}")
+    console.print(table)
+    console.print(f"bus gaps repaired: {result.repaired}; frames rejected (dead letters): {result.dead_letters}")
+
+
+def _window_ns(text: str, flag: str) -> int:
+    """A date or an ISO time, UTC unless it says otherwise, as ns."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{flag} {text!r}: give a date (2026-12-07) or an ISO time (2026-12-07T10:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 @pipelines_app.command("run")

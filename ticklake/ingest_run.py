@@ -168,9 +168,14 @@ def make_connection(venue: str, symbols: Sequence[str], ws_url: str | None = Non
     return connection
 
 
-def bus_output(nats_url: str, home: Path, feeds: Sequence[Feed]) -> BusOutput:
+def bus_output(nats_url: str, home: Path, feeds: Sequence[Feed], max_age_s: float = BusConfig.max_age_s,
+               max_bytes: int = BusConfig.max_bytes) -> BusOutput:
+    """Publishing to the ticks stream, created (or updated) with these limits; JetStream's duplicate
+    window cannot outlast a message, so it is at most `max_age_s`."""
     name = "+".join(f"{f.venue}-{f.label}" if f.label else f.venue for f in feeds)
-    publisher = Publisher(BusConfig(url=nats_url), home / "spool" / f"ingest-{name}.spool")
+    config = BusConfig(url=nats_url, max_age_s=max_age_s, max_bytes=max_bytes,
+                       duplicate_window_s=min(BusConfig.duplicate_window_s, max_age_s))
+    publisher = Publisher(config, home / "spool" / f"ingest-{name}.spool")
     return BusOutput(publisher, _DeadLetters(home / "dead_letters"))
 
 

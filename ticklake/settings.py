@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     """Days of ticks kept in TimescaleDB by `ticklake db retention` (the lake keeps everything)."""
     pipelines_start: dt.date | None = None
     """First daily partition of the pipelines (YYYY-MM-DD); unset: the earliest day in the lake."""
+    bus_max_age_s: float = Field(default=7 * 86_400, gt=0)
+    """How long the ticks stream keeps a message (JetStream max_age); a sink away longer than this
+    finds a bus_gap, which `ticklake backfill` repairs from the raw captures."""
+    bus_max_bytes: int = Field(default=20 * 1024**3, gt=0)
+    """The most the ticks stream holds before it discards its oldest messages."""
 
     @classmethod
     def settings_customise_sources(
