@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+import msgspec
+
 from ingest.capture_formats import read_frames
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.offline import TopSchedule, normalize_frames
@@ -100,3 +102,16 @@ async def test_live_handler_takes_snapshots_on_a_timer_and_on_demand() -> None:
     five, three = _rebuild_tops(sink.emitted.records, 5), _rebuild_tops(sink.emitted.records, 3)
     for key, levels in tops.items():
         assert levels == (three if key in demanded else five)[key]
+
+
+def test_samples_of_an_unchanged_book_are_all_kept_by_the_bus() -> None:
+    """Two samples of a book nothing changed in between differ only in when they were taken
+    (ts_recv, their key): their envelopes get different message ids, so JetStream's duplicate
+    window keeps both, while a re-publish of one sample keeps its id."""
+    from normalize.bus_keys import message_id
+    from normalize.records import BookTop
+
+    first = [BookTop("binance-usdm", "BTCUSDT", "BTC-USDT-PERP", 1, 1_000, None, 5, 64, 1, 1, 100.0, 1.0)]
+    second = [msgspec.structs.replace(r, ts_recv=2_000) for r in first]
+    assert message_id(first) != message_id(second)
+    assert message_id(first) == message_id(list(first))
