@@ -266,8 +266,8 @@ def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on() -> None:
         normalizer.on_ws(payload, 9, out)
     assert [d.raw for d in out.dead_letters] == bad
     assert [d.reason.split(":")[0] for d in out.dead_letters] == [
-        "undecodable frame", "unknown topic kline", "undecodable frame", "bad decimal", "undecodable frame",
-        "unknown book message type partial", "bad decimal", "undecodable frame"]
+        "undecodable frame", "unknown topic kline", "undecodable frame", "bad value", "undecodable frame",
+        "unknown book message type partial", "bad value", "undecodable frame"]
     assert out.records == []  # half of the two-trade frame is never emitted
     normalizer.on_ws(TRADES.read_bytes().splitlines()[1], 10, out)
     assert [r.trade_id for r in out.records] == ["4c7b6bdc-b4a3-5716-9c7b-bbe01dc7072f"]
