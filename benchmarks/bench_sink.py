@@ -343,22 +343,29 @@ class Bench:
             await client.close()
         return sink
 
-    async def publisher_then_sink(self, base: Sequence[Trade], n: int) -> dict[str, Any]:
-        """Publish everything with no sink running, then start one on the backlog."""
-        venue = self.venue("backlog")
+    async def publisher_then_sink(self, base: Sequence[Trade], n: int, handlers: int = 1) -> dict[str, Any]:
+        """Publish everything with no sink running, then start one on the backlog. With two handlers
+        every record is published twice, in envelopes cut elsewhere (as two redundant handlers'
+        are), so JetStream keeps both and the sink drops the second copies by key."""
+        variant = "backlog" if handlers == 1 else f"backlog{handlers}"
+        venue = self.venue(variant)
         records = cycled(base, n, venue)
         truncate(self.pg.dsn)
-        publisher = await self.publisher("backlog")
         start = time.perf_counter()
-        await publish_all(publisher, records)
-        await publisher.close()
+        for handler in range(handlers):
+            config = self.bus_config()
+            config.max_records -= 7 * handler
+            publisher = Publisher(config, self.root / f"spool-{variant}-{handler}")
+            await publisher.start()
+            await publish_all(publisher, records)
+            await publisher.close()
+            assert publisher.acked_records == n, f"published {publisher.acked_records} of {n}"
         published_s = time.perf_counter() - start
-        assert publisher.acked_records == n, f"published {publisher.acked_records} of {n}"
         target = await self.last_stream_seq()
         sink = SinkProcess(self.root, self.bus.url, self.pg.dsn, venue, self.args)
         sink.go()
         try:
-            end_ns = await wait_committed(self.pg.dsn, sink.consumer, target, timeout_s=300)
+            end_ns = await wait_committed(self.pg.dsn, sink.consumer, target, timeout_s=600)
         finally:
             stats = sink.stop()
         assert count_rows(self.pg.dsn, venue) == n
@@ -480,6 +487,8 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
         backlog = await bench.publisher_then_sink(base, n)
         table.append(("publisher alone (until all acked)", n, backlog["publish_s"]))
         table.append(("sink alone (on the stream backlog)", n, backlog["sink_s"]))
+        twice = await bench.publisher_then_sink(base, n, handlers=2)
+        table.append(("sink alone, A/B: each record twice (n unique)", n, twice["sink_s"]))
         full = await bench.full_path(base, n, args.profile_sink)
         table.append(("full path (publish -> JetStream -> sink)", n, full["s"]))
         mean_commit = full["stats"]["rows"] // max(1, len(full["stats"]["commits"]))
@@ -488,7 +497,8 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
             table.append((f"raw COPY, {mean_commit:,} rows/commit (full path's)", n,
                           min(bench_copy_table(dsn, direct, max(1, mean_commit)) for _ in range(best))))
         notes += [f"  full path: everything published (acked) {full['publish_s']:.2f} s after the first submit",
-                  sink_line("sink alone", backlog["stats"]), sink_line("full path", full["stats"])]
+                  sink_line("sink alone", backlog["stats"]), sink_line("sink alone, A/B", twice["stats"]),
+                  sink_line("full path", full["stats"])]
         raw = n / table[0][2]
         print(f"\n{'variant':<44}{'rows':>10}{'s':>8}{'rows/s':>12}{'x raw COPY':>12}")
         for name, rows, seconds in table:
