@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from benchmarks.bench_normalize import DEPTH
 from ingest.capture_formats import read_capture
 from ingest.feed_handler import FeedHandler, HandlerConfig, _Link
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from normalize.venues.binance_usdm import BinanceUsdm
 
 

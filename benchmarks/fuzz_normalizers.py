@@ -16,7 +16,7 @@ from collections import Counter
 
 from ingest.capture_formats import read_frames
 from ingest.fuzz import Escape, fuzz
-from normalize.venues.registry import NORMALIZERS
+from ingest.venues.registry import NORMALIZERS
 from tests.captures import all_captures
 
 

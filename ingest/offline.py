@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from ingest.frames import Frame
 from ingest.normalizing import normalize_frame
+from ingest.venues.registry import NORMALIZERS
 from normalize.emitted import Emitted
 from normalize.venues.interface import VenueNormalizer
-from normalize.venues.registry import NORMALIZERS
 
 
 @dataclass(frozen=True)

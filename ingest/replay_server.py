@@ -33,52 +33,13 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from ingest.frames import Frame
-from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
-from ingest.venues.bybit_replay import BybitReplay
-from ingest.venues.hyperliquid_replay import HyperliquidReplay
-from ingest.venues.okx_replay import OkxReplay
+from ingest.venues.interface import ReplayProtocol
+from ingest.venues.registry import PROTOCOLS
 
-
-class ReplayProtocol(Protocol):
-    def route_of(self, path: str) -> str:
-        """Which of the venue's WebSocket routes a connection's URL path reaches."""
-
-    def serves(self, route: str, stream: str) -> bool:
-        """Whether the venue sends this stream on this route (a stream subscribed on a route that
-        does not serve it is accepted and stays silent, as venues do after moving a stream)."""
-
-    def streams_from_path(self, path: str) -> set[str]:
-        """Streams subscribed by the connection URL itself (path and query)."""
-
-    def on_client_message(self, text: str, streams: set[str], route: str) -> str | list[str] | None:
-        """Apply a subscribe/ping message sent on a connection to `route`; return the reply (or
-        replies, in order) to send, if any. Replies go out before any frame the message made due (a
-        subscription's snapshot first)."""
-
-    def stream_of(self, payload: bytes) -> str | None:
-        """The stream a recorded frame belongs to (None: send to every client)."""
-
-    def observe(self, payload: bytes) -> None:
-        """Every frame at its playback position, sent or skipped: keeps venue-side state."""
-
-    def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
-        """Body for a REST request, or None for 404."""
-
-    def corrupt(self, payload: bytes) -> bytes:
-        """The frame with its checksum altered (venues without checksums raise)."""
-
-
-PROTOCOLS: dict[str, type[ReplayProtocol]] = {
-    "binance-usdm": BinanceUsdmReplay,
-    "hyperliquid": HyperliquidReplay,
-    "bybit": BybitReplay,
-    "okx": OkxReplay,
-}
 SUBSCRIBE_GRACE_S = 1.0
 SETTLE_S = 0.2
 """Playback starts once no client has connected or changed its subscriptions for this long: a venue subscribed

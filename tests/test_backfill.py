@@ -20,9 +20,10 @@ import pytest
 from ingest.capture_formats import read_frames
 from ingest.capture_log import CaptureWriter, list_captures, read_capture_log
 from ingest.offline import normalize_frames
+from ingest.venues.registry import NORMALIZERS
 from normalize.emitted import Emitted
-from normalize.venues.binance_usdm import AggTrade, BinanceUsdm
-from normalize.venues.registry import NORMALIZERS
+from normalize.venues.binance_usdm import BinanceUsdm
+from normalize.venues.binance_usdm.wire import AggTrade
 from pipelines.seal import seal_day
 from storage.parquet_files import filesystem_for
 from storage.parquet_sink import ParquetSink, ParquetSinkConfig

@@ -15,7 +15,7 @@ from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.frames import Frame
 from ingest.offline import normalize_frames
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from normalize.flags import Flag
 from normalize.records import BookDelta, FeedStatus, Instrument, Trade, expand
 from normalize.venues.binance_usdm import BinanceUsdm

@@ -12,7 +12,7 @@ from ingest.capture_formats import read_frames
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.offline import TopSchedule, normalize_frames
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from normalize.book import L2Book, top_rows
 from normalize.flags import Flag
 from normalize.records import BookDelta, BookTop, Record, expand

@@ -21,7 +21,8 @@ from normalize.records import (
     OpenInterest,
     Trade,
 )
-from normalize.venues.bybit import Bybit, Spec, spec_from_symbol
+from normalize.venues.bybit import Bybit
+from normalize.venues.bybit.instruments import Spec, spec_from_symbol
 from tests.bybit_data import (
     ALL_LIQUIDATION,
     DOC_INSTRUMENTS_BIOUSDT,

@@ -13,10 +13,11 @@ from decimal import Decimal
 from ingest.capture_formats import read_frames
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.bybit import BybitConnection
+from ingest.venues.bybit.connection import BybitConnection
 from normalize.flags import Flag
 from normalize.records import BookDeltas, FeedStatus, Funding, Liquidation, MarkIndex, OpenInterest, Trade
-from normalize.venues.bybit import BookSync, Bybit
+from normalize.venues.bybit import Bybit
+from normalize.venues.bybit.book_sync import BookSync
 from tests.bybit_data import LINEAR_FIXTURES, OB500
 
 SYMBOLS = ["XRPUSDT", "LTCUSDT", "BTCUSDT", "PIPPINUSDT"]

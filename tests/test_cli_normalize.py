@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from normalize.venues.registry import NORMALIZERS
+from ingest.venues.registry import NORMALIZERS
 from tests.binance_data import CRYPTOFEED_RUN
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))

@@ -15,11 +15,12 @@ from ingest.fuzz import fuzz
 from ingest.normalizing import normalize_frame
 from ingest.offline import normalize_frames
 from ingest.replay_server import ReplayServer
-from ingest.venues.binance_usdm import BinanceUsdmConnection
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
+from ingest.venues.registry import NORMALIZERS
 from normalize.emitted import Emitted
 from normalize.records import FeedStatus, Trade
-from normalize.venues.binance_usdm import BinanceUsdm, DepthUpdate
-from normalize.venues.registry import NORMALIZERS
+from normalize.venues.binance_usdm import BinanceUsdm
+from normalize.venues.binance_usdm.wire import DepthUpdate
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 from tests.captures import all_captures
 

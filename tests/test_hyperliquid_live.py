@@ -16,7 +16,7 @@ from ingest.capture_log import CaptureWriter, list_captures, read_capture_log
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.offline import normalize_frames
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.hyperliquid import HyperliquidConnection
+from ingest.venues.hyperliquid.connection import HyperliquidConnection
 from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import BookDelta, BookDeltas, FeedStatus, Funding, Instrument, Trade, expand

@@ -6,7 +6,7 @@ import msgspec
 
 from ingest.capture_formats import read_capture
 from normalize.instruments import DAY_NS, InstrumentLog
-from normalize.venues.binance_usdm import exchange_info_instruments
+from normalize.venues.binance_usdm.instruments import exchange_info_instruments
 from tests.binance_data import CRYPTOFEED_EXCHANGE_INFO
 
 DAY_ONE = 1_626_992_741 * 10**9  # the recorded session's day

@@ -10,11 +10,12 @@ from collections import Counter
 from ingest.capture_formats import read_frames
 from ingest.frames import Frame
 from ingest.offline import normalize_frames
-from ingest.venues.okx_replay import OkxReplay
+from ingest.venues.okx.replay import OkxReplay
 from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus
-from normalize.venues.okx import Okx, checksum
+from normalize.venues.okx import Okx
+from normalize.venues.okx.book_sync import checksum
 from tests.okx_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
 MS = 1_000_000

@@ -27,7 +27,7 @@ from normalize.records import (
     Trade,
 )
 from normalize.venues.okx import Okx
-from normalize.venues.okx_instruments import Contract
+from normalize.venues.okx.instruments import Contract
 from tests.okx_data import CRYPTOFEED_INSTRUMENTS, CRYPTOFEED_WS, DATA, instrument_entries, sibling_instruments
 
 MS = 1_000_000

@@ -14,12 +14,13 @@ from ingest.capture_log import CaptureWriter, list_captures, read_capture_log
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.offline import normalize_frames
 from ingest.replay_server import Faults, ReplayServer
-from ingest.venues.okx import OkxConnection
-from ingest.venues.okx_replay import OkxReplay
+from ingest.venues.okx.connection import OkxConnection
+from ingest.venues.okx.replay import OkxReplay
 from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus, Trade
-from normalize.venues.okx import Okx, checksum
+from normalize.venues.okx import Okx
+from normalize.venues.okx.book_sync import checksum
 from tests.okx_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
 OTHERS = ("BTC-USD-220527", "BTC-USDT")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from ingest.capture_formats import read_frames
-from ingest.venues.binance_usdm import BinanceUsdmConnection
-from ingest.venues.binance_usdm_replay import BinanceUsdmReplay
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
+from ingest.venues.binance_usdm.replay import BinanceUsdmReplay
 from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import FeedStatus, Trade

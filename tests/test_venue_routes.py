@@ -19,14 +19,17 @@ from ingest.capture_formats import read_frames
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.frames import Frame
 from ingest.replay_server import ReplayServer
-from ingest.venues import binance_usdm, bybit, hyperliquid, okx
-from ingest.venues.binance_usdm import BinanceUsdmConnection
-from ingest.venues.binance_usdm_replay import VENUE_ROUTES, BinanceUsdmReplay
+from ingest.venues.binance_usdm import connection as binance_usdm
+from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
+from ingest.venues.binance_usdm.replay import VENUE_ROUTES, BinanceUsdmReplay
+from ingest.venues.bybit import connection as bybit
+from ingest.venues.hyperliquid import connection as hyperliquid
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
-from ingest.venues.okx_replay import OkxReplay
+from ingest.venues.okx import connection as okx
+from ingest.venues.okx.replay import OkxReplay
 from ingest.venues.registry import CONNECTIONS
 from normalize.records import FEED_EVENTS, FeedStatus, Instrument, Trade
-from normalize.venues.binance_usdm import exchange_info_instruments
+from normalize.venues.binance_usdm.instruments import exchange_info_instruments
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 from tests.cli_replay import TICKLAKE, replay_server_process
 
@@ -239,7 +242,7 @@ async def test_btcusdt_six_minutes_arrive_exact_on_their_routes() -> None:
 async def test_okx_service_upgrade_notice_replaces_the_connection_at_once() -> None:
     """OKX announces an upgrade with `event: notice, code 64008` 30 s ahead: the handler journals it
     and reconnects now, planned, rather than dead-lettering the notice and being cut later."""
-    from ingest.venues.okx import OkxConnection
+    from ingest.venues.okx.connection import OkxConnection
     from normalize.venues.okx import Okx
     from tests.okx_data import CRYPTOFEED_RUN as OKX_RUN
     from tests.okx_data import CRYPTOFEED_SYMBOLS as OKX_SYMBOLS
@@ -274,7 +277,7 @@ async def test_okx_service_upgrade_notice_replaces_the_connection_at_once() -> N
 async def test_bybit_instruments_are_read_page_by_page() -> None:
     """instruments-info pages at most 1,000 instruments (the replay server here: 3): the handler
     follows nextPageCursor until every instrument is in."""
-    from ingest.venues.bybit import BybitConnection
+    from ingest.venues.bybit.connection import BybitConnection
     from normalize.venues.bybit import Bybit
     from tests.bybit_data import OB500, instruments_frame
 

@@ -39,11 +39,11 @@ from psycopg.types.json import Jsonb
 
 from ingest.capture_log import SUFFIX, read_capture_log
 from ingest.normalizing import normalize_frame
+from ingest.venues.registry import NORMALIZERS
 from normalize.arrow_schema import plain_rows, schema_for, to_arrow
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import RECORD_TYPES, FeedStatus, Record
-from normalize.venues.registry import NORMALIZERS
 from pipelines.seal import Rewrite, seal_partition
 from storage.lake_layout import NS_PER_DAY, partition_path, split_partitions
 from storage.lake_write import group_by_type

@@ -174,7 +174,7 @@ def normalize_command(
     from ingest.capture_formats import CaptureFormatError, read_frames
     from ingest.dead_letters import append_dead_letters
     from ingest.offline import TopSchedule, normalize_frames
-    from normalize.venues.registry import NORMALIZERS
+    from ingest.venues.registry import NORMALIZERS
     from storage.lake_write import write_records
 
     if venue not in NORMALIZERS:
@@ -240,8 +240,7 @@ def probe(
 
     from ingest.probe import probe as run_probe
     from ingest.probe import write_textfile
-    from ingest.venues.registry import CONNECTIONS
-    from normalize.venues.registry import NORMALIZERS
+    from ingest.venues.registry import CONNECTIONS, NORMALIZERS
     from ticklake.ingest_run import make_connection
 
     if venue not in CONNECTIONS:
@@ -521,7 +520,8 @@ def replay_server(
     """Serve recorded captures as a local venue endpoint (WebSocket and REST on one port)."""
     import asyncio
 
-    from ingest.replay_server import PROTOCOLS, Faults
+    from ingest.replay_server import Faults
+    from ingest.venues.registry import PROTOCOLS
     from ticklake.ingest_run import run_replay_server
 
     if venue not in PROTOCOLS:

@@ -33,10 +33,9 @@ from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
 from ingest.venues.interface import UnknownChannel, VenueConnection
-from ingest.venues.registry import CONNECTIONS
+from ingest.venues.registry import CONNECTIONS, NORMALIZERS
 from normalize.emitted import Emitted
 from normalize.records import BookDeltas, Record
-from normalize.venues.registry import NORMALIZERS
 from storage.lake_write import write_records
 
 

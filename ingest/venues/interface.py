@@ -6,17 +6,19 @@ the URL without it, and the capture and the normalizer see the whole string, so 
 which request a body answers.
 
 Everything else (parsing, books, sequence rules) is the normalizer's; see
-normalize/venues/interface.py. A venue is added by one module implementing this, one
-implementing VenueNormalizer, and a line in each registry.
+normalize/venues/interface.py. A venue is two packages, `normalize/venues/<venue>/` (wire,
+book_sync, normalizer) and `ingest/venues/<venue>/` (connection, replay), whose `SPEC` names its
+parts, and one line in ingest/venues/registry.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from normalize.trade_ids import Backfill
+from normalize.venues.interface import VenueNormalizer
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,45 @@ class VenueConnection(Protocol):
 
     def poll_urls(self) -> list[str]:
         """REST endpoints polled every poll_interval_s (e.g. open interest)."""
+
+
+class ReplayProtocol(Protocol):
+    """The venue as `ticklake replay-server` speaks it, built from a capture's frames: its routes,
+    subscriptions, which stream a frame belongs to, and its REST answers."""
+
+    def route_of(self, path: str) -> str:
+        """Which of the venue's WebSocket routes a connection's URL path reaches."""
+
+    def serves(self, route: str, stream: str) -> bool:
+        """Whether the venue sends this stream on this route (a stream subscribed on a route that
+        does not serve it is accepted and stays silent, as venues do after moving a stream)."""
+
+    def streams_from_path(self, path: str) -> set[str]:
+        """Streams subscribed by the connection URL itself (path and query)."""
+
+    def on_client_message(self, text: str, streams: set[str], route: str) -> str | list[str] | None:
+        """Apply a subscribe/ping message sent on a connection to `route`; return the reply (or
+        replies, in order) to send, if any. Replies go out before any frame the message made due (a
+        subscription's snapshot first)."""
+
+    def stream_of(self, payload: bytes) -> str | None:
+        """The stream a recorded frame belongs to (None: send to every client)."""
+
+    def observe(self, payload: bytes) -> None:
+        """Every frame at its playback position, sent or skipped: keeps venue-side state."""
+
+    def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
+        """Body for a REST request, or None for 404."""
+
+    def corrupt(self, payload: bytes) -> bytes:
+        """The frame with its checksum altered (venues without checksums raise)."""
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    """Everything ticklake knows of one venue: registered in ingest/venues/registry.py, once."""
+
+    venue: str
+    normalizer: Callable[[], VenueNormalizer]
+    connection: type[VenueConnection]
+    replay: type[ReplayProtocol]

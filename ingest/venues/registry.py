@@ -1,16 +1,19 @@
-"""Venue id -> connection class; the ingest side of adding a venue."""
+"""The venues ticklake speaks: adding one is one line here (see ingest/venues/interface.py)."""
 
 from __future__ import annotations
 
-from ingest.venues.binance_usdm import BinanceUsdmConnection
-from ingest.venues.bybit import BybitConnection
-from ingest.venues.hyperliquid import HyperliquidConnection
-from ingest.venues.interface import VenueConnection
-from ingest.venues.okx import OkxConnection
+from collections.abc import Callable
 
-CONNECTIONS: dict[str, type[VenueConnection]] = {
-    "binance-usdm": BinanceUsdmConnection,
-    "bybit": BybitConnection,
-    "hyperliquid": HyperliquidConnection,
-    "okx": OkxConnection,
-}
+from ingest.venues import binance_usdm, bybit, hyperliquid, okx
+from ingest.venues.interface import ReplayProtocol, VenueConnection, VenueSpec
+from normalize.venues.interface import VenueNormalizer
+
+VENUES: dict[str, VenueSpec] = {spec.venue: spec for spec in (
+    binance_usdm.SPEC,
+    bybit.SPEC,
+    hyperliquid.SPEC,
+    okx.SPEC,
+)}
+NORMALIZERS: dict[str, Callable[[], VenueNormalizer]] = {venue: spec.normalizer for venue, spec in VENUES.items()}
+CONNECTIONS: dict[str, type[VenueConnection]] = {venue: spec.connection for venue, spec in VENUES.items()}
+PROTOCOLS: dict[str, type[ReplayProtocol]] = {venue: spec.replay for venue, spec in VENUES.items()}

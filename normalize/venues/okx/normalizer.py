@@ -1,50 +1,10 @@
-"""OKX v5 public WebSocket: raw frames -> contract records (swaps, futures and spot).
-
-Frames are `{"arg": {"channel": ..., "instId": ...}, "action"?: ..., "data": [...]}`; numbers are
-strings, times are ms. Sizes of swaps and futures are contracts, converted to base units with
-the instrument master (`okx_instruments`; a contract whose body is not loaded yet is a dead
-letter, never a wrong unit) and kept as `size_native`.
-
-* `trades`, `trades-all` -> trade. `side` is the taker's side (the aggressor); ts_event `ts`.
-  {"arg":{"channel":"trades","instId":"UNI-USD-SWAP"},"data":[{"instId":"UNI-USD-SWAP",
-   "tradeId":"12883020","px":"5.123","sz":"100","side":"sell","ts":"1652459215150"}]}
-* `books` (400 levels), `books-l2-tbt` (400), `books50-l2-tbt` (50) -> book_delta (DEPTH_LIMITED)
-  + a DERIVED bbo per message. `action` snapshot replaces the book; levels are
-  `[px, sz, "0", orders]`, sz "0" deletes. Every message's `checksum` is checked: CRC32 of the
-  best 25 levels as `bidPx:bidSz:askPx:askSz:...` in the venue's own strings, signed 32-bit
-  (OKX sends 0 since its deprecation in June 2026: 0 means "not sent"). Where `seqId`/`prevSeqId`
-  are sent, an update's prevSeqId must equal the last seqId. A mismatch of either is
-  `checksum_failure` or `gap` + `resync_start` for that instrument alone: nothing more is
-  published for it until a new snapshot arrives (the handler resubscribes its book channel).
-  {"arg":{"channel":"books","instId":"BTC-USD-220527"},"action":"update","data":[{"asks":
-   [["30249.4","0","0","0"],["30261","4","0","1"],["30310.3","19","0","1"]],"bids":[["30182.6",
-   "452","0","1"]],"ts":"1652459225464","checksum":-914047754}]}
-* `bbo-tbt` -> bbo (venue-native); exch_seq `seqId` where sent.
-* `funding-rate` -> funding: `fundingRate` applies at `fundingTime`, `nextFundingRate` is the
-  forecast after it (predicted_rate), interval = nextFundingTime - fundingTime (else
-  fundingTime - prevFundingTime, else the last interval seen for the instrument).
-* `mark-price` -> mark_index (mark only); `index-tickers` -> mark_index (index only) of the
-  index id `<index>-INDEX`.
-* `open-interest` -> open_interest: `oiCcy` (coins: base units), `oi` (contracts) native, `oiUsd`
-  value where sent.
-* `liquidation-orders` (per instType) -> liquidation, SAMPLED (at most one per contract per
-  second). price is the bankruptcy price `bkPx`; `side` the liquidated position (`posSide`, or
-  the opposite of the order side in net mode), `order_side` the order's `side`.
-* `tickers` and `price-limit` are read and ignored: tickers' bid/ask lag the book (in the
-  bundled 2022 capture most ticker quotes repeat an earlier one while the book had moved), and
-  bbo-tbt is the BBO channel. Subscribe acks and the "pong" answer to the text ping are ignored.
-  A service-upgrade notice (`event` notice, code 64008) is journaled `venue_notice` and asks the
-  handler to replace the connection now, planned; other events (errors, other notices) are dead
-  letters with their code and message.
-* REST `/api/v5/public/instruments` -> instrument (and the contract sizes).
-"""
+"""The OKX normalizer: frames in receive order -> contract records (the channels are described in
+the package docstring)."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -77,148 +37,31 @@ from normalize.records import (
     Trade,
     pack_levels,
 )
-from normalize.sorted_book import SortedBook
-from normalize.venues.okx_instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
+from normalize.venues.okx.book_sync import BookSync, checksum
+from normalize.venues.okx.instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
+from normalize.venues.okx.wire import (
+    MS,
+    PREFIX,
+    VENUE,
+    Book,
+    books_decoder,
+    envelope_decoder,
+    funding_decoder,
+    index_decoder,
+    liquidations_decoder,
+    mark_decoder,
+    open_interest_decoder,
+    trades_decoder,
+)
 
-VENUE = "okx"
-MS = 1_000_000
-CHECKSUM_DEPTH = 25
 _SIDES = {"buy": 1, "sell": -1}
 _POSITIONS = {"long": 1, "short": -1}
-_PREFIX = b'{"arg":{"channel":"'
+
 SERVICE_UPGRADE = "64008"
 """`{"event":"notice","code":"64008"}`: OKX will close the connection for a service upgrade in 30 s."""
 _ACKS = frozenset(("subscribe", "unsubscribe", "channel-conn-count"))
 _IGNORED = frozenset((b"tickers", b"price-limit"))
 _BOOK_CHANNELS = (b"books", b"books-l2-tbt", b"books50-l2-tbt")
-
-T = TypeVar("T")
-
-
-class Arg(msgspec.Struct, frozen=True):
-    channel: str  # channel name
-    instId: str = ""  # venue symbol (index name for index-tickers); absent for liquidation-orders
-    instType: str = ""  # SWAP, FUTURES, ...: liquidation-orders subscribe per type
-
-
-class DataFrame(msgspec.Struct, Generic[T], frozen=True):
-    arg: Arg
-    data: list[T]
-    action: str = ""  # books: snapshot or update
-
-
-class Book(msgspec.Struct, frozen=True):
-    """Levels stay strings: the checksum is over the venue's own text."""
-
-    asks: list[tuple[str, ...]]  # [px, sz, liquidated orders (deprecated, "0"), orders]
-    bids: list[tuple[str, ...]]
-    ts: int  # book time, ms
-    checksum: int = 0  # signed CRC32 of the top 25 levels; 0 when not sent
-    seqId: int | None = None  # sequence id of this message
-    prevSeqId: int | None = None  # seqId of the previous message; -1 on a snapshot
-
-
-class TradeData(msgspec.Struct, frozen=True):
-    tradeId: str  # trade id
-    px: str  # price
-    sz: str  # size: contracts (swaps, futures) or base units (spot)
-    side: str  # taker side: buy or sell
-    ts: int  # trade time, ms
-
-
-class FundingData(msgspec.Struct, frozen=True):
-    """Kept as text: fields come and go across vintages and may be empty strings."""
-
-    instId: str
-    fundingRate: str = ""  # rate applied at fundingTime, fraction
-    nextFundingRate: str = ""  # forecast for the period after ("" when not forecast)
-    fundingTime: str = ""  # next settlement, ms
-    nextFundingTime: str = ""  # the settlement after that, ms
-    prevFundingTime: str = ""  # the previous settlement, ms
-    ts: str = ""  # push time, ms (absent in 2021 frames)
-
-
-class MarkPriceData(msgspec.Struct, frozen=True):
-    instId: str
-    markPx: float  # mark price
-    ts: int  # ms
-
-
-class IndexTickerData(msgspec.Struct, frozen=True):
-    instId: str  # index, e.g. BTC-USDT
-    idxPx: float  # index price
-    ts: int  # ms
-
-
-class OpenInterestData(msgspec.Struct, frozen=True):
-    instId: str
-    oi: float  # contracts
-    oiCcy: float  # coins (base units)
-    ts: int  # ms
-    oiUsd: str = ""  # USD value (newer frames)
-
-
-class LiquidationDetail(msgspec.Struct, frozen=True):
-    bkPx: float  # bankruptcy price
-    sz: float  # contracts
-    side: str  # liquidation order side: buy or sell
-    ts: int  # ms
-    posSide: str = ""  # liquidated position: long, short (net mode: net or empty)
-
-
-class LiquidationData(msgspec.Struct, frozen=True):
-    instId: str
-    details: list[LiquidationDetail]
-
-
-class Envelope(msgspec.Struct, frozen=True):
-    """Any frame, to find its channel or event when it does not start with the arg."""
-
-    arg: Arg | None = None
-    event: str = ""  # subscribe, unsubscribe, error, notice, ...
-    code: str = ""
-    msg: str = ""
-
-
-_envelope = msgspec.json.Decoder(Envelope, strict=False)
-_books = msgspec.json.Decoder(DataFrame[Book], strict=False)
-_trades = msgspec.json.Decoder(DataFrame[TradeData], strict=False)
-_funding = msgspec.json.Decoder(DataFrame[FundingData], strict=False)
-_mark = msgspec.json.Decoder(DataFrame[MarkPriceData], strict=False)
-_index = msgspec.json.Decoder(DataFrame[IndexTickerData], strict=False)
-_open_interest = msgspec.json.Decoder(DataFrame[OpenInterestData], strict=False)
-_liquidations = msgspec.json.Decoder(DataFrame[LiquidationData], strict=False)
-
-
-def checksum(book: SortedBook) -> int:
-    """OKX's book checksum: CRC32 of the best 25 bids and asks interleaved, signed 32-bit."""
-    bids, asks = book.top_text(CHECKSUM_DEPTH)
-    both = min(len(bids), len(asks))
-    parts = [""] * (2 * both)
-    parts[0::2] = bids[:both]
-    parts[1::2] = asks[:both]
-    parts += bids[both:] or asks[both:]
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - 0x100000000 if crc & 0x80000000 else crc
-
-
-@dataclass
-class BookSync:
-    """One instrument's book: waiting for a snapshot, or synced. A failure resets this one only."""
-
-    symbol: str
-    instrument: str
-    contract: Contract | None
-    book: SortedBook = field(default_factory=SortedBook)
-    synced: bool = False
-    gap_pending: bool = False
-    """A failure happened: the next snapshot is a resync (GAP_BEFORE, resync_done)."""
-    seq: int | None = None
-    """seqId of the last message applied (None where the venue sends none)."""
-    ts_event: int = 0
-    snapshots: int = 0
-    applied: int = 0
-    breaks: int = 0
 
 
 class Okx:
@@ -242,13 +85,13 @@ class Okx:
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        if payload.startswith(_PREFIX):
-            channel = payload[len(_PREFIX):payload.find(b'"', len(_PREFIX))]
+        if payload.startswith(PREFIX):
+            channel = payload[len(PREFIX):payload.find(b'"', len(PREFIX))]
         elif payload == b"pong":
             return  # the answer to our text ping
         else:
             try:
-                envelope = _envelope.decode(payload)
+                envelope = envelope_decoder.decode(payload)
             except msgspec.DecodeError as exc:
                 out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
                 return
@@ -289,7 +132,7 @@ class Okx:
         """The hottest path. Price and size stay text until two short strings are checked for
         exactness by length (text of at most 15 characters cannot hold 16 significant digits): a
         third of the cost of scanning the frame. A frame's trades are all published or none."""
-        frame = _trades.decode(payload)
+        frame = trades_decoder.decode(payload)
         symbol = frame.arg.instId
         spec = self.master.specs.get(symbol) or self._spec(symbol)
         instrument, contract = spec.instrument, spec.contract
@@ -310,7 +153,7 @@ class Okx:
             out.records.extend(trades)
 
     def _on_bbo(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _books.decode(payload)
+        frame = books_decoder.decode(payload)
         symbol = frame.arg.instId
         spec = self._spec(symbol)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
@@ -322,7 +165,7 @@ class Okx:
                                    extra | LAST if i == last else extra, bid_price, bid_size, ask_price, ask_size))
 
     def _on_funding(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _funding.decode(payload)
+        frame = funding_decoder.decode(payload)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
         last = len(frame.data) - 1
         for i, d in enumerate(frame.data):
@@ -347,7 +190,7 @@ class Okx:
                 float(d.nextFundingRate) if d.nextFundingRate else None, interval, funding_ms * MS, None, None))
 
     def _on_mark(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _mark.decode(payload)
+        frame = mark_decoder.decode(payload)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
         last = len(frame.data) - 1
         for i, d in enumerate(frame.data):
@@ -355,7 +198,7 @@ class Okx:
                                          extra | LAST if i == last else extra, d.markPx, None, None))
 
     def _on_index(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _index.decode(payload)
+        frame = index_decoder.decode(payload)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
         last = len(frame.data) - 1
         for i, d in enumerate(frame.data):
@@ -363,7 +206,7 @@ class Okx:
                                          extra | LAST if i == last else extra, None, d.idxPx, None))
 
     def _on_open_interest(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _open_interest.decode(payload)
+        frame = open_interest_decoder.decode(payload)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
         last = len(frame.data) - 1
         for i, d in enumerate(frame.data):
@@ -374,7 +217,7 @@ class Okx:
     def _on_liquidations(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         """All instruments of one type share the channel: every one must be known, or the frame
         is a dead letter whole (so re-normalizing dead letters never duplicates records)."""
-        frame = _liquidations.decode(payload)
+        frame = liquidations_decoder.decode(payload)
         specs = [self._spec(d.instId) for d in frame.data]
         extra = SAMPLED | (INEXACT if frame_has_inexact_decimal(payload) else 0)
         records: list[Liquidation] = []
@@ -392,7 +235,7 @@ class Okx:
 
     # -- order books --------------------------------------------------------------------------
     def _on_books(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = _books.decode(payload)
+        frame = books_decoder.decode(payload)
         symbol = frame.arg.instId
         sync = self.books.get(symbol)
         if sync is None:

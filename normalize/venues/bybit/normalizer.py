@@ -1,62 +1,20 @@
-"""Bybit v5 public derivatives streams (linear, and inverse where fed): raw frames -> contract records.
-
-Every data frame is `{"topic": "<channel>.[<depth>.]<symbol>", "type": "snapshot"|"delta", "ts": <ms>,
-"data": ...}`. The channel is read from the topic with a byte search, then the frame is decoded
-once by that channel's Struct:
-
-* `publicTrade.<s>` -> trade, one per element of `data`. `S` is the taker (aggressor) side, so it
-  is the trade side as is; `T` the fill time (ts_event), `ts` the send time (ts_exch); the trade
-  id `i` is text (a UUID on derivatives). Block trades (`BT` true) are kept: they are executions.
-  {"topic":"publicTrade.LTCUSDT","type":"snapshot","ts":1680688979985,"data":[{"T":1680688979983,
-   "s":"LTCUSDT","S":"Buy","v":"0.4","p":"94.53","L":"ZeroMinusTick","i":"4c7b6bdc-...","BT":false}]}
-* `orderbook.<depth>.<s>` -> book_delta (+ a DERIVED bbo per message). A `snapshot` replaces the
-  book; every `delta` must carry u == previous u + 1. A break is a `gap` for that symbol only: the
-  book stops publishing and asks for a snapshot (`out.snapshot_requests`), which Bybit sends when
-  the topic is subscribed again. A snapshot that arrives unasked and does not continue the
-  sequence (u=1 after Bybit restarts its book service) resets the book and is journaled as a gap.
-  Bybit publishes the top N levels only and deletes a level leaving them: rows are DEPTH_LIMITED.
-  ts_event is `cts` (matching engine time) where present, with `ts` as ts_exch.
-  {"topic":"orderbook.500.XRPUSDT","type":"delta","ts":1733011200693,"data":{"s":"XRPUSDT",
-   "b":[["1.9531","6198"]],"a":[["1.9535","8415"]],"u":20254870,"seq":130020239261},"cts":1733011200691}
-* `tickers.<s>` -> mark_index, funding, open_interest. A snapshot, then deltas carrying only some
-  fields: the fields are merged per symbol and a record is emitted, complete, from the merged state
-  when one of its own fields changed. Funding interval from `fundingIntervalHour` where sent, else
-  the instrument's, else 8 h. ts_event `ts`, exch_seq `cs` (cross sequence).
-* `allLiquidation.<s>` -> liquidation, one per element of `data`. Bybit documents `S` as the
-  POSITION side ("When you receive a Buy update, this means that a long position has been
-  liquidated"): side = S, order_side = the opposite. Price is the bankruptcy price.
-  {"topic":"allLiquidation.PIPPINUSDT","type":"snapshot","ts":1740480207578,"data":[{"T":1740480207110,
-   "s":"PIPPINUSDT","S":"Sell","v":"2846","p":"0.02456"}]}
-* `liquidation.<s>` (deprecated; at most one per symbol per second, so SAMPLED): `side` likewise
-  the position side.
-* Control frames: pongs and subscription acks (`{"success":true,"op":"subscribe",...}`) are read
-  and ignored; a refused request (`"success":false`) is a dead letter.
-* REST `/v5/market/instruments-info` -> instrument (perpetuals `BASE-QUOTE-PERP`, futures
-  `BASE-QUOTE-YYYYMMDD`). Without it ids come from the symbol (BTCUSDT -> BTC-USDT-PERP). A page
-  that names a `nextPageCursor` asks for the next page (Emitted.rest_requests).
-
-Units: linear sizes are base units already (contract size 1). Inverse contracts are 1 USD each:
-sizes become base units as contracts / price, with the contracts kept in `size_native`.
-"""
+"""The Bybit normalizer: frames in receive order -> contract records (the topics are described in
+the package docstring)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import msgspec
 
-from normalize.book import L2Book, books_report, books_tops
+from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, is_exact, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.event_ids import number_repeats
 from normalize.flags import (
     DEPTH_LIMITED,
     DERIVED,
-    FROM_REST,
     GAP_BEFORE,
     INEXACT,
     LAST,
@@ -71,8 +29,6 @@ from normalize.records import (
     BookDeltas,
     FeedStatus,
     Funding,
-    Instrument,
-    Level,
     Liquidation,
     MarkIndex,
     OpenInterest,
@@ -80,254 +36,23 @@ from normalize.records import (
     Trade,
 )
 from normalize.rest_urls import with_query
+from normalize.venues.bybit.book_sync import BookSync, to_base
+from normalize.venues.bybit.instruments import DEFAULT_FUNDING_INTERVAL_S, InstrumentMaster, Spec, instruments_info
+from normalize.venues.bybit.wire import (
+    MS,
+    TOPIC,
+    VENUE,
+    BookMessage,
+    all_liquidation_decoder,
+    book_decoder,
+    control_decoder,
+    instruments_decoder,
+    liquidation_decoder,
+    ticker_decoder,
+    trades_decoder,
+)
 
-VENUE = "bybit"
-MS = 1_000_000
-DEFAULT_FUNDING_INTERVAL_S = 8 * 3600
 _SIDES = {"Buy": 1, "Sell": -1}
-_TOPIC = b'"topic":"'
-
-
-# -- wire Structs ---------------------------------------------------------------------------------
-class TradeItem(msgspec.Struct, frozen=True):
-    """Price and size stay text until the exactness check (see `_on_trades`)."""
-
-    T: int  # fill time, ms
-    s: str  # symbol
-    S: str  # taker side: Buy, Sell
-    v: str  # size: base units (linear), contracts (inverse)
-    p: str  # price
-    i: str  # trade id
-    BT: bool = False  # block trade
-    seq: int | None = None  # cross sequence (sent since 2024)
-
-
-class TradeMessage(msgspec.Struct, frozen=True):
-    ts: int  # send time, ms
-    data: list[TradeItem]
-
-
-class BookData(msgspec.Struct, frozen=True):
-    s: str  # symbol
-    b: list[Level]  # bids: [price, new absolute size]; size 0 deletes
-    a: list[Level]  # asks
-    u: int  # update id: +1 per message of this topic; 1 after a service restart
-    seq: int | None = None  # cross sequence
-
-
-class BookMessage(msgspec.Struct, frozen=True):
-    type: str  # snapshot, delta
-    ts: int  # send time, ms
-    data: BookData
-    cts: int | None = None  # matching engine time, ms
-
-
-class TickerData(msgspec.Struct, frozen=True):
-    """Only what the records need; a delta omits fields that did not change, "" means not
-    applicable (funding of a dated future)."""
-
-    symbol: str
-    markPrice: str | None = None
-    indexPrice: str | None = None
-    predictedDeliveryPrice: str | None = None  # futures, 30 min before delivery; else "0.00" or ""
-    fundingRate: str | None = None  # fraction per interval
-    nextFundingTime: str | None = None  # ms, as text
-    fundingIntervalHour: str | None = None  # hours, as text
-    openInterest: str | None = None  # base units (linear), contracts (inverse)
-    openInterestValue: str | None = None  # quote currency (linear), coin (inverse)
-
-
-class TickerMessage(msgspec.Struct, frozen=True):
-    type: str  # snapshot, delta
-    ts: int  # ms
-    data: TickerData
-    cs: int | None = None  # cross sequence
-
-
-class AllLiquidationItem(msgspec.Struct, frozen=True):
-    T: int  # ms
-    s: str  # symbol
-    S: str  # liquidated POSITION side: Buy = a long was liquidated
-    v: str  # executed size
-    p: str  # bankruptcy price
-
-
-class AllLiquidationMessage(msgspec.Struct, frozen=True):
-    ts: int
-    data: list[AllLiquidationItem]
-
-
-class LiquidationData(msgspec.Struct, frozen=True):
-    updatedTime: int  # ms
-    symbol: str
-    side: str  # liquidated position side, as allLiquidation's S
-    size: str
-    price: str  # bankruptcy price
-
-
-class LiquidationMessage(msgspec.Struct, frozen=True):
-    ts: int
-    data: LiquidationData
-
-
-class Control(msgspec.Struct, frozen=True):
-    """Replies to our requests: `{"success":true,"ret_msg":"pong","op":"ping",...}`,
-    `{"success":true,"ret_msg":"","op":"subscribe",...}`, `{"op":"pong","args":[...]}`."""
-
-    op: str
-    success: bool | None = None
-    ret_msg: str = ""
-
-
-class PriceFilter(msgspec.Struct, frozen=True):
-    tickSize: str
-
-
-class LotSizeFilter(msgspec.Struct, frozen=True):
-    qtyStep: str
-    minOrderQty: str | None = None
-
-
-class InstrumentInfo(msgspec.Struct, frozen=True):
-    symbol: str
-    baseCoin: str
-    quoteCoin: str
-    priceFilter: PriceFilter
-    lotSizeFilter: LotSizeFilter
-    contractType: str = ""  # LinearPerpetual, LinearFutures, InversePerpetual, InverseFutures
-    status: str | None = None  # Trading, PreLaunch, Settling, ...
-    settleCoin: str = ""
-    deliveryTime: str = "0"  # ms, as text; 0 for perpetuals
-    fundingInterval: int | None = None  # minutes
-
-
-class InstrumentsResult(msgspec.Struct, frozen=True):
-    items: list[InstrumentInfo] = msgspec.field(name="list")
-    category: str = ""
-    nextPageCursor: str = ""
-
-
-class InstrumentsBody(msgspec.Struct, frozen=True):
-    retCode: int
-    result: InstrumentsResult | None = None
-    retMsg: str = ""
-    time: int | None = None  # ms
-
-
-_trades = msgspec.json.Decoder(TradeMessage, strict=False)
-_book = msgspec.json.Decoder(BookMessage, strict=False)
-_ticker = msgspec.json.Decoder(TickerMessage, strict=False)
-_all_liquidation = msgspec.json.Decoder(AllLiquidationMessage, strict=False)
-_liquidation = msgspec.json.Decoder(LiquidationMessage, strict=False)
-_control = msgspec.json.Decoder(Control, strict=False)
-_instruments = msgspec.json.Decoder(InstrumentsBody, strict=False)
-
-
-# -- instruments ----------------------------------------------------------------------------------
-class Spec(NamedTuple):
-    """What a frame needs to know about its symbol."""
-
-    instrument: str
-    inverse: bool
-    contract_size: float
-    """Base units per contract (linear), quote units per contract (inverse)."""
-
-
-_DATED = re.compile(r"^([A-Z0-9]+?)(USDT)?-(\d{1,2}[A-Z]{3}\d\d)$")
-_INVERSE_FUTURE = re.compile(r"^[A-Z0-9]+USD[FGHJKMNQUVXZ]\d\d$")
-
-
-def spec_from_symbol(symbol: str) -> Spec:
-    """The spec without metadata, from Bybit's naming: BTCUSDT -> BTC-USDT-PERP, BTCPERP (USDC) ->
-    BTC-USDC-PERP, BTC-27DEC24 -> BTC-USDC-20241227, BTCUSD -> BTC-USD-PERP (inverse, 1 USD).
-    An inverse future (BTCUSDU23) keeps its symbol as id: its expiry day needs the metadata."""
-    if found := _DATED.match(symbol):
-        day = dt.datetime.strptime(found[3].title(), "%d%b%y").strftime("%Y%m%d")
-        return Spec(f"{found[1]}-{found[2] or 'USDC'}-{day}", False, 1.0)
-    for suffix, quote in (("USDT", "USDT"), ("USDC", "USDC"), ("PERP", "USDC")):
-        if symbol.endswith(suffix) and len(symbol) > len(suffix):
-            return Spec(f"{symbol[: -len(suffix)]}-{quote}-PERP", False, 1.0)
-    if symbol.endswith("USD") and len(symbol) > 3:
-        return Spec(f"{symbol[:-3]}-USD-PERP", True, 1.0)
-    return Spec(symbol, _INVERSE_FUTURE.match(symbol) is not None, 1.0)
-
-
-@dataclass
-class InstrumentMaster:
-    """Symbol -> spec and funding interval, from /v5/market/instruments-info (else the symbol)."""
-
-    specs: dict[str, Spec] = field(default_factory=dict)
-    funding_interval_s: dict[str, int] = field(default_factory=dict)
-
-    def spec(self, symbol: str) -> Spec:
-        found = self.specs.get(symbol)
-        if found is None:
-            found = self.specs[symbol] = spec_from_symbol(symbol)
-        return found
-
-
-_KINDS = {"LinearPerpetual": "perpetual", "InversePerpetual": "perpetual",
-          "LinearFutures": "future", "InverseFutures": "future"}
-
-
-def instruments_info(body: InstrumentsBody, ts_recv: int) -> list[Instrument]:
-    """Instrument records of a v5 instruments-info page (derivatives only; spot and options skipped)."""
-    if body.retCode != 0 or body.result is None:
-        raise ValueError(f"retCode {body.retCode}: {body.retMsg}")
-    ts_event = body.time * MS if body.time else ts_recv
-    flags = FROM_REST | (0 if body.time else TS_EVENT_IMPUTED)
-    out = []
-    for item in body.result.items:
-        kind = _KINDS.get(item.contractType)
-        if kind is None:
-            continue
-        delivery_ms = int(item.deliveryTime or 0)
-        expiry = delivery_ms * MS if kind == "future" and delivery_ms else None
-        suffix = "PERP" if expiry is None else dt.datetime.fromtimestamp(delivery_ms / 1000, dt.UTC).strftime("%Y%m%d")
-        lot = item.lotSizeFilter
-        out.append(Instrument(
-            VENUE, item.symbol, f"{item.baseCoin}-{item.quoteCoin}-{suffix}", ts_event, ts_recv, None, None, flags,
-            kind, item.baseCoin, item.quoteCoin, item.settleCoin or item.quoteCoin,
-            item.contractType.startswith("Inverse"), 1.0, float(item.priceFilter.tickSize), float(lot.qtyStep),
-            float(lot.minOrderQty) if lot.minOrderQty else None,
-            item.fundingInterval * 60 if kind == "perpetual" and item.fundingInterval else None,
-            expiry, item.status,
-        ))
-    return out
-
-
-# -- books ----------------------------------------------------------------------------------------
-@dataclass
-class BookSync:
-    """Per-symbol book state: in sync (deltas applied while u continues) or waiting for a snapshot
-    (deltas dropped: the snapshot Bybit sends on resubscription supersedes them)."""
-
-    symbol: str
-    spec: Spec
-    book: L2Book = field(default_factory=L2Book)
-    synced: bool = False
-    last_u: int = 0
-    fresh: bool = False
-    """No delta applied since the last snapshot: deltas already inside it (u <= its u) are dropped."""
-    gap_pending: bool = False
-    breaks: int = 0
-    applied: int = 0
-    ts_event: int = 0
-    """Venue time of the last message applied to the book."""
-
-    @property
-    def instrument(self) -> str:
-        return self.spec.instrument
-
-    @property
-    def seq(self) -> int:
-        return self.last_u
-
-
-def _to_base(levels: list[Level], contract_size: float) -> tuple[list[Level], list[float]]:
-    """Inverse levels: (price, contracts) -> (price, base units), and the contracts."""
-    return [(price, size * contract_size / price) for price, size in levels], [size for _, size in levels]
-
 
 # -- tickers --------------------------------------------------------------------------------------
 _MARK_FIELDS = ("markPrice", "indexPrice", "predictedDeliveryPrice")
@@ -360,11 +85,11 @@ class Bybit:
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        start = payload.find(_TOPIC)
+        start = payload.find(TOPIC)
         if start < 0:
             self._on_control(payload, ts_recv, out)
             return
-        start += len(_TOPIC)
+        start += len(TOPIC)
         channel = payload[start:payload.find(b'"', start)].partition(b".")[0]
         handler = self._channels.get(channel)
         if handler is None:
@@ -380,7 +105,7 @@ class Bybit:
 
     def _on_control(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         try:
-            reply = _control.decode(payload)
+            reply = control_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
             return
@@ -391,7 +116,7 @@ class Bybit:
         """The hottest path after books. Short decimal text is exact by length (at most 15
         characters cannot hold 16 significant digits); records are built first and appended
         together, so a bad element dead-letters the whole frame and half of it is never emitted."""
-        message = _trades.decode(payload)
+        message = trades_decoder.decode(payload)
         ts_exch = message.ts * MS
         items = message.data
         last = items[-1] if items else None
@@ -423,14 +148,14 @@ class Bybit:
                            side, -side)
 
     def _on_all_liquidation(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        message = _all_liquidation.decode(payload)
+        message = all_liquidation_decoder.decode(payload)
         last = len(message.data) - 1
         out.records.extend(number_repeats([
             self._liquidation_record(x.s, x.T * MS, ts_recv, message.ts * MS, LAST if n == last else 0, x.S, x.v, x.p)
             for n, x in enumerate(message.data)]))
 
     def _on_liquidation(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        message = _liquidation.decode(payload)
+        message = liquidation_decoder.decode(payload)
         x = message.data
         out.records.append(self._liquidation_record(x.symbol, x.updatedTime * MS, ts_recv, message.ts * MS,
                                                     LAST | SAMPLED, x.side, x.size, x.price))
@@ -439,7 +164,7 @@ class Bybit:
     def _on_ticker(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         """Merge into a copy of the symbol's state, kept only once its records were built: a frame
         with a bad value is a dead letter and does not poison the state for the frames after it."""
-        message = _ticker.decode(payload)
+        message = ticker_decoder.decode(payload)
         data = message.data
         state = {} if message.type == "snapshot" else dict(self.tickers.get(data.symbol, ()))
         changed = set()
@@ -504,7 +229,7 @@ class Bybit:
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
     def _on_book(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        message = _book.decode(payload)
+        message = book_decoder.decode(payload)
         data = message.data
         sync = self.books.get(data.s) or self._book(data.s)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
@@ -576,7 +301,7 @@ class Bybit:
         records = out.records
         if sync.spec.inverse:
             contract_size = sync.spec.contract_size
-            (bids, bids_native), (asks, asks_native) = _to_base(bids, contract_size), _to_base(asks, contract_size)
+            (bids, bids_native), (asks, asks_native) = to_base(bids, contract_size), to_base(asks, contract_size)
             packed_bids, packed_asks = book.apply_levels(bids, asks)
             records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, data.u, flags,
                                       packed_bids, packed_asks, bids_native, asks_native))
@@ -597,7 +322,7 @@ class Bybit:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
             return
         try:
-            body = _instruments.decode(payload)
+            body = instruments_decoder.decode(payload)
             instruments = instruments_info(body, ts_recv)
         except (msgspec.DecodeError, ValueError) as exc:
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))

@@ -1,42 +1,14 @@
-"""Binance USD-M futures: raw frames -> contract records.
-
-Channels (combined stream `/stream?streams=...`, frames `{"stream": ..., "data": {...}}`):
-
-* `<s>@aggTrade`, `<s>@trade` -> trade. `m` true means the buyer was the maker, so the aggressor
-  sold: side -1. `T` is the trade time (ts_event), `E` the send time (ts_exch).
-  {"e":"aggTrade","E":1626992741575,"a":16599292,"s":"CTKUSDT","p":"1.01100","q":"10","f":23961322,
-   "l":23961322,"T":1626992741421,"m":false}
-* `<s>@depth@100ms|@0ms` -> book_delta (+ a DERIVED bbo per message). Sync rule: after a REST
-  snapshot with lastUpdateId L, drop diffs with u < L; the first applied diff has U <= L <= u;
-  every later diff has pu == previous u. Any break is a gap for that symbol only.
-  {"e":"depthUpdate","E":1626992741037,"T":1626992741024,"s":"SUSHIUSDT","U":600859599090,
-   "u":600859600917,"pu":600859598061,"b":[["7.5040","813"]],"a":[["7.6150","1563"]]}
-* `<s>@bookTicker` -> bbo (venue-native). ts_event T, ts_exch E, exch_seq u.
-* `<s>@markPrice@1s` -> mark_index, and funding for perpetuals (T > 0). r is a fraction per
-  interval; T the next funding time. E is the only time given: ts_event.
-* `<s>@forceOrder` -> liquidation, flagged SAMPLED (Binance pushes at most one per symbol per
-  second). `S` is the liquidation order's side; the liquidated position is the opposite.
-* REST `/fapi/v1/depth` -> book snapshot rows (SNAPSHOT, FROM_REST); `/fapi/v1/openInterest`
-  -> open_interest (FROM_REST); `/fapi/v1/exchangeInfo` -> instrument; `/fapi/v1/fundingInfo` ->
-  the funding interval of the perpetuals it lists (8 h for the rest).
-  [{"symbol":"BLZUSDT","adjustedFundingRateCap":"0.02500000","adjustedFundingRateFloor":"-0.02500000",
-    "fundingIntervalHours":8,"disclaimer":false}]
-
-USD-M contracts are linear with a multiplier of 1: sizes are already base units.
-"""
+"""The Binance USD-M normalizer: frames in receive order -> contract records (the channels are
+described in the package docstring)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import L2Book, books_report, books_tops
+from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -56,285 +28,42 @@ from normalize.records import (
     BookDeltas,
     FeedStatus,
     Funding,
-    Instrument,
     Liquidation,
     MarkIndex,
     OpenInterest,
     Trade,
 )
 from normalize.trade_ids import Backfill, TradeIds
+from normalize.venues.binance_usdm.book_sync import MAX_BUFFERED_DIFFS, BookSync
+from normalize.venues.binance_usdm.instruments import (
+    DEFAULT_FUNDING_INTERVAL_S,
+    InstrumentMaster,
+    exchange_info_instruments,
+)
+from normalize.venues.binance_usdm.wire import (
+    MS,
+    VENUE,
+    AggTrade,
+    BookTicker,
+    DepthSnapshot,
+    DepthUpdate,
+    Event,
+    ForceOrder,
+    FundingInfo,
+    Kline,
+    MarkPriceUpdate,
+    OpenInterestBody,
+    RawTrade,
+    RestAggTrade,
+    agg_trades_decoder,
+    bare_event_decoder,
+    combined_decoder,
+    funding_info_decoder,
+    open_interest_decoder,
+    snapshot_decoder,
+)
 
-VENUE = "binance-usdm"
-MS = 1_000_000
-DEFAULT_FUNDING_INTERVAL_S = 8 * 3600
-MAX_BUFFERED_DIFFS = 10_000
 _SIDES = {"BUY": 1, "SELL": -1}
-CONTRACT_KINDS = {
-    "PERPETUAL": "perpetual", "PERPETUAL_DELIVERING": "perpetual", "TRADIFI_PERPETUAL": "perpetual",
-    "CURRENT_MONTH": "future", "NEXT_MONTH": "future", "CURRENT_QUARTER": "future", "NEXT_QUARTER": "future",
-}
-"""exchangeInfo `contractType` -> instrument kind. TRADIFI_PERPETUAL (gold, silver, equities, since
-2026) is a perpetual like any other for market data; checked 2026-12-07 (docs/venues.md)."""
-_QUOTES = ("USDT", "BUSD", "USDC", "FDUSD")
-
-
-
-class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", frozen=True, gc=False):
-    """Price and quantity stay text until the exactness check (see `_on_trade`). Trade Structs and
-    their wrapper are untracked by the garbage collector (gc=False: they hold only scalars): one
-    is made per frame, and tracked allocations are what set off collector passes."""
-
-    E: int  # event (send) time, ms
-    s: str  # symbol
-    trade_id: int = msgspec.field(name="a")  # aggregate trade id
-    p: str  # price
-    q: str  # quantity, base units
-    T: int  # trade time, ms
-    m: bool  # buyer is maker
-
-
-class RawTrade(msgspec.Struct, tag_field="e", tag="trade", frozen=True, gc=False):
-    E: int
-    s: str
-    trade_id: int = msgspec.field(name="t")
-    p: str
-    q: str
-    T: int
-    m: bool
-    X: str = "MARKET"  # MARKET, INSURANCE_FUND, ADL, NA
-
-
-class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", frozen=True):
-    E: int
-    T: int
-    s: str
-    U: int  # first update id in this event
-    u: int  # final update id in this event
-    pu: int  # final update id of the previous event
-    b: msgspec.Raw  # levels as the frame has them: parsed and applied in one call by L2Book.apply_json
-    a: msgspec.Raw
-
-
-class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", frozen=True):
-    u: int
-    s: str
-    b: float
-    B: float
-    a: float
-    A: float
-    T: int
-    E: int
-
-
-class MarkPriceUpdate(msgspec.Struct, tag_field="e", tag="markPriceUpdate", frozen=True):
-    E: int
-    s: str
-    p: float  # mark price
-    r: float  # funding rate, fraction per interval
-    T: int  # next funding time, ms (0 for delivery contracts)
-    i: float | None = None  # index price (absent in the 2019 schema)
-    P: float | None = None  # estimated settle price
-
-
-class ForceOrderDetail(msgspec.Struct, frozen=True):
-    s: str
-    S: str  # order side
-    q: float  # original quantity
-    p: float  # order price
-    ap: float  # average fill price
-    z: float  # filled accumulated quantity
-    T: int  # order trade time, ms
-
-
-class ForceOrder(msgspec.Struct, tag_field="e", tag="forceOrder", frozen=True):
-    E: int
-    o: ForceOrderDetail
-
-
-class Kline(msgspec.Struct, tag_field="e", tag="kline", frozen=True):
-    """Subscribed by some recorders; ticklake builds its own bars, so these are ignored."""
-
-    s: str
-
-
-Event = AggTrade | RawTrade | DepthUpdate | BookTicker | MarkPriceUpdate | ForceOrder | Kline
-
-
-class Combined(msgspec.Struct, frozen=True, gc=False):
-    """The combined-stream wrapper; `stream` is not read (the event names its symbol). A bare event
-    decodes as one with no `data` (its own fields are skipped) and is decoded again as an event: live
-    frames are all combined, and trying them first costs less than testing which kind a frame is."""
-
-    data: Event | None = None
-
-
-class DepthSnapshot(msgspec.Struct, frozen=True):
-    lastUpdateId: int
-    bids: msgspec.Raw
-    asks: msgspec.Raw
-    E: int | None = None
-    T: int | None = None
-
-
-class FundingInfo(msgspec.Struct, frozen=True):
-    """One entry of /fapi/v1/fundingInfo (symbols with an adjusted interval, cap or floor)."""
-
-    symbol: str
-    fundingIntervalHours: int
-
-
-class RestAggTrade(msgspec.Struct, frozen=True):
-    """One entry of /fapi/v1/aggTrades: the aggTrade event's fields without E."""
-
-    a: int  # aggregate trade id
-    p: str  # price
-    q: str  # quantity, base units
-    T: int  # trade time, ms
-    m: bool  # buyer is maker
-
-
-class OpenInterestBody(msgspec.Struct, frozen=True):
-    symbol: str
-    openInterest: float
-    time: int | None = None
-
-
-_combined = msgspec.json.Decoder(Combined, strict=False)
-_bare_event = msgspec.json.Decoder(Event, strict=False)
-_snapshot = msgspec.json.Decoder(DepthSnapshot, strict=False)
-_open_interest = msgspec.json.Decoder(OpenInterestBody, strict=False)
-_funding_info = msgspec.json.Decoder(list[FundingInfo])
-_agg_trades = msgspec.json.Decoder(list[RestAggTrade])
-
-
-def instrument_id(symbol: str) -> str:
-    """Normalized id without metadata: BTCUSDT -> BTC-USDT-PERP, BTCUSDT_210326 -> BTC-USDT-20210326."""
-    pair, _, expiry = symbol.partition("_")
-    for quote in _QUOTES:
-        if pair.endswith(quote) and len(pair) > len(quote):
-            base = pair[: -len(quote)]
-            return f"{base}-{quote}-{'20' + expiry if expiry else 'PERP'}"
-    return symbol
-
-
-@dataclass
-class InstrumentMaster:
-    """Symbol -> normalized id (from /fapi/v1/exchangeInfo) and funding interval (from
-    /fapi/v1/fundingInfo, which lists only the symbols off the 8 h default)."""
-
-    ids: dict[str, str] = field(default_factory=dict)
-    funding_interval_s: dict[str, int] = field(default_factory=dict)
-
-    def instrument(self, symbol: str) -> str:
-        found = self.ids.get(symbol)
-        if found is None:
-            found = self.ids[symbol] = instrument_id(symbol)
-        return found
-
-
-class SymbolFilter(msgspec.Struct, frozen=True):
-    """One entry of a symbol's `filters` (only what the instrument record needs)."""
-
-    filterType: str
-    tickSize: str | None = None  # PRICE_FILTER
-    stepSize: str | None = None  # LOT_SIZE
-    minQty: str | None = None  # LOT_SIZE
-
-
-class SymbolInfo(msgspec.Struct, frozen=True):
-    """One entry of exchangeInfo's `symbols`."""
-
-    symbol: str
-    baseAsset: str
-    quoteAsset: str
-    contractType: str = ""
-    marginAsset: str | None = None
-    status: str | None = None
-    deliveryDate: int = 0
-    filters: list[SymbolFilter] = []
-
-
-class ExchangeInfo(msgspec.Struct, frozen=True):
-    """Symbols stay raw: one that does not read is reported, and the others are kept."""
-
-    symbols: list[msgspec.Raw]
-    serverTime: int | None = None
-
-
-_exchange_info = msgspec.json.Decoder(ExchangeInfo)
-_symbol_info = msgspec.json.Decoder(SymbolInfo)
-
-
-def _decimal(text: str | None) -> float:
-    """A filter's decimal text; nan where the venue gives none."""
-    return float("nan") if text is None else parse_decimals(text)[0]
-
-
-def _instrument(s: SymbolInfo, kind: str, ts_event: int, ts_recv: int, funding_interval_s: Mapping[str, int]
-                ) -> Instrument:
-    filters = {f.filterType: f for f in s.filters}
-    expiry = None
-    suffix = "PERP"
-    if kind == "future":
-        expiry = s.deliveryDate * MS
-        suffix = dt.datetime.fromtimestamp(s.deliveryDate / 1000, dt.UTC).strftime("%Y%m%d")
-    lot = filters.get("LOT_SIZE")
-    return Instrument(
-        venue=VENUE, symbol=s.symbol, instrument=f"{s.baseAsset}-{s.quoteAsset}-{suffix}",
-        ts_event=ts_event, ts_recv=ts_recv, ts_exch=None, exch_seq=None, flags=FROM_REST, kind=kind,
-        base=s.baseAsset, quote=s.quoteAsset, settle=s.marginAsset or s.quoteAsset, inverse=False,
-        contract_size=1.0,
-        tick_size=_decimal(filters["PRICE_FILTER"].tickSize if "PRICE_FILTER" in filters else None),
-        lot_size=_decimal(lot.stepSize if lot else None),
-        min_size=_decimal(lot.minQty) if lot and lot.minQty is not None else None,
-        funding_interval_s=(funding_interval_s.get(s.symbol, DEFAULT_FUNDING_INTERVAL_S)
-                            if kind == "perpetual" else None),
-        expiry_ts=expiry, status=s.status,
-    )
-
-
-def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Mapping[str, int]
-                              ) -> tuple[list[Instrument], list[str]]:
-    """Instrument records from an exchangeInfo body (perpetuals and dated futures that trade);
-    perpetuals fund every `funding_interval_s[symbol]`, else every 8 h. Also why each symbol entry
-    that does not read was left out (the body as a whole raises msgspec.DecodeError)."""
-    info = _exchange_info.decode(body)
-    ts_event = (info.serverTime if info.serverTime is not None else ts_recv // MS) * MS
-    out, unreadable = [], []
-    for raw in info.symbols:
-        try:
-            s = _symbol_info.decode(raw)
-            kind = CONTRACT_KINDS.get(s.contractType)
-            if kind is not None:
-                out.append(_instrument(s, kind, ts_event, ts_recv, funding_interval_s))
-        except (msgspec.DecodeError, ValueError, OverflowError, OSError) as exc:
-            unreadable.append(f"{bytes(raw)[:60]!r}: {exc}")
-    return out, unreadable
-
-
-@dataclass
-class BookSync:
-    """Per-symbol book state machine for the U/u/pu rules.
-
-    States: waiting for a snapshot (diffs buffered), or synced (diffs applied). A break anywhere
-    sends this symbol alone back to waiting; other symbols are untouched.
-    """
-
-    symbol: str
-    instrument: str
-    book: L2Book = field(default_factory=L2Book)
-    synced: bool = False
-    last_u: int | None = None
-    buffered: deque[tuple[DepthUpdate, int, bytes]] = field(default_factory=deque)
-    """(diff, ts_recv, frame) received while waiting for a snapshot."""
-    gap_pending: bool = False
-    snapshot_id: int | None = None
-    breaks: int = 0
-    applied: int = 0
-    ts_event: int = 0
-    """Venue time of the last message applied to the book."""
-    seq: int | None = None
-    """Update id of the last message applied."""
 
 
 class BinanceUsdm:
@@ -353,9 +82,9 @@ class BinanceUsdm:
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
         try:
-            event = _combined.decode(payload).data
+            event = combined_decoder.decode(payload).data
             if event is None:
-                event = _bare_event.decode(payload)
+                event = bare_event_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             if payload.lstrip().startswith(b'{"result"'):
                 return  # subscription acknowledgement
@@ -538,9 +267,9 @@ class BinanceUsdm:
         symbol = query.get("symbol", [""])[0]
         try:
             if parts.path.endswith("/depth"):
-                self._on_snapshot(symbol, _snapshot.decode(payload), ts_recv, out)
+                self._on_snapshot(symbol, snapshot_decoder.decode(payload), ts_recv, out)
             elif parts.path.endswith("/openInterest"):
-                self._on_open_interest(_open_interest.decode(payload), ts_recv, out)
+                self._on_open_interest(open_interest_decoder.decode(payload), ts_recv, out)
             elif parts.path.endswith("/exchangeInfo"):
                 instruments, unreadable = exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s)
                 if unreadable:
@@ -551,10 +280,10 @@ class BinanceUsdm:
                     self.master.ids[instrument.symbol] = instrument.instrument
                 out.records.extend(self.instrument_log.news(instruments))
             elif parts.path.endswith("/fundingInfo"):
-                self._on_funding_info(_funding_info.decode(payload), ts_recv, out)
+                self._on_funding_info(funding_info_decoder.decode(payload), ts_recv, out)
             elif parts.path.endswith("/aggTrades"):
                 self._on_agg_trades(symbol, int(query["fromId"][0]), int(query.get("limit", ["500"])[0]),
-                                    _agg_trades.decode(payload), ts_recv, out)
+                                    agg_trades_decoder.decode(payload), ts_recv, out)
             else:
                 out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {parts.path}", payload))
         except (msgspec.DecodeError, KeyError, ValueError) as exc:

@@ -3,7 +3,7 @@
 WebSocket: `/<route>/stream?streams=a@aggTrade/b@aggTrade...` (combined stream, subscribed by
 URL), `/<route>/ws/a@depth/b@depth`, and `{"method": "SUBSCRIBE"|"UNSUBSCRIBE"|"LIST_SUBSCRIPTIONS",
 "params": [...], "id": n}`. Routes are enforced as the venue does since 2026-04-23 (see
-ingest/venues/binance_usdm.py): a stream is sent only on its route (`/public` or `/market`); an
+ingest/venues/binance_usdm/connection.py): a stream is sent only on its route (`/public` or `/market`); an
 unrouted URL (`/stream?...`, `/ws/...`) is served as `/public`, so `/market` streams subscribed
 there are acknowledged and never sent.
 REST: `/fapi/v1/depth` answers with the book as the venue would have it at the current playback
@@ -32,7 +32,7 @@ UNROUTED = "unrouted"
 VENUE_ROUTES = {"public": ("depth", "bookTicker", "trade"),
                 "market": ("aggTrade", "markPrice", "forceOrder", "kline", "continuousKline", "ticker", "miniTicker")}
 """Which route the venue serves each stream family on. Kept apart from the handler's own table
-(ingest/venues/binance_usdm.py) on purpose: this is the venue's behaviour, that is the client's
+(ingest/venues/binance_usdm/connection.py) on purpose: this is the venue's behaviour, that is the client's
 choice, and the tests compare both with docs/venues.md."""
 _SERVED_ON = {name: route for route, names in VENUE_ROUTES.items() for name in names}
 _FAMILY = re.compile(r"[A-Za-z]+")

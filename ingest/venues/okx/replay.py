@@ -38,7 +38,7 @@ _RECORDED_EVENT = "event"
 
 BUSINESS_ONLY = ("trades-all", "candle", "mark-price-candle", "index-candle")
 """Channel families OKX serves only on /ws/v5/business (candles by prefix: candle1m, candle1H, ...).
-Kept apart from the handler's own table (ingest/venues/okx.py): this is the venue's behaviour."""
+Kept apart from the handler's own table (ingest/venues/okx/connection.py): this is the venue's behaviour."""
 
 
 def _route_of_channel(channel: str) -> str:

@@ -1,0 +1,37 @@
+"""Binance USD-M's per-symbol book state for the U/u/pu sync rules (the rules are applied in
+normalizer.py)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from normalize.book import L2Book
+from normalize.venues.binance_usdm.wire import DepthUpdate
+
+MAX_BUFFERED_DIFFS = 10_000
+
+
+@dataclass
+class BookSync:
+    """Per-symbol book state machine for the U/u/pu rules.
+
+    States: waiting for a snapshot (diffs buffered), or synced (diffs applied). A break anywhere
+    sends this symbol alone back to waiting; other symbols are untouched.
+    """
+
+    symbol: str
+    instrument: str
+    book: L2Book = field(default_factory=L2Book)
+    synced: bool = False
+    last_u: int | None = None
+    buffered: deque[tuple[DepthUpdate, int, bytes]] = field(default_factory=deque)
+    """(diff, ts_recv, frame) received while waiting for a snapshot."""
+    gap_pending: bool = False
+    snapshot_id: int | None = None
+    breaks: int = 0
+    applied: int = 0
+    ts_event: int = 0
+    """Venue time of the last message applied to the book."""
+    seq: int | None = None
+    """Update id of the last message applied."""
