@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
+from ingest.venues.names import UnknownInstrument
 from storage.migrate import MigrationError, migrate
 from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
@@ -30,7 +31,7 @@ app.add_typer(db_app, name="db")
 console = Console(width=120)
 
 USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
-               ManifestBehind, UnknownChannel, VenueLimitExceeded)
+               ManifestBehind, UnknownChannel, UnknownInstrument, VenueLimitExceeded)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
 
 
@@ -222,11 +223,14 @@ def _route_paths(specs: list[str] | None) -> dict[str, str]:
 @app.command()
 def probe(
     venue: Annotated[str, typer.Argument(help="Venue id, e.g. binance-usdm.")],
-    symbols: Annotated[str | None, typer.Option(help="Comma-separated venue symbols (default: the venue's most "
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated instruments, as normalized ids "
+                                                     "(BTC-USDT-PERP) or venue symbols (default: the venue's most "
                                                      "liquid perpetual).")] = None,
     seconds: Annotated[float, typer.Option(help="How long to listen.")] = 20.0,
-    channels: Annotated[str | None, typer.Option(help="Comma-separated venue channel names instead of the "
-                                                      "venue's default set.")] = None,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated channels instead of the venue's default "
+                                                      "set: standard names (trades, book, bbo, funding, "
+                                                      "mark_index, open_interest, liquidations) or the "
+                                                      "venue's.")] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
     route: RouteOption = None,
@@ -272,7 +276,8 @@ def probe(
 @app.command()
 def ingest(
     venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds in one process.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated venue symbols of the matching --venue.")],
+    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
     shard: Annotated[str | None, typer.Option(help="K/N: run only the symbols of shard K of N (stable hash), "
                                                    "so N processes or hosts split a symbol list.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write Parquet straight to this lake directory instead of "
@@ -285,8 +290,10 @@ def ingest(
     top_depth: Annotated[int, typer.Option(help="Publish top-N book snapshots (book_top) of this many levels "
                                                 "per side (0: none).")] = 0,
     top_every: Annotated[float, typer.Option(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
-    channels: Annotated[str | None, typer.Option(help="Comma-separated venue channel names instead of the venue's "
-                                                      "default set (e.g. trade,depth@0ms,bookTicker).")] = None,
+    channels: Annotated[str | None, typer.Option(help="Comma-separated channels instead of the venue's default "
+                                                      "set: standard names (trades, book, bbo, funding, mark_index, "
+                                                      "open_interest, liquidations) or the venue's own (e.g. "
+                                                      "trade,depth@0ms,bookTicker).")] = None,
     metadata_every: Annotated[float, typer.Option(help="Seconds between refreshes of the instrument metadata "
                                                        "(an instrument is published again when it changes).")] = 3600.0,
     route: RouteOption = None,
@@ -297,6 +304,7 @@ def ingest(
 
     from ingest.feed_handler import HandlerConfig
     from ingest.sharding import ShardError, parse_shard
+    from ingest.venues.names import venue_symbols
     from ingest.venues.registry import CONNECTIONS
     from ticklake import logs
     from ticklake.ingest_run import bus_output, lake_output, plan_feeds, run_ingest
@@ -310,7 +318,10 @@ def ingest(
         shard_spec = parse_shard(shard) if shard else None
     except ShardError as exc:
         raise SettingsError(str(exc)) from None
-    feeds = plan_feeds(venue, [[s for s in group.split(",") if s] for group in symbols], shard_spec)
+    # venue symbols before sharding: every host hashes the same names, whichever form it was given
+    groups = [venue_symbols(CONNECTIONS[name], [s for s in group.split(",") if s])
+              for name, group in zip(venue, symbols, strict=True)]
+    feeds = plan_feeds(venue, groups, shard_spec)
     if not feeds:
         raise SettingsError(f"shard {shard} holds none of the given symbols")
     logs.configure()
@@ -341,7 +352,8 @@ def ingest(
 @app.command()
 def run(
     venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated venue symbols of the matching --venue.")],
+    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,

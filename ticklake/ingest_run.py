@@ -33,6 +33,7 @@ from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
 from ingest.venues.interface import UnknownChannel, VenueConnection
+from ingest.venues.names import STANDARD_CHANNELS, venue_channels, venue_symbols
 from ingest.venues.registry import CONNECTIONS, NORMALIZERS
 from normalize.emitted import Emitted
 from normalize.records import BookDeltas, Record
@@ -150,13 +151,19 @@ def plan_feeds(venues: Sequence[str], symbol_lists: Sequence[Sequence[str]],
 def make_connection(venue: str, symbols: Sequence[str], ws_url: str | None = None, rest_url: str | None = None,
                     channels: Sequence[str] | None = None,
                     route_paths: Mapping[str, str] | None = None) -> VenueConnection:
-    """The venue's connection with the user's overrides: base URLs (a replay server), channels,
-    and route paths that replace the documented ones by name. Unknown channels or routes raise
-    UnknownChannel, a one-line user error."""
+    """The venue's connection with the user's overrides: base URLs (a replay server), channels (by
+    standard name or the venue's own), symbols (by normalized id or the venue's own) and route paths
+    that replace the documented ones by name. Unknown channels, instruments or routes raise
+    UnknownChannel or UnknownInstrument, one-line user errors."""
+    cls = CONNECTIONS[venue]
     overrides: dict[str, object] = {k: v for k, v in (("ws_base", ws_url), ("rest_base", rest_url)) if v}
     if channels:
-        overrides["channels"] = tuple(channels)
-    connection = CONNECTIONS[venue](symbols=list(symbols), **overrides)  # type: ignore[call-arg]
+        overrides["channels"] = venue_channels(cls, channels)
+    names = venue_symbols(cls, symbols)
+    try:
+        connection = cls(symbols=names, **overrides)  # type: ignore[call-arg]
+    except UnknownChannel as exc:
+        raise UnknownChannel(f"{exc}; or a standard name: {', '.join(STANDARD_CHANNELS)}") from None
     if route_paths:
         unknown = set(route_paths) - set(connection.route_paths)
         if unknown:

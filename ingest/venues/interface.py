@@ -75,6 +75,14 @@ class VenueConnection(Protocol):
     one with `--route NAME=PATH` when a venue moves a route before ticklake is updated)."""
     probe_symbols: ClassVar[tuple[str, ...]]
     """Liquid symbols `ticklake probe` subscribes when none are given."""
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]]
+    """Standard channel name (ingest.venues.names.STANDARD_CHANNELS) -> the venue channels that
+    carry it (none where it needs no channel: a REST poll)."""
+
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        """The venue symbol of a normalized instrument id; ValueError for an id the venue's naming
+        cannot express, saying which forms it can."""
     max_connection_age_s: float
     """Reconnect before the venue cuts the connection itself."""
     reconnect_interval_s: float

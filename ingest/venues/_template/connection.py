@@ -31,6 +31,11 @@ class TemplateConnection:
     reconnect_interval_s: float = 1.0
     snapshots_per_second: float = 1.0
     probe_symbols: ClassVar[tuple[str, ...]] = ("BTCUSDT",)
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]] = {"trades": ("trades",)}
+
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        raise ValueError(f"the template venue names no instruments ({instrument})")
 
     def routes(self) -> list[Route]:
         return [Route("ws", f"{self.ws_base}{self.route_paths['ws']}", tuple(self.channels), tuple(self.symbols))]

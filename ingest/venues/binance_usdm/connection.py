@@ -34,6 +34,7 @@ from typing import ClassVar
 
 from ingest.venues.interface import Route, UnknownChannel, check_route_paths
 from normalize.trade_ids import Backfill
+from normalize.venues.binance_usdm.instruments import venue_symbol
 
 VENUE = "binance-usdm"
 WS_BASE = "wss://fstream.binance.com"
@@ -90,6 +91,12 @@ class BinanceUsdmConnection:
     snapshots_per_second: float = SNAPSHOTS_PER_SECOND
 
     probe_symbols: ClassVar[tuple[str, ...]] = ("BTCUSDT",)
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "trades": ("aggTrade",), "book": ("depth@100ms",), "bbo": ("bookTicker",),
+        "funding": ("markPrice@1s",), "mark_index": ("markPrice@1s",), "open_interest": (),
+        "liquidations": ("forceOrder",)}
+    """Open interest is polled over REST whatever the channels."""
+    symbol_of = staticmethod(venue_symbol)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 from ingest.venues.interface import Route, UnknownChannel
 from normalize.trade_ids import Backfill
+from normalize.venues.bybit.instruments import venue_symbol
 
 VENUE = "bybit"
 WS_BASE = "wss://stream.bybit.com"
@@ -72,6 +73,12 @@ class BybitConnection:
     snapshots_per_second: float = RESUBSCRIBES_PER_SECOND
 
     probe_symbols: ClassVar[tuple[str, ...]] = ("BTCUSDT",)
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "trades": ("publicTrade",), "book": ("orderbook",), "bbo": ("orderbook",),
+        "funding": ("tickers",), "mark_index": ("tickers",), "open_interest": ("tickers",),
+        "liquidations": ("allLiquidation",)}
+    """The BBO is the book's own (DERIVED); funding, mark and open interest come with tickers."""
+    symbol_of = staticmethod(venue_symbol)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -36,6 +36,7 @@ from typing import ClassVar
 from ingest.venues.interface import Route, UnknownChannel, VenueLimitExceeded
 from normalize.trade_ids import Backfill
 from normalize.venues.hyperliquid import is_perp
+from normalize.venues.hyperliquid.instruments import venue_symbol
 
 VENUE = "hyperliquid"
 WS_BASE = "wss://api.hyperliquid.xyz"
@@ -79,6 +80,12 @@ class HyperliquidConnection:
     """The hour (ms // HOUR_MS) whose funding history was last asked for."""
 
     probe_symbols: ClassVar[tuple[str, ...]] = ("BTC",)
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "trades": ("trades",), "book": ("l2Book",), "bbo": ("bbo",), "funding": ("activeAssetCtx",),
+        "mark_index": ("activeAssetCtx",), "open_interest": ("activeAssetCtx",),
+        "liquidations": ()}
+    """Hyperliquid publishes no liquidation stream."""
+    symbol_of = staticmethod(venue_symbol)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -41,6 +41,7 @@ from typing import ClassVar
 
 from ingest.venues.interface import Route, UnknownChannel, check_route_paths
 from normalize.trade_ids import Backfill
+from normalize.venues.okx.instruments import venue_symbol
 
 VENUE = "okx"
 WS_BASE = "wss://ws.okx.com:443"
@@ -116,6 +117,11 @@ class OkxConnection:
     snapshots_per_second: float = RESUBSCRIBES_PER_SECOND
 
     probe_symbols: ClassVar[tuple[str, ...]] = ("BTC-USDT-SWAP",)
+    standard_channels: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "trades": ("trades",), "book": ("books",), "bbo": ("bbo-tbt",), "funding": ("funding-rate",),
+        "mark_index": ("mark-price", "index-tickers"), "open_interest": ("open-interest",),
+        "liquidations": ("liquidation-orders",)}
+    symbol_of = staticmethod(venue_symbol)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

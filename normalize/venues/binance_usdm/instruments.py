@@ -128,3 +128,15 @@ def exchange_info_instruments(body: bytes, ts_recv: int, funding_interval_s: Map
         except (msgspec.DecodeError, ValueError, OverflowError, OSError) as exc:
             unreadable.append(f"{bytes(raw)[:60]!r}: {exc}")
     return out, unreadable
+
+
+def venue_symbol(instrument: str) -> str:
+    """The inverse of instrument_id: BTC-USDT-PERP -> BTCUSDT, BTC-USDT-20250328 -> BTCUSDT_250328."""
+    base, _, rest = instrument.partition("-")
+    quote, _, kind = rest.partition("-")
+    if quote in _QUOTES and kind == "PERP":
+        return f"{base}{quote}"
+    if quote in _QUOTES and len(kind) == 8 and kind.isdigit():
+        return f"{base}{quote}_{kind[2:]}"
+    raise ValueError(f"binance-usdm lists perpetuals and dated futures quoted in {', '.join(_QUOTES)} "
+                     f"(BTC-USDT-PERP, BTC-USDT-20250328), not {instrument}")

@@ -89,3 +89,17 @@ def instruments_info(body: InstrumentsBody, ts_recv: int) -> list[Instrument]:
             expiry, item.status,
         ))
     return out
+
+
+def venue_symbol(instrument: str) -> str:
+    """The inverse of spec_from_symbol for linear contracts: BTC-USDT-PERP -> BTCUSDT, BTC-USDC-PERP ->
+    BTCPERP, BTC-USDT-20250328 -> BTCUSDT-28MAR25, BTC-USDC-20241227 -> BTC-27DEC24."""
+    base, _, rest = instrument.partition("-")
+    quote, _, kind = rest.partition("-")
+    if kind == "PERP" and quote in ("USDT", "USDC"):
+        return f"{base}USDT" if quote == "USDT" else f"{base}PERP"
+    if len(kind) == 8 and kind.isdigit() and quote in ("USDT", "USDC"):
+        day = dt.datetime.strptime(kind, "%Y%m%d").strftime("%d%b%y").upper()
+        return f"{base}{'USDT' if quote == 'USDT' else ''}-{day}"
+    raise ValueError(f"bybit's handler takes linear contracts quoted in USDT or USDC (BTC-USDT-PERP, "
+                     f"BTC-USDC-20241227), not {instrument}")

@@ -49,3 +49,11 @@ def meta_instruments(body: bytes, ts_recv: int, flags: int) -> list[Instrument]:
             FUNDING_INTERVAL_S, None, "delisted" if asset.isDelisted else None,
         ))
     return out
+
+
+def venue_symbol(instrument: str) -> str:
+    """The inverse of instrument_id for the main dex's perpetuals: BTC-USDC-PERP -> BTC."""
+    base, _, rest = instrument.partition("-")
+    if rest == "USDC-PERP":
+        return base
+    raise ValueError(f"hyperliquid's perpetuals are quoted in USDC (BTC-USDC-PERP), not {instrument}")

@@ -174,3 +174,17 @@ def _instrument(entry: _Entry, kind: str, ts_recv: int) -> Instrument:
         float(entry.tickSz), float(entry.lotSz), float(entry.minSz) if entry.minSz else None,
         None, expiry, entry.state or None,
     )
+
+
+def venue_symbol(instrument: str) -> str:
+    """The inverse of instrument_id: BTC-USDT-PERP -> BTC-USDT-SWAP, BTC-USD-20250328 ->
+    BTC-USD-250328, BTC-USDT (spot) unchanged."""
+    parts = instrument.split("-")
+    if len(parts) == 2:
+        return instrument
+    if len(parts) == 3 and parts[2] == "PERP":
+        return f"{parts[0]}-{parts[1]}-SWAP"
+    if len(parts) == 3 and len(parts[2]) == 8 and parts[2].isdigit():
+        return f"{parts[0]}-{parts[1]}-{parts[2][2:]}"
+    raise ValueError(f"okx: {instrument} is not a spot pair, perpetual or dated future id "
+                     "(BTC-USDT, BTC-USDT-PERP, BTC-USD-20250328)")
