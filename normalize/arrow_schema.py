@@ -135,3 +135,14 @@ def from_arrow(table: pa.Table, record_type: str) -> list[Record]:
     cls = RECORD_CLASSES[record_type]
     rows = plain_rows(table.select(list(cls.__struct_fields__)))
     return msgspec.convert(rows, list[cls])  # type: ignore[valid-type]
+
+
+def conform(table: pa.Table, record_type: str) -> pa.Table:
+    """The table in the record type's schema and column order. A column the contract gained after a
+    file was written (Trade.trade_type, say) comes back null: files written before keep their
+    meaning, and every reader sees one schema."""
+    schema = schema_for(record_type)
+    names = set(table.column_names)
+    return pa.Table.from_arrays(
+        [table.column(f.name).cast(f.type) if f.name in names else pa.nulls(table.num_rows, f.type) for f in schema],
+        schema=schema)

@@ -85,7 +85,12 @@ class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class Trade(Record, frozen=True, array_like=True, gc=False):
-    """One execution. `side` is the aggressor (taker) side: +1 buy, -1 sell, 0 unknown."""
+    """One execution. `side` is the aggressor (taker) side: +1 buy, -1 sell, 0 unknown.
+
+    `trade_type` says what kind of print it is where it is not an ordinary market trade (one of
+    TRADE_TYPES: a block trade reported to the tape, a liquidation's fill, an insurance-fund or
+    auto-deleveraging print); None for a market trade. Every print is kept; bars, VWAP and volume
+    leave the others out unless asked (pipelines/bars.py)."""
 
     record_type: ClassVar[str] = "trade"
     key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "trade_id", "ts_event")
@@ -95,6 +100,7 @@ class Trade(Record, frozen=True, array_like=True, gc=False):
     side: Int8
     trade_id: str
     size_native: float | None = None
+    trade_type: str | None = None
 
 
 class BookDelta(Record, frozen=True, array_like=True, gc=False):
@@ -340,6 +346,10 @@ class BookTop(Record, frozen=True, array_like=True, gc=False):
     price: float
     size: float
 
+
+TRADE_TYPES: tuple[str, ...] = ("block", "liquidation", "insurance_fund", "adl", "unknown")
+"""Kinds of print that are not ordinary market trades (Trade.trade_type); `unknown`: the venue marks
+the print as not a market trade without saying what it is."""
 
 FEED_EVENTS: tuple[str, ...] = (
     "connect", "disconnect", "gap", "checksum_failure", "resync_start", "resync_done",

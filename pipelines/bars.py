@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import TypeVar
 
 import polars as pl
 
@@ -61,6 +62,18 @@ EXACT = pl.Decimal(38, 12)
 """Decimal of exact sums: 12 fractional digits (no venue quotes finer), 26 integer digits (no overflow)."""
 _TRADE_COLUMNS = ("venue", "instrument", "ts_event", "ts_recv", "trade_id", "price", "size", "side")
 _TRADE_COLUMNS_BUT_ID = tuple(name for name in _TRADE_COLUMNS if name != "trade_id")
+
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def market_prints(trades: Frame, non_market: bool = False) -> Frame:
+    """The trades bars are made of: market trades only (`trade_type` null), unless `non_market`
+    asks for every print (block trades, liquidation fills, insurance-fund and ADL prints too). A
+    venue's VWAP and volume count market trades; ours then agree with them."""
+    if non_market or "trade_type" not in trades.collect_schema().names():
+        return trades
+    return trades.filter(pl.col("trade_type").is_null())
 
 
 def sort_trades(trades: pl.DataFrame) -> pl.DataFrame:
@@ -105,7 +118,8 @@ def _finish(bars: pl.LazyFrame) -> pl.LazyFrame:
             .select(list(BAR_SCHEMA)).sort("venue", "instrument", "ts", maintain_order=True))
 
 
-def time_bars(trades: pl.DataFrame | pl.LazyFrame, every: str, fill: bool = False) -> pl.DataFrame:
+def time_bars(trades: pl.DataFrame | pl.LazyFrame, every: str, fill: bool = False,
+              non_market: bool = False) -> pl.DataFrame:
     """OHLCV bars per (venue, instrument) and UTC bucket `every` (any polars duration: "1s", "1m", "5m",
     "1h", "1d"...). Buckets are `ts_event.dt.truncate(every)`: for fixed durations up to days, UTC
     boundaries aligned to the epoch (calendar units follow polars: weeks start on Monday, months on the 1st).
@@ -116,8 +130,9 @@ def time_bars(trades: pl.DataFrame | pl.LazyFrame, every: str, fill: bool = Fals
 
     A LazyFrame (a `pl.scan_parquet` of the lake) is collected without trade_id, which is read only if
     some bar has trades tied in (ts_event, ts_recv): that column is half the cost of reading trades.
+    Non-market prints are left out unless `non_market` (market_prints).
     """
-    source = trades.lazy()
+    source = market_prints(trades.lazy(), non_market)
     frame = source.select(_TRADE_COLUMNS_BUT_ID).collect()
     if frame.is_empty():
         return pl.DataFrame(schema=BAR_SCHEMA)
@@ -202,25 +217,27 @@ def _filled(bars: pl.DataFrame, every: str) -> pl.DataFrame:
     ).select(list(BAR_SCHEMA))
 
 
-def tick_bars(trades: pl.DataFrame, ticks: int) -> pl.DataFrame:
+def tick_bars(trades: pl.DataFrame, ticks: int, non_market: bool = False) -> pl.DataFrame:
     """Bars of `ticks` consecutive trades per (venue, instrument), in trade order; ts = first_ts.
     The last bar of an instrument may hold fewer (it is kept: every trade is in exactly one bar)."""
     if ticks <= 0:
         raise ValueError(f"ticks must be positive, not {ticks}")
-    return _threshold_bars(trades, lambda group: pl.int_range(group.height, eager=True) // ticks)
+    return _threshold_bars(market_prints(trades, non_market),
+                           lambda group: pl.int_range(group.height, eager=True) // ticks)
 
 
-def volume_bars(trades: pl.DataFrame, volume: float) -> pl.DataFrame:
+def volume_bars(trades: pl.DataFrame, volume: float, non_market: bool = False) -> pl.DataFrame:
     """Bars per (venue, instrument) closed by the trade that brings their volume (base units) to at least
     `volume`; that trade belongs whole to the closing bar and the next bar starts empty (no carry-over).
     ts = first_ts; an instrument's last bar may be below the threshold (kept)."""
-    return _threshold_bars(trades, lambda group: threshold_bar_ids(group["size"], _positive(volume)))
+    return _threshold_bars(market_prints(trades, non_market),
+                           lambda group: threshold_bar_ids(group["size"], _positive(volume)))
 
 
-def dollar_bars(trades: pl.DataFrame, notional: float) -> pl.DataFrame:
+def dollar_bars(trades: pl.DataFrame, notional: float, non_market: bool = False) -> pl.DataFrame:
     """As volume_bars, on notional (price * size, quote units) reaching `notional`."""
-    return _threshold_bars(trades, lambda group: threshold_bar_ids(group["price"] * group["size"],
-                                                                   _positive(notional)))
+    return _threshold_bars(market_prints(trades, non_market),
+                           lambda group: threshold_bar_ids(group["price"] * group["size"], _positive(notional)))
 
 
 def _positive(threshold: float) -> float:

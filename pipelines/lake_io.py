@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from normalize.arrow_schema import schema_for
+from normalize.arrow_schema import conform, schema_for
 from storage.lake_layout import partition_path
 from storage.parquet_files import COMPRESSION, filesystem_for, parquet_files, venues_under, write_bytes_atomic
 from storage.seal_manifest import partition_files
@@ -32,7 +32,8 @@ def _read(filesystem: fs.FileSystem, paths: list[str], schema: pa.Schema | None)
     """The files' rows, in `schema` when given (contract tables), else as written."""
     tables = [pq.read_table(path, filesystem=filesystem) for path in paths]
     if schema is not None:
-        tables = [table.select(schema.names).cast(schema) for table in tables]
+        record_type = schema.metadata[b"ticklake.record_type"].decode()
+        tables = [conform(table, record_type) for table in tables]
     if not tables:
         frame = pl.from_arrow(schema.empty_table()) if schema is not None else pl.DataFrame()
     else:

@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from normalize.arrow_schema import schema_for
+from normalize.arrow_schema import conform, schema_for
 from normalize.records import RECORD_TYPES
 from pipelines.lake_io import partition_venues
 from storage.lake_layout import partition_path
@@ -328,11 +328,10 @@ def _merge(filesystem: fs.FileSystem, paths: list[str], batch: _Batch, record_ty
     hashes of the input rows (what the written files must hold). Rows that share a key but not
     the venue's values are two events under one key: merging them would lose one, so the seal
     stops (storage.record_keys.key_collisions)."""
-    schema = schema_for(record_type)
     frames = []
     for index, path in enumerate(paths):
         table = pq.read_table(path, filesystem=filesystem, filters=batch.filters())
-        frame = pl.from_arrow(table.select(schema.names).cast(schema))
+        frame = pl.from_arrow(conform(table, record_type))
         assert isinstance(frame, pl.DataFrame)
         if drop is not None and path in drop[1]:
             frame = frame.filter(~drop[0])

@@ -215,3 +215,11 @@ def test_funding_intervals_fromfunding_info_body() -> None:
     assert [(d.reason, d.raw) for d in out.dead_letters] == [
         (f"undecodable REST body from {FUNDING_INFO_URL}: funding interval of 0 h for BTCUSDT", bad)]
     assert normalizer.master.funding_interval_s == {"ETHUSDT": 14400, "SUSHIUSDT": 3600}
+
+
+def test_raw_trades_say_what_kind_of_print_they_are() -> None:
+    """`@trade`'s X: MARKET is a market trade (trade_type None), INSURANCE_FUND and ADL say so."""
+    trades = [r for r in _records("trade.tardis-fixture.jsonl") if isinstance(r, Trade)]
+    kinds = {(t.symbol, t.trade_id): t.trade_type for t in trades}
+    assert kinds[("ETHUSDT", "73701056")] == "insurance_fund"
+    assert [t.trade_type for t in trades if t.symbol == "BTCUSDT"] == [None] * sum(t.symbol == "BTCUSDT" for t in trades)

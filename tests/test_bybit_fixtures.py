@@ -299,3 +299,13 @@ def test_a_bad_ticker_delta_does_not_poison_the_merged_state() -> None:
     mark, oi = out.records[3:]
     assert (mark.mark_price, mark.index_price, mark.exch_seq) == (17217.33, 17228.05, 3)
     assert (oi.open_interest, oi.open_interest_value, oi.flags) == (68745.001, 1183601235.91, Flag.LAST)
+
+
+def test_block_trades_are_kept_and_marked() -> None:
+    """Bybit marks block trades (`BT`): kept, with trade_type "block" (bars leave them out)."""
+    line = TRADES.read_bytes().splitlines()[0]
+    normalizer, out = Bybit(), Emitted()
+    normalizer.on_ws(line.replace(b'"BT":false', b'"BT":true'), 1, out)
+    normalizer.on_ws(line, 2, out)
+    kinds = [r.trade_type for r in out.records if isinstance(r, Trade)]
+    assert kinds[: len(kinds) // 2] == ["block"] * (len(kinds) // 2) and set(kinds[len(kinds) // 2:]) == {None}

@@ -267,3 +267,26 @@ def test_thresholds_must_be_positive() -> None:
     for build in (lambda: tick_bars(rows, 0), lambda: volume_bars(rows, 0.0), lambda: dollar_bars(rows, -1.0)):
         with pytest.raises(ValueError, match="must be positive"):
             build()
+
+
+def test_bars_count_market_trades_unless_asked() -> None:
+    """A block trade (or a liquidation fill, an insurance-fund print) is kept with the trades but left
+    out of bars, VWAP and volume by default, as venues leave it out of theirs."""
+    import datetime as dt
+
+    from pipelines.bars import tick_bars, time_bars
+
+    at = dt.datetime(2024, 8, 8, tzinfo=dt.UTC)
+    trades = pl.DataFrame({
+        "venue": ["bybit"] * 3, "instrument": ["BTC-USDT-PERP"] * 3,
+        "ts_event": [at, at + dt.timedelta(seconds=1), at + dt.timedelta(seconds=2)],
+        "ts_recv": [at, at + dt.timedelta(seconds=1), at + dt.timedelta(seconds=2)],
+        "price": [100.0, 90.0, 101.0], "size": [1.0, 50.0, 2.0], "side": [1, -1, 1],
+        "trade_id": ["1", "2", "3"], "trade_type": [None, "block", None],
+    }).with_columns(pl.col("ts_event", "ts_recv").cast(pl.Datetime("ns", "UTC")), pl.col("side").cast(pl.Int8))
+    market = time_bars(trades, "1m")
+    assert market.select("low", "volume", "trades").row(0) == (100.0, 3.0, 2)
+    every = time_bars(trades, "1m", non_market=True)
+    assert every.select("low", "volume", "trades").row(0) == (90.0, 53.0, 3)
+    assert tick_bars(trades, 10)["trades"].to_list() == [2]
+    assert tick_bars(trades, 10, non_market=True)["trades"].to_list() == [3]

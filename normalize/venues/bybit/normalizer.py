@@ -129,10 +129,11 @@ class Bybit:
             spec = specs.get(t.s) or spec_of(t.s)
             if spec.inverse:
                 append(Trade(VENUE, t.s, spec.instrument, t.T * MS, ts_recv, ts_exch, t.seq, flags, price,
-                             size * spec.contract_size / price, _SIDES.get(t.S, 0), t.i, size))
+                             size * spec.contract_size / price, _SIDES.get(t.S, 0), t.i, size,
+                             "block" if t.BT else None))
             else:
                 append(Trade(VENUE, t.s, spec.instrument, t.T * MS, ts_recv, ts_exch, t.seq, flags, price, size,
-                             _SIDES.get(t.S, 0), t.i))
+                             _SIDES.get(t.S, 0), t.i, None, "block" if t.BT else None))
         out.records.extend(records)
 
     def _liquidation_record(self, symbol: str, ts_event: int, ts_recv: int, ts_exch: int, flags: int,
