@@ -31,7 +31,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ingest.capture_log import CaptureWriter
-from ingest.frames import Frame
+from ingest.frames import CLOCK_HEADER, RECV_HEADER, STAMP, Frame
 from ingest.normalizing import normalize_frame
 from ingest.venues.interface import Route, VenueConnection
 from normalize.emitted import Emitted
@@ -79,6 +79,9 @@ class HandlerConfig:
     top_every_s: float = 1.0
     silent_after_s: float | None = None
     """Overrides every route's first_data_within_s (the probe and tests shorten it)."""
+    clock: str = "local"
+    """`local`: ts_recv is this host's clock when a frame arrives (live venues). `recorded`: the
+    replay server's copy of the capture's own receive time (replays keep their real times)."""
 
 
 @dataclass
@@ -121,6 +124,7 @@ class FeedHandler:
         self._backfills: set[asyncio.Task[None]] = set()
         self.links: dict[str, _Link] = {}
         """Route name -> its connection."""
+        self._clock_headers = {CLOCK_HEADER: "recorded"} if self.config.clock == "recorded" else None
         self.on_frame: Callable[[Frame], None] | None = None
         """Called with every frame before it is normalized (the probe counts them per channel)."""
 
@@ -186,7 +190,8 @@ class FeedHandler:
             link.data_seen = False
             reason = "closed"
             try:
-                async with websockets.connect(route.url, max_size=None, open_timeout=10, compression=None) as ws:
+                async with websockets.connect(route.url, max_size=None, open_timeout=10, compression=None,
+                                              additional_headers=self._clock_headers) as ws:
                     self.stats.connects += 1
                     # while a route keeps failing, its connects and disconnects are journaled but
                     # logged at debug: the failure's own line (or the disconnect's) says enough
@@ -235,14 +240,19 @@ class FeedHandler:
         link.ending = ""
         watchdog = asyncio.create_task(self._watch(link, stop))
         queue, stats, channel_of = self.queue, self.stats, self.connection.channel_of
+        recorded = self.config.clock == "recorded"
         seen = False
         try:
             while True:
                 message = await ws.recv(decode=False)
                 link.last_frame = time.monotonic()
                 stats.frames += 1
+                if recorded:  # the replay server put the capture's receive time in front
+                    ts_recv, message = STAMP.unpack_from(message)[0], message[STAMP.size:]
+                else:
+                    ts_recv = time.time_ns()
                 try:
-                    queue.put_nowait(Frame(time.time_ns(), "ws", message, "", connection_id))
+                    queue.put_nowait(Frame(ts_recv, "ws", message, "", connection_id))
                 except asyncio.QueueFull:
                     stats.overflows += 1
                     self._journal("queue_overflow", f"frame dropped: queue of {queue.maxsize} full", connection_id)
@@ -415,6 +425,8 @@ class FeedHandler:
                 async with request as response:
                     body = await response.read()
                     ts_recv = time.time_ns()
+                    if self.config.clock == "recorded" and RECV_HEADER in response.headers:
+                        ts_recv = int(response.headers[RECV_HEADER])
                     if response.status == 200:
                         await self.queue.put(Frame(ts_recv, "rest", body, url, self.connection_id))
                         return True

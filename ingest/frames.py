@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Literal
+
+CLOCK_HEADER = "X-Ticklake-Clock"
+"""Sent at the handshake by a handler that stamps frames with a capture's receive times
+(`--clock recorded`): the replay server then sends each frame as a binary message, STAMP (the
+recorded ts_recv, ns) then the frame. Venues never see it; only the replay path reads it."""
+RECV_HEADER = "X-Ticklake-Recv"
+"""On every replay server REST answer: the recorded receive time of the playback position (ns)."""
+STAMP = struct.Struct(">q")
 
 
 @dataclass(frozen=True, slots=True)

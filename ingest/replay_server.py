@@ -9,6 +9,10 @@ are deterministic. Speed: real time times
 fixtures) are never waited for: merged with a timed capture they play first, at once, and the
 playback clock starts at the first timed frame.
 
+A handler run with `--clock recorded` asks (CLOCK_HEADER at the handshake) for each frame with the
+capture's own receive time in front of it, and REST answers carry the playback position's
+(RECV_HEADER): replayed sessions keep their real receive times and latencies.
+
 `GET /_replay` answers with the playback's progress (frames, played, clients, done), so a script
 can follow it and stop the handler once every frame is on its socket (see `done`).
 
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from ingest.frames import Frame
+from ingest.frames import CLOCK_HEADER, RECV_HEADER, STAMP, Frame
 from ingest.venues.interface import ReplayProtocol
 from ingest.venues.registry import PROTOCOLS
 
@@ -63,10 +67,11 @@ class _Client:
     streams: set[str]
     number: int
     route: str
+    recorded_clock: bool = False
     sent: int = 0
     closed: bool = False
-    queue: asyncio.Queue[bytes | str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
-    """Played frames (bytes) and replies to the client's messages (str), in the order they go out."""
+    queue: asyncio.Queue[Frame | str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    """Played frames and replies to the client's messages (str), in the order they go out."""
     opened: float = field(default_factory=time.monotonic)
 
 
@@ -89,6 +94,8 @@ class ReplayServer:
         self.rest_requests: list[str] = []
         """The path of every REST request, in order."""
         self.position = 0
+        self.recorded_now = next((f.ts_recv for f in frames if f.ts_recv), 0)
+        """The recorded receive time of the playback position (RECV_HEADER)."""
         self._last_change = 0.0
         """When a client last connected or changed its subscriptions (pings do not count)."""
         self.finished = asyncio.Event()
@@ -144,9 +151,11 @@ class ReplayServer:
         self.rest_requests.append(request.path)
         query = {key: request.query.getall(key) for key in request.query}
         body = self.protocol.rest(request.method, request.path, query, await request.read())
+        headers = {RECV_HEADER: str(self.recorded_now)}
         if body is None:
-            return web.Response(status=404, body=b'{"code":-1,"msg":"not found"}', content_type="application/json")
-        return web.Response(body=body, content_type="application/json")
+            return web.Response(status=404, body=b'{"code":-1,"msg":"not found"}', content_type="application/json",
+                                headers=headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         connection = web.WebSocketResponse(autoping=True, max_msg_size=0)
@@ -154,7 +163,7 @@ class ReplayServer:
         self.connections += 1
         self._last_change = time.monotonic()
         client = _Client(connection, self.protocol.streams_from_path(request.path_qs), self.connections,
-                         self.protocol.route_of(request.path))
+                         self.protocol.route_of(request.path), request.headers.get(CLOCK_HEADER) == "recorded")
         self.clients.append(client)
         self._client_present.set()
         sender = asyncio.create_task(self._send_loop(client))
@@ -187,20 +196,28 @@ class ReplayServer:
     def _drain(self, client: _Client) -> None:
         while not client.queue.empty():
             item = client.queue.get_nowait()
-            if isinstance(item, bytes):
-                self.undelivered.append(item)
+            if isinstance(item, Frame):
+                self.undelivered.append(item.payload)
 
     async def _send_loop(self, client: _Client) -> None:
+        connection = client.connection
         while True:
-            payload = await client.queue.get()
+            item = await client.queue.get()
             try:
-                await client.connection.send_str(payload if isinstance(payload, str) else payload.decode())
+                if isinstance(item, str):  # a reply, not a recorded frame: drop_after counts frames
+                    if client.recorded_clock:  # every message of such a client carries a stamp
+                        await connection.send_bytes(STAMP.pack(self.recorded_now) + item.encode())
+                    else:
+                        await connection.send_str(item)
+                    continue
+                if client.recorded_clock:
+                    await connection.send_bytes(STAMP.pack(item.ts_recv) + item.payload)
+                else:
+                    await connection.send_str(item.payload.decode())
             except (ConnectionError, RuntimeError):  # closing or closed
-                if isinstance(payload, bytes):
-                    self.undelivered.append(payload)
+                if isinstance(item, Frame):
+                    self.undelivered.append(item.payload)
                 return
-            if isinstance(payload, str):
-                continue  # a reply, not a recorded frame: drop_after counts frames
             client.sent += 1
             if self.faults.drop_after is not None and client.number == 1 and client.sent >= self.faults.drop_after:
                 await client.connection.close(code=1001, message=b"replay fault: connection dropped")
@@ -241,6 +258,10 @@ class ReplayServer:
             if index in self.faults.skip:
                 continue
             payload = self.protocol.corrupt(frame.payload) if index in self.faults.corrupt_checksum else frame.payload
+            if frame.ts_recv:
+                self.recorded_now = frame.ts_recv
+            if payload is not frame.payload or not frame.ts_recv:  # untimed fixtures: at the playback time
+                frame = Frame(frame.ts_recv or self.recorded_now, "ws", payload)
             stream = self.protocol.stream_of(payload)
             delivered = False
             for client in list(self.clients):
@@ -250,7 +271,7 @@ class ReplayServer:
                 if client.closed:  # the connection is going away: the frame is lost on it
                     self.undelivered.append(payload)
                     continue
-                await client.queue.put(payload)
+                await client.queue.put(frame)
                 if client.closed:  # closed while we waited for room: account for it
                     self._drain(client)
             if not delivered and stream in self._ever_served:  # its connection is away: lost

@@ -51,3 +51,39 @@ async def test_fixtures_play_first_and_the_capture_keeps_its_pace() -> None:
     assert arrived[len(fixtures) - 1] < 1.0  # at once, not 51 years / 30 after 1970
     due = (sushi[-1].ts_recv - first_timed) / 1e9 / SPEED  # the capture's own pace from its first frame on
     assert due * 0.95 <= arrived[-1] < due + 10, (arrived[-1], due)
+
+
+async def test_recorded_clock_keeps_the_captures_receive_times() -> None:
+    """`--clock recorded`: each frame reaches the handler with the receive time the capture recorded
+    (the replay server sends it in front of the frame; only a handler that asked gets it), so
+    replayed records carry the capture's own ts_recv, and REST answers the playback position's."""
+    from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
+    from ingest.offline import normalize_frames
+    from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
+    from normalize.records import BookDeltas, Trade
+    from normalize.venues.binance_usdm import BinanceUsdm
+    from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
+
+    frames = list(read_frames(CRYPTOFEED_RUN))
+    server = ReplayServer("binance-usdm", frames, speed=SPEED)
+    await server.start()
+    sink = CollectingSink()
+    connection = BinanceUsdmConnection(CRYPTOFEED_SYMBOLS, ws_base=server.url, rest_base=server.rest_url,
+                                       channels=("aggTrade", "depth@100ms", "bookTicker"))
+    handler = FeedHandler(connection, BinanceUsdm(), sink, None, HandlerConfig(clock="recorded", poll_interval_s=3600))
+    stop = asyncio.Event()
+    task = asyncio.create_task(handler.run(stop))
+    await server.drained(timeout_s=60)
+    await asyncio.sleep(0.3)
+    while not handler.idle():
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    await server.stop()
+    offline, _ = normalize_frames("binance-usdm", frames)
+    recorded = {t.trade_id: t.ts_recv for t in offline.records if isinstance(t, Trade)}
+    live = {t.trade_id: t.ts_recv for t in sink.emitted.records if isinstance(t, Trade)}
+    assert live == recorded and len(live) == 91
+    first, last = min(f.ts_recv for f in frames if f.ts_recv), max(f.ts_recv for f in frames)
+    snapshots = [r for r in sink.emitted.records if isinstance(r, BookDeltas) and r.flags & 32]
+    assert snapshots and all(first <= r.ts_recv <= last for r in snapshots)

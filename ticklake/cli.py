@@ -297,6 +297,9 @@ def ingest(
     metadata_every: Annotated[float, typer.Option(help="Seconds between refreshes of the instrument metadata "
                                                        "(an instrument is published again when it changes).")] = 3600.0,
     route: RouteOption = None,
+    clock: Annotated[str, typer.Option(help="local: stamp ts_recv with this host's clock (live venues); recorded: "
+                                            "with the capture's own receive times, as a replay server carries them "
+                                            "(replays keep their real receive times and latencies).")] = "local",
 ) -> None:
     """Run feed handlers: capture every frame, normalize, publish to the bus (or write a lake
     directory with --out). Stops cleanly on SIGINT/SIGTERM: everything received is published."""
@@ -330,7 +333,10 @@ def ingest(
               else bus_output(local.nats_url(settings), settings.home, feeds, settings.bus_max_age_s,
                               settings.bus_max_bytes))
     capture_root = settings.home / "capture" if capture else None
-    config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every)
+    if clock not in ("local", "recorded"):
+        raise SettingsError(f"--clock takes local or recorded, not {clock!r}")
+    config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every,
+                           clock=clock)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
                                       metrics_port=metrics_port, config=config,
                                       channels=[c for c in channels.split(",") if c] if channels else None,

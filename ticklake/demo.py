@@ -136,7 +136,8 @@ class _Replay:
 
     def ingest_args(self) -> list[str]:
         args = ["--venue", self.session.venue, "--symbols", ",".join(self.session.symbols),
-                "--ws-url", f"ws://{self.url}", "--rest-url", f"http://{self.url}"]
+                "--ws-url", f"ws://{self.url}", "--rest-url", f"http://{self.url}",
+                "--clock", "recorded"]  # the sessions keep the receive times they were recorded with
         return args + (["--channels", ",".join(self.session.channels)] if self.session.channels else [])
 
     def status(self) -> dict[str, object]:
