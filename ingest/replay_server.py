@@ -13,6 +13,10 @@ A handler run with `--clock recorded` asks (CLOCK_HEADER at the handshake) for e
 capture's own receive time in front of it, and REST answers carry the playback position's
 (RECV_HEADER): replayed sessions keep their real receive times and latencies.
 
+A synthetic venue (ingest/synthetic) plays the same way: `playback` is then its frames,
+generated as they play (possibly without end), and `withheld` the indexes an outage keeps from
+the clients (observed, never sent, as `skip`).
+
 `GET /_replay` answers with the playback's progress (frames, played, clients, done), so a script
 can follow it and stop the handler once every frame is on its socket (see `done`).
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Iterable, Sequence, Sized
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -77,10 +81,12 @@ class _Client:
 
 class ReplayServer:
     def __init__(self, venue: str, frames: Sequence[Frame], speed: float = 0.0, faults: Faults | None = None,
-                 host: str = "127.0.0.1", port: int = 0, min_clients: int = 1) -> None:
+                 host: str = "127.0.0.1", port: int = 0, min_clients: int = 1, playback: Iterable[Frame] | None = None,
+                 withheld: Container[int] = frozenset()) -> None:
         self.venue = venue
         self.protocol: ReplayProtocol = PROTOCOLS[venue](frames)  # type: ignore[call-arg]
-        self.ws_frames = [f for f in frames if f.kind == "ws"]
+        self.ws_frames: Iterable[Frame] = [f for f in frames if f.kind == "ws"] if playback is None else playback
+        self.withheld = withheld
         self.speed, self.faults = speed, faults or Faults()
         self.host, self.port = host, port
         self.min_clients = min_clients
@@ -133,8 +139,10 @@ class ReplayServer:
             await self._runner.cleanup()
 
     def status(self) -> dict[str, object]:
-        """The playback's progress, as `GET /_replay` answers it."""
-        return {"venue": self.venue, "frames": len(self.ws_frames), "played": self.position,
+        """The playback's progress, as `GET /_replay` answers it (frames: None for a synthetic
+        market, generated as it plays)."""
+        frames = len(self.ws_frames) if isinstance(self.ws_frames, Sized) else None
+        return {"venue": self.venue, "frames": frames, "played": self.position,
                 "clients": len(self.clients), "done": self.done()}
 
     def done(self) -> bool:
@@ -235,6 +243,7 @@ class ReplayServer:
         while not self._ready() or time.monotonic() - self._last_change < SETTLE_S:
             await asyncio.sleep(0.01)
         start_wall, start_ts = time.monotonic(), 0
+        index = -1
         for index, frame in enumerate(self.ws_frames):
             if self.faults.silence is not None and index == self.faults.silence[0]:
                 await asyncio.sleep(self.faults.silence[1])
@@ -255,7 +264,7 @@ class ReplayServer:
                     await self._client_present.wait()
             self.position = index
             self.protocol.observe(frame.payload)
-            if index in self.faults.skip:
+            if index in self.faults.skip or index in self.withheld:
                 continue
             payload = self.protocol.corrupt(frame.payload) if index in self.faults.corrupt_checksum else frame.payload
             if frame.ts_recv:
@@ -278,7 +287,7 @@ class ReplayServer:
                 self.undelivered.append(payload)
             if index % 256 == 0:
                 await asyncio.sleep(0)
-        self.position = len(self.ws_frames)
+        self.position = index + 1
         self.finished.set()
 
     def _serves(self, route: str, stream: str) -> bool:

@@ -524,7 +524,8 @@ def pipelines_dev(
 @app.command("replay-server")
 def replay_server(
     venue: Annotated[str, typer.Argument(help="Venue id whose protocol to speak.")],
-    captures: Annotated[list[Path], typer.Argument(help="Capture files of one run.")],
+    captures: Annotated[list[Path] | None, typer.Argument(help="Capture files of one run (none with --synthetic).")
+                        ] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
     speed: Annotated[float, typer.Option(help="Playback speed: 1 real time, 10 ten times faster, 0 flat out.")] = 1.0,
     skip: Annotated[list[int] | None, typer.Option(help="Playback index of a frame never to send "
@@ -534,18 +535,37 @@ def replay_server(
                                                                      "to corrupt (repeatable).")] = None,
     clients: Annotated[int, typer.Option(help="Start playback once this many connections are open (a Binance "
                                               "USD-M handler opens one per route: /public and /market).")] = 1,
+    synthetic: Annotated[bool, typer.Option("--synthetic", help="Serve a generated market instead of captures "
+                                                                "(docs/synthetic.md).")] = False,
+    instruments: Annotated[str, typer.Option(help="Synthetic: a count, or base assets (BTC,ETH,...).")] = "3",
+    rate: Annotated[str, typer.Option(help="Synthetic: messages a second over all instruments, e.g. "
+                                           "trades=1000,book=5000,liquidations=1.")] = "",
+    duration: Annotated[float, typer.Option(help="Synthetic: seconds of market (0: endless).")] = 60.0,
+    start: Annotated[str, typer.Option(help="Synthetic: the market's start time, ISO 8601 UTC (default now).")] = "",
+    seed: Annotated[int, typer.Option(help="Synthetic: the random seed (same seed, same market).")] = 0,
+    scenario: Annotated[list[str] | None, typer.Option(help="Synthetic: burst:at=S,for=S,x=N | flash-crash:at=S,for=S "
+                                                            "| outage:at=S,for=S (repeatable).")] = None,
+    channel: Annotated[list[str] | None, typer.Option(help="Synthetic: venue channel to send (repeatable; default "
+                                                           "the handler's default set).")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Synthetic: write the ground truth (every trade, final books, "
+                                                     "withheld and skipped frames) here as JSON on exit.")] = None,
 ) -> None:
-    """Serve recorded captures as a local venue endpoint (WebSocket and REST on one port)."""
+    """Serve recorded captures, or a synthetic market, as a local venue endpoint (WebSocket and REST on one port)."""
     import asyncio
 
     from ingest.replay_server import Faults
     from ingest.venues.registry import PROTOCOLS
-    from ticklake.ingest_run import run_replay_server
+    from ticklake.ingest_run import SyntheticOptions, run_replay_server
 
     if venue not in PROTOCOLS:
         raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(PROTOCOLS)})")
+    if synthetic == bool(captures):
+        raise SettingsError("give capture files or --synthetic, not both" if synthetic else
+                            "give capture files to replay, or --synthetic for a generated market")
     faults = Faults(drop_after=drop_after, skip=set(skip or ()), corrupt_checksum=set(corrupt_checksum or ()))
-    asyncio.run(run_replay_server(venue, captures, port, speed, faults, clients))
+    options = SyntheticOptions.parse(instruments, rate, duration, start, seed, scenario or (), channel or (),
+                                     truth) if synthetic else None
+    asyncio.run(run_replay_server(venue, captures or (), port, speed, faults, clients, options))
 
 
 sink_app = typer.Typer(no_args_is_help=True, help="Sinks: the bus into TimescaleDB or the Parquet lake, exactly once.")

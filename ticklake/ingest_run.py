@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -32,12 +33,15 @@ from ingest.feed_handler import FeedHandler, HandlerConfig
 from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
 from ingest.sharding import select
+from ingest.synthetic.feed import synthetic_feed
+from ingest.synthetic.market import Rates, Scenario, parse_rates, parse_scenario
 from ingest.venues.interface import UnknownChannel, VenueConnection
 from ingest.venues.names import STANDARD_CHANNELS, venue_channels, venue_symbols
 from ingest.venues.registry import CONNECTIONS, NORMALIZERS
 from normalize.emitted import Emitted
 from normalize.records import BookDeltas, Record
 from storage.lake_write import write_records
+from ticklake.settings import SettingsError
 
 
 @dataclass(frozen=True)
@@ -229,16 +233,66 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
     return handlers
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    """`ticklake replay-server --synthetic`'s options, checked (SettingsError for a user's mistake)."""
+
+    instruments: int | tuple[str, ...]
+    rates: Rates
+    duration_s: float | None
+    start_ns: int
+    seed: int
+    scenarios: tuple[Scenario, ...]
+    channels: tuple[str, ...]
+    truth: Path | None
+
+    @classmethod
+    def parse(cls, instruments: str, rate: str, duration_s: float, start: str, seed: int, scenarios: Sequence[str],
+              channels: Sequence[str], truth: Path | None) -> SyntheticOptions:
+        try:
+            names: int | tuple[str, ...] = int(instruments) if instruments.isdigit() else tuple(
+                filter(None, instruments.split(",")))
+            if not names:
+                raise ValueError(f"--instruments {instruments!r}: give a count or base assets (BTC,ETH)")
+            when = datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC) if start else None
+            start_ns = time.time_ns() if when is None else (when - EPOCH) // timedelta(microseconds=1) * 1000
+            if duration_s < 0:
+                raise ValueError("--duration must be >= 0 (0: endless)")
+            return cls(names, parse_rates(rate), duration_s or None, start_ns, seed,
+                       tuple(parse_scenario(s) for s in scenarios), tuple(channels), truth)
+        except ValueError as exc:
+            raise SettingsError(str(exc).replace("Invalid isoformat string", "--start is not ISO 8601")) from None
+
+
 async def run_replay_server(venue: str, captures: Sequence[Path], port: int, speed: float, faults: Faults,
-                            clients: int = 1) -> None:
-    server = ReplayServer(venue, list(read_frames(captures)), speed=speed, faults=faults, port=port,
-                          min_clients=clients)
+                            clients: int = 1, synthetic: SyntheticOptions | None = None) -> None:
+    if synthetic is None:
+        frames = list(read_frames(captures))
+        server = ReplayServer(venue, frames, speed=speed, faults=faults, port=port, min_clients=clients)
+        what = f"{sum(f.kind == 'ws' for f in frames)} frames of {venue}"
+        feed = None
+    else:
+        try:
+            feed = synthetic_feed(venue, synthetic.instruments, synthetic.rates, synthetic.start_ns,
+                                  synthetic.duration_s, synthetic.seed, synthetic.scenarios, synthetic.channels,
+                                  keep_truth=synthetic.truth is not None)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        server = ReplayServer(venue, feed.rest_frames(), speed=speed, faults=faults, port=port, min_clients=clients,
+                              playback=feed, withheld=feed.withheld)
+        what = (f"a synthetic {venue} market of {len(feed.encoder.symbols)} instruments "
+                f"({', '.join(feed.encoder.symbols[:5])}{'...' if len(feed.encoder.symbols) > 5 else ''})")
     await server.start()
-    print(f"replaying {len(server.ws_frames)} frames of {venue}: WebSocket {server.url}, REST {server.rest_url}",
-          flush=True)
+    print(f"replaying {what}: WebSocket {server.url}, REST {server.rest_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop()
+    if feed is not None and synthetic is not None and synthetic.truth is not None:
+        feed.write_truth(synthetic.truth, sorted(i for i in faults.skip if i < server.position))
+        print(f"ground truth: {synthetic.truth}", flush=True)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from ingest.frames import Frame
+from ingest.synthetic.market import Event, InstrumentSpec, Market, TradeEvent
 from normalize.trade_ids import Backfill
 from normalize.venues.interface import VenueNormalizer
 
@@ -156,6 +158,30 @@ class ReplayProtocol(Protocol):
         """The frame with its checksum altered (venues without checksums raise)."""
 
 
+class SyntheticVenue(Protocol):
+    """The venue's frames for a synthetic market (ingest/synthetic), shaped as its recorded ones and
+    keeping every rule its handler checks (sequence chains, checksums, trade ids); `ticklake
+    replay-server --synthetic` serves them through the venue's ReplayProtocol."""
+
+    symbols: list[str]
+    """The venue symbol of each instrument, in the market's order."""
+    periodic: dict[str, float]
+    """Venue channels pushed on a timer -> seconds between two messages per instrument."""
+
+    def __init__(self, specs: Sequence[InstrumentSpec], channels: Sequence[str]) -> None:
+        """`channels`: the venue channel names to send (those a handler subscribes); ValueError for
+        one the synthetic venue cannot send."""
+
+    def rest_frames(self, market: Market, ts: int) -> list[Frame]:
+        """The REST bodies the replay protocol starts from (metadata, book snapshots), at `ts`."""
+
+    def frames(self, event: Event, market: Market) -> list[bytes]:
+        """The WebSocket frames one market event makes (none where no channel carries it)."""
+
+    def trade_row(self, event: TradeEvent) -> tuple[str, str, str, str]:
+        """(venue symbol, trade id, price, size in base units) of a trade, as the normalizer reads them."""
+
+
 @dataclass(frozen=True)
 class VenueSpec:
     """Everything ticklake knows of one venue: registered in ingest/venues/registry.py, once."""
@@ -164,3 +190,5 @@ class VenueSpec:
     normalizer: Callable[[], VenueNormalizer]
     connection: type[VenueConnection]
     replay: type[ReplayProtocol]
+    synthetic: type[SyntheticVenue] | None = None
+    """None where the venue has no synthetic mode yet."""
