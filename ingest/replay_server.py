@@ -102,6 +102,12 @@ class ReplayServer:
         self.position = 0
         self.recorded_now = next((f.ts_recv for f in frames if f.ts_recv), 0)
         """The recorded receive time of the playback position (RECV_HEADER)."""
+        self.clock_offset_ns = 0
+        """Wall clock (time.time_ns) minus frame time when playback started: at speed 1, a frame due
+        at time t is sent at t + clock_offset_ns, unless the server falls behind (max_late_s)."""
+        self.max_late_s = 0.0
+        """The furthest a frame was played behind its due time (speed > 0): the server could not
+        keep the pace, or a client's queue was full."""
         self._last_change = 0.0
         """When a client last connected or changed its subscriptions (pings do not count)."""
         self.finished = asyncio.Event()
@@ -142,7 +148,7 @@ class ReplayServer:
         """The playback's progress, as `GET /_replay` answers it (frames: None for a synthetic
         market, generated as it plays)."""
         frames = len(self.ws_frames) if isinstance(self.ws_frames, Sized) else None
-        return {"venue": self.venue, "frames": frames, "played": self.position,
+        return {"venue": self.venue, "frames": frames, "played": self.position, "max_late_s": self.max_late_s,
                 "clients": len(self.clients), "done": self.done()}
 
     def done(self) -> bool:
@@ -251,10 +257,13 @@ class ReplayServer:
             if self.speed > 0 and frame.ts_recv:  # a frame without a receive time is not waited for
                 if not start_ts:  # the first timed frame starts the playback clock
                     start_wall, start_ts = time.monotonic(), frame.ts_recv
+                    self.clock_offset_ns = time.time_ns() - start_ts
                 due = start_wall + (frame.ts_recv - start_ts) / 1e9 / self.speed
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                else:
+                    self.max_late_s = max(self.max_late_s, -delay)
             while not self._ready(1):  # checked after pacing: a client may have left meanwhile, and one
                 # that reconnects subscribes by message: frames played before it did would be lost
                 # without a trace, where a test needs to account for every frame
