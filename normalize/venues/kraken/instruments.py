@@ -7,8 +7,8 @@ came on, so a v1 capture and a v2 live feed file the same pair under one symbol;
 is the pair with a dash: XBT/USD -> BTC/USD -> BTC-USD. Sizes are base units.
 
 A sample of the AssetPairs body (one entry of `result`, 2021):
-  "XXBTZCHF":{"altname":"XBTCHF","wsname":"XBT\\/CHF","base":"XXBT","quote":"ZCHF","pair_decimals":1,
-   "lot_decimals":8,"lot_multiplier":1,"ordermin":"0.0001",...}
+  "XBTCHF":{"altname":"XBTCHF","wsname":"XBT\\/CHF","base":"XXBT","quote":"CHF","pair_decimals":1,
+   "lot_decimals":8,"lot_multiplier":1,"ordermin":"0.0002",...}
 """
 
 from __future__ import annotations
