@@ -291,3 +291,25 @@ async def test_live_a_dropped_connection_resubscribes_every_book() -> None:
     # the second subscription's trade snapshot repeats trades already published (same keys)
     assert set(received) == _offline_trades()
     assert not sink.emitted.dead_letters
+
+
+def test_connection_subscribes_per_feed_and_resyncs_one_book() -> None:
+    from ingest.venues.kraken_futures import connection as module
+
+    connection = KrakenFuturesConnection(["pi_xbtusd", "PF_ETHUSD"], ws_base="ws://127.0.0.1:1",
+                                         rest_base="http://127.0.0.1:1")
+    [route] = connection.routes()
+    assert (route.name, route.url, route.book_channel, route.symbols) == (
+        "v1", "ws://127.0.0.1:1/ws/v1", "book", ("PI_XBTUSD", "PF_ETHUSD"))
+    assert [json.loads(m) for m in route.subscribe] == [
+        {"event": "subscribe", "feed": feed, "product_ids": ["PI_XBTUSD", "PF_ETHUSD"]}
+        for feed in ("book", "trade", "ticker")]
+    assert [json.loads(m) for m in connection.resubscribe_messages("PF_ETHUSD")] == [
+        {"event": "unsubscribe", "feed": "book", "product_ids": ["PF_ETHUSD"]},
+        {"event": "subscribe", "feed": "book", "product_ids": ["PF_ETHUSD"]}]
+    assert connection.heartbeat() is None and connection.snapshot_url("PF_ETHUSD") is None
+    assert connection.metadata_urls() == ["http://127.0.0.1:1/derivatives/api/v3/instruments"]
+    assert connection.channel_of(b'{"feed":"book_snapshot","product_id":"PI_XBTUSD"}') == "book"
+    assert connection.channel_of(b'{"feed":"heartbeat","time":1}') is None
+    assert connection.channel_of(b'{"event":"subscribed","feed":"book"}') is None
+    assert (module.DECOMMISSIONED, module.SUCCESSOR) == ("2027-03-01", "wss://uws.kraken.com/v2/public")

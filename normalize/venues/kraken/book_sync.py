@@ -43,15 +43,25 @@ class KrakenBook(SortedBook):
         return bids, asks
 
 
+_DIGITS: dict[str, str] = {}
+"""A level's checksum digits by its "price:size" text: the top 10 levels change little from one
+message to the next, so most are found here (the cache is emptied when it grows past 100,000)."""
+
+
 def _digits(level: str) -> str:
-    price, _, qty = level.partition(":")
-    return price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")
+    digits = _DIGITS.get(level)
+    if digits is None:
+        if len(_DIGITS) > 100_000:
+            _DIGITS.clear()
+        price, _, qty = level.partition(":")
+        digits = _DIGITS[level] = price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")
+    return digits
 
 
 def checksum(book: SortedBook) -> int:
     """Kraken's book checksum of the book as it is now (unsigned)."""
     bids, asks = book.top_text(CHECKSUM_DEPTH)
-    return zlib.crc32("".join(map(_digits, asks + bids)).encode())
+    return zlib.crc32("".join([_digits(level) for level in asks + bids]).encode())
 
 
 @dataclass

@@ -97,6 +97,8 @@ class Kraken:
         self.books: dict[str, BookSync] = {}
         self.depths: dict[str, int] = {}
         """v2 book depth per symbol, from the subscription answers."""
+        self._v2_names: dict[str, str] = {}
+        """v1 pair -> v2 symbol, as met."""
 
     # -- dispatch ------------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
@@ -139,7 +141,10 @@ class Kraken:
         parts = v1_parts_decoder.decode(payload)
         if len(parts) < 4:
             raise ValueError(f"a v1 frame of {len(parts)} elements")
-        name, symbol = str_decoder.decode(parts[-2]), v2_symbol(str_decoder.decode(parts[-1]))
+        name, pair = str_decoder.decode(parts[-2]), str_decoder.decode(parts[-1])
+        symbol = self._v2_names.get(pair)
+        if symbol is None:
+            symbol = self._v2_names[pair] = v2_symbol(pair)
         if name.startswith("book-"):
             books = [v1_book_decoder.decode(part) for part in parts[1:-2]]
             snapshot = any(b.as_ is not None or b.bs is not None for b in books)
@@ -152,18 +157,20 @@ class Kraken:
                           out)
         elif name == "trade":
             trades = v1_trades_decoder.decode(parts[1])
-            records: list[Record] = []
+            instrument, last = instrument_id(symbol), len(trades) - 1
+            records = out.records if last == 0 else []  # one trade a frame is the rule: appended directly
             ids: dict[str, int] = {}
-            for t in trades:
+            for i, t in enumerate(trades):
                 price, size, inexact = parse_decimals(t[0], t[1])
                 if not price > 0 or not size > 0:
                     raise ValueError(f"trade {t[0]} x {t[1]}")
                 trade_id = t[6] if len(t) > 6 and t[6] else f"{t[2]}/{t[0]}/{t[1]}"
                 repeat = ids[trade_id] = ids.get(trade_id, -1) + 1
-                records.append(Trade(VENUE, symbol, instrument_id(symbol), _seconds_ns(t[2]), ts_recv, None, None,
-                                     INEXACT if inexact else 0, price, size, _V1_SIDES.get(t[3], 0),
-                                     f"{trade_id}#{repeat}" if repeat else trade_id))
-            self._emit(records, out)
+                records.append(Trade(VENUE, symbol, instrument, _seconds_ns(t[2]), ts_recv, None, None,
+                                     (INEXACT if inexact else 0) | (LAST if i == last else 0), price, size,
+                                     _V1_SIDES.get(t[3], 0), f"{trade_id}#{repeat}" if repeat else trade_id))
+            if records is not out.records:
+                out.records.extend(records)
         elif name == "ticker":
             ticker = v1_ticker_decoder.decode(parts[1])
             self._bbo(symbol, str(ticker.b[0]), str(ticker.b[2]), str(ticker.a[0]), str(ticker.a[2]), 0, ts_recv,
