@@ -4,6 +4,7 @@ described in the package docstring)."""
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -37,7 +38,7 @@ from normalize.venues.kraken.wire import (
     v1_parts_decoder,
     v1_spread_decoder,
     v1_ticker_decoder,
-    v1_trades_decoder,
+    v1_trade_frame_decoder,
     v2_book_decoder,
     v2_frame_decoder,
     v2_instruments_decoder,
@@ -53,16 +54,17 @@ _V2_SIDES = {"buy": 1, "sell": -1}
 _V2_PREFIX = b'{"channel":"'
 _V2_IGNORED = frozenset((b"heartbeat", b"status", b"ohlc"))
 _V1_CONTROL = frozenset(("heartbeat", "systemStatus", "subscriptionStatus", "pong"))
+_SECONDS = re.compile(r"(\d{1,11})(?:\.(\d{1,9}))?").fullmatch
 Text = Sequence[Sequence[str]]
 """Levels as the venue's text: [price, quantity, ...]."""
 
 
 def _seconds_ns(text: str) -> int:
     """v1 time `1618678142.557535` (seconds, µs) -> ns, exactly."""
-    whole, _, fraction = text.partition(".")
-    if not whole.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 9:
+    found = _SECONDS(text)
+    if found is None:
         raise ValueError(f"time {text!r}")
-    return int(whole) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+    return int(found[1] + (found[2] or "").ljust(9, "0"))
 
 
 def _rfc3339_ns(text: str) -> int:
@@ -137,15 +139,25 @@ class Kraken:
                                                payload))
 
     # -- v1 ------------------------------------------------------------------------------------
+    def _symbol(self, pair: str) -> str:
+        symbol = self._v2_names.get(pair)
+        if symbol is None:
+            symbol = self._v2_names[pair] = v2_symbol(pair)
+        return symbol
+
     def _on_v1(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        if b',"trade","' in payload[-40:]:  # the commonest frame, decoded in one go
+            _, trades, _, pair = v1_trade_frame_decoder.decode(payload)
+            self._v1_trades(trades, self._symbol(pair), ts_recv, out)
+            return
         parts = v1_parts_decoder.decode(payload)
         if len(parts) < 4:
             raise ValueError(f"a v1 frame of {len(parts)} elements")
         name, pair = str_decoder.decode(parts[-2]), str_decoder.decode(parts[-1])
-        symbol = self._v2_names.get(pair)
-        if symbol is None:
-            symbol = self._v2_names[pair] = v2_symbol(pair)
-        if name.startswith("book-"):
+        symbol = self._symbol(pair)
+        if name == "trade":
+            self._v1_trades(v1_trade_frame_decoder.decode(payload)[1], symbol, ts_recv, out)
+        elif name.startswith("book-"):
             books = [v1_book_decoder.decode(part) for part in parts[1:-2]]
             snapshot = any(b.as_ is not None or b.bs is not None for b in books)
             asks = [level for b in books for level in (b.as_ or b.a or ())]
@@ -155,22 +167,6 @@ class Kraken:
             sync = self._sync(symbol, int(name[5:]))
             self._on_book(sync, snapshot, asks, bids, int(sent) if sent else None, max(times, default=0), ts_recv,
                           out)
-        elif name == "trade":
-            trades = v1_trades_decoder.decode(parts[1])
-            instrument, last = instrument_id(symbol), len(trades) - 1
-            records = out.records if last == 0 else []  # one trade a frame is the rule: appended directly
-            ids: dict[str, int] = {}
-            for i, t in enumerate(trades):
-                price, size, inexact = parse_decimals(t[0], t[1])
-                if not price > 0 or not size > 0:
-                    raise ValueError(f"trade {t[0]} x {t[1]}")
-                trade_id = t[6] if len(t) > 6 and t[6] else f"{t[2]}/{t[0]}/{t[1]}"
-                repeat = ids[trade_id] = ids.get(trade_id, -1) + 1
-                records.append(Trade(VENUE, symbol, instrument, _seconds_ns(t[2]), ts_recv, None, None,
-                                     (INEXACT if inexact else 0) | (LAST if i == last else 0), price, size,
-                                     _V1_SIDES.get(t[3], 0), f"{trade_id}#{repeat}" if repeat else trade_id))
-            if records is not out.records:
-                out.records.extend(records)
         elif name == "ticker":
             ticker = v1_ticker_decoder.decode(parts[1])
             self._bbo(symbol, str(ticker.b[0]), str(ticker.b[2]), str(ticker.a[0]), str(ticker.a[2]), 0, ts_recv,
@@ -180,6 +176,23 @@ class Kraken:
             self._bbo(symbol, bid, bid_size, ask, ask_size, _seconds_ns(stamp), ts_recv, out)
         elif not name.startswith("ohlc"):
             out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unsupported channel {name}", payload))
+
+    def _v1_trades(self, trades: list[list[str]], symbol: str, ts_recv: int, out: Emitted) -> None:
+        """v1 trades have no id: `<time>/<price>/<volume>`, `#n` for the n-th identical one of a frame."""
+        instrument, last = instrument_id(symbol), len(trades) - 1
+        records = out.records if last == 0 else []  # one trade a frame is the rule: appended directly
+        ids: dict[str, int] = {}
+        for i, t in enumerate(trades):
+            price, size, inexact = parse_decimals(t[0], t[1])
+            if not price > 0 or not size > 0:
+                raise ValueError(f"trade {t[0]} x {t[1]}")
+            trade_id = t[6] if len(t) > 6 and t[6] else f"{t[2]}/{t[0]}/{t[1]}"
+            repeat = ids[trade_id] = ids.get(trade_id, -1) + 1 if last else 0
+            records.append(Trade(VENUE, symbol, instrument, _seconds_ns(t[2]), ts_recv, None, None,
+                                 (INEXACT if inexact else 0) | (LAST if i == last else 0), price, size,
+                                 _V1_SIDES.get(t[3], 0), f"{trade_id}#{repeat}" if repeat else trade_id))
+        if records is not out.records:
+            out.records.extend(records)
 
     # -- v2 ------------------------------------------------------------------------------------
     def _on_v2(self, payload: bytes, ts_recv: int, out: Emitted) -> None:

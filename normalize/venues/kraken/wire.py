@@ -36,7 +36,8 @@ class V1Ticker(msgspec.Struct, frozen=True):
 
 v1_parts_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 v1_book_decoder = msgspec.json.Decoder(V1Book)
-v1_trades_decoder = msgspec.json.Decoder(list[list[str]])  # [price, volume, time, side b/s, type m/l, misc(, id)]
+v1_trade_frame_decoder = msgspec.json.Decoder(tuple[int, list[list[str]], str, str])
+"""[channelID, [[price, volume, time, side b/s, type m/l, misc(, id)], ...], "trade", pair]."""
 v1_ticker_decoder = msgspec.json.Decoder(V1Ticker)
 v1_spread_decoder = msgspec.json.Decoder(list[str])  # [bid, ask, timestamp, bid volume, ask volume]
 str_decoder = msgspec.json.Decoder(str)
