@@ -25,6 +25,8 @@ from ingest.venues.binance_usdm.replay import VENUE_ROUTES, BinanceUsdmReplay
 from ingest.venues.bybit import connection as bybit
 from ingest.venues.hyperliquid import connection as hyperliquid
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
+from ingest.venues.kraken import connection as kraken
+from ingest.venues.kraken_futures import connection as kraken_futures
 from ingest.venues.okx import connection as okx
 from ingest.venues.okx.replay import OkxReplay
 from ingest.venues.registry import CONNECTIONS
@@ -34,7 +36,8 @@ from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 from tests.cli_replay import TICKLAKE, replay_server_process
 
 DOCS = Path(__file__).parents[1] / "docs" / "venues.md"
-MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid}
+MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid, "kraken": kraken,
+           "kraken-futures": kraken_futures}
 
 
 def _documented_routes() -> dict[str, dict[str, tuple[str, str]]]:

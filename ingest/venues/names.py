@@ -16,8 +16,11 @@ from collections.abc import Iterable, Sequence
 from ingest.venues.interface import VenueConnection
 
 STANDARD_CHANNELS = ("trades", "book", "bbo", "funding", "mark_index", "open_interest", "liquidations")
-INSTRUMENT_ID = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(-(PERP|\d{8})|-\d{8}-\d+(\.\d+)?-[CP])?$")
-"""BTC-USDT-PERP, BTC-USD-PERP, BTC-USDT (spot), BTC-USD-20250328, BTC-USD-20250328-60000-C."""
+INSTRUMENT_ID = re.compile(r"^[A-Z0-9]+-[A-Z0-9]+(:[A-Z0-9]+)?(-(PERP|\d{8})|-\d{8}-\d+(\.\d+)?-[CP])?$")
+"""BTC-USDT-PERP, BTC-USD-PERP, BTC-USDT (spot), BTC-USD-20250328, BTC-USD-20250328-60000-C; a
+contract that settles otherwise than a venue's other contract of the same base, quote and kind
+writes its settlement currency after the quote (Kraken Futures' multi-collateral BTC-USD:USD-PERP
+beside the inverse BTC-USD-PERP)."""
 
 
 class UnknownInstrument(ValueError):

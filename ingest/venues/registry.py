@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ingest.venues import binance_usdm, bybit, hyperliquid, okx
+from ingest.venues import binance_usdm, bybit, hyperliquid, kraken, kraken_futures, okx
 from ingest.venues.interface import ReplayProtocol, VenueConnection, VenueSpec
 from normalize.venues.interface import VenueNormalizer
 
@@ -12,6 +12,8 @@ VENUES: dict[str, VenueSpec] = {spec.venue: spec for spec in (
     binance_usdm.SPEC,
     bybit.SPEC,
     hyperliquid.SPEC,
+    kraken.SPEC,
+    kraken_futures.SPEC,
     okx.SPEC,
 )}
 NORMALIZERS: dict[str, Callable[[], VenueNormalizer]] = {venue: spec.normalizer for venue, spec in VENUES.items()}
