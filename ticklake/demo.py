@@ -30,16 +30,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipelines.runner import run_days
 from storage.migrate import migrate
 from storage.pg import connect
 from storage.retention import apply_retention
+from ticklake import demo_counts
+from ticklake.demo_report import DemoReport, RunResult, SessionResult
 from ticklake.demo_state import DemoError, Stores, prepare, stream_messages
 from ticklake.logs import stderr_to
 from ticklake.run_all import ProcessTree, child, stop
@@ -48,12 +50,6 @@ from ticklake.settings import Settings, mask_url
 from ticklake.stack import local
 from ticklake.stack.health import nats_health, postgres_health
 from ticklake.stack.ports import free_port, wait_listening
-
-with warnings.catch_warnings():  # Dagster warns at import that the pipelines' backfill policy is a beta
-    warnings.simplefilter("ignore")  # feature: 56 lines above the demo's output, none of them news
-    from pipelines.runner import run_days
-    from ticklake import demo_counts
-    from ticklake.demo_report import DemoReport, RunResult, SessionResult
 
 REPO = Path(__file__).resolve().parents[1]
 _BINANCE = "tests/data/binance_usdm"
