@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,6 +134,15 @@ def live_filter(bounds: dict[str, int], instruments: list[str] | None,
         where = sql.SQL("{} AND instrument = ANY(%s)").format(where)
         params.append(instruments)
     return where, tuple(params)
+
+
+def _caller_level() -> int:
+    """The warnings stacklevel of the first frame outside the query API's modules: the user's call,
+    however deep inside the API (bars, book_at, scan_*) the warning is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__") in ("storage.query", "ticklake.query"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _closest(name: str, known: Sequence[str]) -> list[str]:
@@ -416,7 +426,7 @@ class Query:
                 if self.strict:
                     raise
                 self._lake_only = True
-                warnings.warn(f"{exc}; reading the lake alone", LakeOnlyWarning, stacklevel=5)
+                warnings.warn(f"{exc}; reading the lake alone", LakeOnlyWarning, stacklevel=_caller_level())
                 return None
             conn.execute("SET default_transaction_read_only = on")
             self._conn = conn
@@ -438,8 +448,12 @@ class Query:
 
     def _checked_venues(self, venues: list[str] | None) -> list[str] | None:
         """`venues`, each known to the stores (the normalizers', the lake's, then the database's instrument
-        master and gap journal); QueryError naming the closest known ones otherwise."""
+        master and gap journal), asked afresh once before a name is refused; QueryError naming the
+        closest known ones otherwise."""
         for venue in venues or ():
+            if venue in self._known_venues or venue in self._database_venues:
+                continue
+            self._forget_names()
             if venue in self._known_venues or venue in self._database_venues:
                 continue
             known = sorted(set(self._known_venues) | self._database_venues)
@@ -460,12 +474,16 @@ class Query:
     def _check_instruments(self, record_type: str, instruments: list[str] | None) -> None:
         """Each instrument must be an instrument id the stores know (QueryError otherwise, naming the
         id a venue symbol maps to, or the closest known ids). Sources are asked cheapest first and only
-        while a name is still unknown (NAME_SOURCES); each answer is cached for the Query's life."""
+        while a name is still unknown (NAME_SOURCES), each answer cached until a name is missing from
+        them all; then they are asked afresh once before the name is refused."""
         unknown = set(instruments or ())
-        for source in NAME_SOURCES:
-            unknown -= set(self._names_from(source, record_type)["instrument"])
-            if not unknown:
-                return
+        for fresh in (False, True):
+            if fresh:
+                self._forget_names()
+            for source in NAME_SOURCES:
+                unknown -= set(self._names_from(source, record_type)["instrument"])
+                if not unknown:
+                    return
         catalog = self._names_of(record_type)
         name = sorted(unknown)[0]
         as_symbol = catalog.filter(pl.col("symbol") == name).select("venue", "instrument").unique().sort("venue")
@@ -474,6 +492,13 @@ class Query:
             raise QueryError(f"'{name}' is a venue symbol, not an instrument id: pass {ids}")
         close = _closest(name, catalog["instrument"].unique().to_list())
         raise QueryError(f"unknown instrument '{name}'" + (f" (closest: {', '.join(close)})" if close else ""))
+
+    def _forget_names(self) -> None:
+        """Drop the cached names: a name is refused only after the stores were asked afresh, so a Query
+        kept open (a notebook's) sees venues and instruments that arrived since it cached them."""
+        self._names.clear()
+        self.__dict__.pop("_known_venues", None)
+        self.__dict__.pop("_database_venues", None)
 
     def _names_of(self, record_type: str) -> pl.DataFrame:
         """Every (venue, symbol, instrument) any source knows for the record type."""

@@ -29,9 +29,10 @@ from normalize.records import BookDelta, BookTop, FeedStatus, expand
 from pipelines.bars import time_bars
 from pipelines.seal import seal_day
 from storage.lake_layout import partition_path, split_partitions
-from storage.parquet_files import filesystem_for, write_atomic
+from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic
 from storage.pg import DatabaseUnavailable
 from storage.query import live_filter
+from storage.seal_manifest import COMMITTING, SealedFile, SealManifest, write_manifest
 from storage.timescale_rows import copy_table, read_table
 from tests import binance_data
 from tests.pg_databases import private_database
@@ -408,3 +409,43 @@ def test_a_lost_connection_is_opened_again(query: Query, stores: tuple[Path, str
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reopened, not abandoned for the lake
         assert query.trades(BINANCE, BTC, start, end).equals(before)
+
+
+def test_a_partition_being_rewritten_is_read_whole_as_it_will_be(tmp_path: Path,
+                                                                 truth: dict[str, pl.DataFrame]) -> None:
+    """While a seal commits (its manifest says `committing`), readers take its outputs (renamed in
+    already, or still .tmp) instead of its inputs: never both, never half."""
+    day = dt.date(2021, 7, 22)
+    rows = truth["trade"].filter(pl.col("venue") == BINANCE, pl.col("ts_event").dt.date() == day)
+    filesystem, base = filesystem_for(str(tmp_path))
+    folder = partition_path(base, "trade", BINANCE, day)
+    write_atomic(filesystem, f"{folder}/sink-0.parquet", rows.to_arrow(), "trade")
+    rewritten = rows.with_columns(pl.col("size") * 2)
+    rewritten.write_parquet(f"{folder}/sealed-g1-0.parquet{TMP_SUFFIX}")
+    write_manifest(filesystem, base, SealManifest("trade", BINANCE, day.isoformat(), COMMITTING, 1, ["trade_id"],
+                                                  [SealedFile("sink-0.parquet", rows.height)],
+                                                  [SealedFile("sealed-g1-0.parquet", rows.height)], rows.height,
+                                                  rows.height))
+    with Query(str(tmp_path)) as q:
+        got = q.trades(BINANCE, start=day, end=day + dt.timedelta(days=1))
+    assert _sorted(got).equals(_sorted(rewritten))
+
+
+def test_names_that_arrive_later_are_known(tmp_path: Path, truth: dict[str, pl.DataFrame]) -> None:
+    """A Query kept open sees a venue and an instrument whose rows arrived after it cached the names."""
+    filesystem, base = filesystem_for(str(tmp_path))
+    trades = truth["trade"].filter(pl.col("ts_event").dt.date() == dt.date(2021, 7, 22))
+    first, later = trades.filter(pl.col("instrument") == "SUSHI-USDT-PERP"), trades.filter(
+        pl.col("instrument") == "CTK-USDT-PERP")
+    write_atomic(filesystem, f"{partition_path(base, 'trade', BINANCE, dt.date(2021, 7, 22))}/a.parquet",
+                 first.to_arrow(), "trade")
+    with Query(str(tmp_path)) as q:
+        assert q.trades(BINANCE, "SUSHI-USDT-PERP").height == first.height
+        write_atomic(filesystem, f"{partition_path(base, 'trade', BINANCE, dt.date(2021, 7, 22))}/b.parquet",
+                     later.to_arrow(), "trade")
+        write_atomic(filesystem, f"{partition_path(base, 'trade', 'newvenue', dt.date(2021, 7, 22))}/c.parquet",
+                     later.with_columns(pl.lit("newvenue").alias("venue")).to_arrow(), "trade")
+        assert q.trades(BINANCE, "CTK-USDT-PERP").height == later.height
+        assert q.trades("newvenue").height == later.height
+        with pytest.raises(QueryError, match="unknown instrument 'NOPE'"):
+            q.trades(BINANCE, "NOPE")
