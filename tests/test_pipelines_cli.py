@@ -23,13 +23,13 @@ import pytest
 from pipelines.partitions import day_bounds_ns, utc_today
 from storage.parquet_files import filesystem_for, write_atomic
 from storage.seal_manifest import sealed_days
+from tests import binance_data
 from tests.cli_replay import TICKLAKE
-from tests.conftest import DATA
 from tests.pg_databases import private_database
 from ticklake.stack.postgres import EmbeddedPostgres
 
 DATABASE = "ticklake_pipelines_cli_test"
-TRADES = DATA / "binance_usdm" / "trade.tardis-fixture.jsonl"
+TRADES = binance_data.DATA / "trade.tardis-fixture.jsonl"
 OLD_DAYS = [dt.date(2019, 11, 22), dt.date(2020, 7, 29), dt.date(2020, 8, 1)]
 RUN_LINE = r"(?P<day>\d{4}-\d\d-\d\d)  ok      run [0-9a-f-]{36}"
 
