@@ -8,6 +8,7 @@ Servers that "cannot be reached" are free ports nobody listens on."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from ticklake import __version__
+from ticklake.recordings import RECORDINGS
 from ticklake.stack.ports import free_port
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
-CAPTURE = Path(__file__).with_name("data") / "okx" / "funding-rate.tardis-fixture.jsonl"
+CAPTURE = RECORDINGS / "okx" / "funding-rate.tardis-fixture.jsonl"
 NOT_A_CAPTURE = Path(__file__)
 CLOSED_PG = f"postgresql://nobody:s3cret@127.0.0.1:{free_port()}/ticklake"
 CLOSED_NATS = f"nats://127.0.0.1:{free_port()}"
@@ -140,3 +142,14 @@ def test_version(tmp_path: Path) -> None:
 def test_a_group_without_its_command_shows_its_help(tmp_path: Path) -> None:
     result = _run({}, ["db"], tmp_path)
     assert result.returncode == 2 and "migrate" in result.stdout and not result.stderr
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run({}, ["replay-server", "okx", str(CAPTURE), "--port", str(port)], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("ticklake: ") and "address already in use" in line
