@@ -1,7 +1,7 @@
 """1m OHLCV bars from 10M trades: `pipelines.bars.time_bars` against plain polars `group_by_dynamic` and
 DuckDB SQL, on the same Parquet files, in one run.
 
-Data: the real Binance USD-M trades of tests/data (BTCUSDT and ETHUSDT `@trade`, the last 6 minutes of
+Data: the real Binance USD-M trades of ticklake/recordings (BTCUSDT and ETHUSDT `@trade`, the last 6 minutes of
 2024-08-08 from the two hftbacktest captures: 35,389 trades), normalized by the real normalizer and cycled
 to N rows: copy k is shifted by k times the capture's span (so the series continues in time, about a day
 for 10M) and gets trade_id + k * 10^12. The rows are written into a lake under a temp dir by the lake's own
@@ -48,8 +48,9 @@ from normalize.records import Trade
 from pipelines.bars import BAR_SCHEMA, time_bars
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import filesystem_for, write_atomic
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "binance_usdm"
+DATA = RECORDINGS / "binance_usdm"
 CAPTURES = [DATA / f"ws_depth0ms+trade+bookTicker+rest_snapshot.{symbol}_20240808.hftbacktest.gz"
             for symbol in ("btcusdt", "ethusdt")]
 COLUMNS = ["venue", "instrument", "ts_event", "ts_recv", "trade_id", "price", "size", "side"]

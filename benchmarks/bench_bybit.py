@@ -20,14 +20,14 @@ import asyncio
 import itertools
 import json
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 from benchmarks.versus import print_per_item, print_rates
 from normalize.emitted import Emitted
 from normalize.venues.bybit import Bybit
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "bybit"
+DATA = RECORDINGS / "bybit"
 TRADES = DATA / "publicTrade.tardis-fixture.jsonl"
 OB500 = DATA / "orderbook.500.XRPUSDT_2024-12-01.jsonl"
 CONNECTION = SimpleNamespace(address="wss://stream.bybit.com/v5/public/linear", uuid="bench", subscription={})

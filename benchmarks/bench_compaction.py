@@ -29,8 +29,9 @@ from normalize.records import RECORD_CLASSES
 from pipelines.seal import seal_partition
 from storage.lake_layout import partition_path
 from storage.parquet_files import write_atomic
+from ticklake.recordings import RECORDINGS
 
-CAPTURE = (Path(__file__).resolve().parents[1] / "tests/data/binance_usdm"
+CAPTURE = (RECORDINGS / "binance_usdm"
            / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz")
 DAY = dt.date(2024, 8, 8)
 VENUE = "binance-usdm"

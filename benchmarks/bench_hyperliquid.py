@@ -18,7 +18,6 @@ import argparse
 import itertools
 import json
 import time
-from pathlib import Path
 
 from ingest.capture_formats import read_capture
 from normalize.book import L2Book
@@ -26,8 +25,9 @@ from normalize.emitted import Emitted
 from normalize.flags import DEPTH_LIMITED, SNAPSHOT
 from normalize.records import BookDeltas
 from normalize.venues.hyperliquid import VENUE, Hyperliquid
+from ticklake.recordings import RECORDINGS
 
-CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "hyperliquid" / \
+CAPTURE = RECORDINGS / "hyperliquid" / \
     "ws_l2Book+trades.btc_20250126.hftbacktest.gz"
 
 

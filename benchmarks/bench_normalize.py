@@ -19,14 +19,14 @@ import json
 import re
 import time
 from decimal import Decimal
-from pathlib import Path
 
 from benchmarks.versus import feed_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.binance_usdm import BinanceUsdm
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "binance_usdm"
+DATA = RECORDINGS / "binance_usdm"
 AGG_TRADES = DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt"
 DEPTH = DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz"
 EXCHANGE_INFO = DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt"

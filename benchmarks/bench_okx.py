@@ -20,14 +20,14 @@ import argparse
 import itertools
 import json
 import time
-from pathlib import Path
 
 from benchmarks.versus import feed_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.okx import Okx
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "okx"
+DATA = RECORDINGS / "okx"
 WS = DATA / "ws_books+trades+tickers.cryptofeed.OKX.ws.1.0.txt"
 INSTRUMENTS = DATA / "rest_instruments_spot+swap+futures.cryptofeed.OKX.0.txt"
 

@@ -1,6 +1,6 @@
 """A 1-day, 1-instrument trade query through the query API against reading one sorted file directly.
 
-Data: the real Binance USD-M BTCUSDT and ETHUSDT trades of tests/data, cycled to N rows as in
+Data: the real Binance USD-M BTCUSDT and ETHUSDT trades of ticklake/recordings, cycled to N rows as in
 bench_bars (copies shifted in time and trade id), written into a lake as the live sink leaves it
 (4 files a day) and sealed by the pipelines' own seal (sorted, deduplicated files of at most 1M rows
 and a seal manifest). The baseline is the same day's rows in one file sorted by (instrument, ts_event)

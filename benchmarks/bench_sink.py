@@ -2,7 +2,7 @@
 
 One run, same records, real servers: a throwaway EmbeddedPostgres (TimescaleDB, migrated, with
 `track_commit_timestamp` on) and an EmbeddedNats, each in a temp dir on a free port, stopped at
-the end. Records are the real Binance USD-M trades bundled in tests/data (35,480: BTCUSDT and
+the end. Records are the real Binance USD-M trades bundled in ticklake/recordings (35,480: BTCUSDT and
 ETHUSDT `@trade` from the two hftbacktest captures, four symbols' `aggTrade` from the cryptofeed
 one), merged by receive time and cycled to N. Copy k of a trade gets ts_event + k ns and
 trade_id + k * 10^12, so keys stay distinct and JetStream's duplicate window (message ids hash
@@ -80,12 +80,13 @@ from storage.ddl import columns_sql
 from storage.migrate import migrate
 from storage.timescale_rows import copy_table
 from storage.timescale_sink import SinkConfig, TimescaleSink
+from ticklake.recordings import RECORDINGS
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port
 from ticklake.stack.postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "binance_usdm"
+DATA = RECORDINGS / "binance_usdm"
 TRADE_CAPTURES = (
     DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz",
     DATA / "ws_depth0ms+trade+bookTicker+rest_snapshot.ethusdt_20240808.hftbacktest.gz",

@@ -2,9 +2,10 @@
 spreads (pure maths in pipelines/funding.py), in the lake and in TimescaleDB."""
 
 import datetime as dt
+import warnings
 
 import polars as pl
-from dagster import AssetDep, AssetKey, AssetsDefinition, PartitionsDefinition, TimeWindowPartitionMapping
+from dagster import AssetDep, AssetKey, AssetsDefinition, BetaWarning, PartitionsDefinition, TimeWindowPartitionMapping
 
 from pipelines import funding
 from pipelines.assets_seal import sealed_key
@@ -33,8 +34,10 @@ def _funding_history_day(lake: LakeResource, day: dt.date) -> pl.DataFrame:
     return history.with_columns(pl.col("rate").cum_sum().over(funding.KEYS).alias("cumulative_funding"))
 
 
-FUNDING_WINDOW = [AssetDep(sealed_key("funding"), partition_mapping=TimeWindowPartitionMapping(
-    start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True))]
+with warnings.catch_warnings():  # Dagster flags the parameter as beta at import, on every command's stderr
+    warnings.simplefilter("ignore", BetaWarning)
+    FUNDING_WINDOW = [AssetDep(sealed_key("funding"), partition_mapping=TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=1, allow_nonexistent_upstream_partitions=True))]
 
 
 def funding_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:

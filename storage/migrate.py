@@ -101,4 +101,5 @@ def _apply(conn: psycopg.Connection, migrations: list[Migration]) -> list[Migrat
             done.append(migration)
         return done
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        if not conn.closed:  # a server that ended the session (a FATAL error) released the lock with it
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-DATA = Path(__file__).with_name("data") / "binance_usdm"
+from ticklake.recordings import RECORDINGS
+
+DATA = RECORDINGS / "binance_usdm"
 CRYPTOFEED_WS = DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt"
 CRYPTOFEED_SNAPSHOTS = DATA / "rest_depth_snapshot.cryptofeed.BINANCE_FUTURES.http.0.0.txt"
 CRYPTOFEED_EXCHANGE_INFO = DATA / "rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt"

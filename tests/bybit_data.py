@@ -1,15 +1,15 @@
-"""The bundled Bybit v5 frames in tests/data/bybit, named once for every test that replays them:
+"""The bundled Bybit v5 frames in ticklake/recordings/bybit, named once for every test that replays them:
 the ob500 file is a real Bybit order-book history capture, the others tardis-node test fixtures
 and one Bybit docs example."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ingest.frames import Frame
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data") / "bybit"
+DATA = RECORDINGS / "bybit"
 OB500 = DATA / "orderbook.500.XRPUSDT_2024-12-01.jsonl"
 """REAL: Bybit's own orderbook history for XRPUSDT (linear), 1 snapshot + 49 deltas, no receive times."""
 TRADES = DATA / "publicTrade.tardis-fixture.jsonl"

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from ingest.capture_formats import CaptureFormatError, read_frames
 from tests.pipelines_data import PARTS
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data")
+DATA = RECORDINGS
 VENUE_DIRS = {"binance-usdm": "binance_usdm", "bybit": "bybit", "okx": "okx", "hyperliquid": "hyperliquid",
               "kraken": "kraken", "kraken-futures": "kraken_futures"}
 
 
 def all_captures() -> list[tuple[str, list[Path]]]:
     """(venue, files) for every capture group of the pipelines' lake (WebSocket frames with their
-    REST metadata), and for every file of tests/data on its own."""
+    REST metadata), and for every file of ticklake/recordings on its own."""
     groups = [(venue, list(paths)) for venue, paths in PARTS.values()]
     for venue, folder in VENUE_DIRS.items():
         groups += [(venue, [path]) for path in sorted((DATA / folder).iterdir()) if _is_capture(path)]

@@ -22,7 +22,6 @@ from ticklake.stack.postgres import EmbeddedPostgres
 if TYPE_CHECKING:
     from tests.demo_data import DemoRun
 
-DATA = Path(__file__).with_name("data")
 
 
 def _scratch_dir(prefix: str) -> Path:

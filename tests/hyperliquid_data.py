@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data") / "hyperliquid"
+DATA = RECORDINGS / "hyperliquid"
 CAPTURE = DATA / "ws_l2Book+trades.btc_20250126.hftbacktest.gz"
 """25 s of real mainnet frames (BTC): 46 l2Book snapshots and 9 trades messages, the first of them
 the venue's replay of its 30 most recent trades on subscribe."""

@@ -18,11 +18,11 @@ import datetime as dt
 import json
 import zlib
 from decimal import Decimal
-from pathlib import Path
 
 from ingest.capture_formats import read_frames
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data") / "kraken"
+DATA = RECORDINGS / "kraken"
 BOOK_V1 = DATA / "ws_book1000.cryptofeed.KRAKEN.ws.50.0.txt"
 TRADE_V1 = DATA / "ws_trade.cryptofeed.KRAKEN.ws.48.0.txt"
 TICKER_V1 = DATA / "ws_ticker.cryptofeed.KRAKEN.ws.49.0.txt"

@@ -4,9 +4,9 @@ that replays them; see /work/shared/samples/PROVENANCE.md."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data") / "kraken_futures"
+DATA = RECORDINGS / "kraken_futures"
 INSTRUMENTS = DATA / "rest_instruments+config.cryptofeed.KRAKEN_FUTURES.0.txt"
 WS = DATA / "ws_book+ticker+trade.cryptofeed.KRAKEN_FUTURES.ws.1.0.txt"
 RUN = [INSTRUMENTS, WS]

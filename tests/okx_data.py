@@ -8,12 +8,12 @@ the WebSocket session) and its configuration line; the option pages are left out
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ingest.capture_formats import read_capture
 from ingest.frames import Frame
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).with_name("data") / "okx"
+DATA = RECORDINGS / "okx"
 CRYPTOFEED_WS = DATA / "ws_books+trades+tickers.cryptofeed.OKX.ws.1.0.txt"
 CRYPTOFEED_INSTRUMENTS = DATA / "rest_instruments_spot+swap+futures.cryptofeed.OKX.0.txt"
 CRYPTOFEED_RUN = [CRYPTOFEED_INSTRUMENTS, CRYPTOFEED_WS]

@@ -25,7 +25,7 @@ from normalize.records import RECORD_TYPES, Trade
 from storage.seal_manifest import sealed_days
 from tests.demo_data import DemoRun
 from tests.pg_databases import private_database
-from ticklake.demo import FIRST_DAY, REPO, SESSIONS
+from ticklake.demo import FIRST_DAY, SESSIONS, session_files
 from ticklake.demo_state import DemoError, Held, Stores, contents, prepare
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.postgres import EmbeddedPostgres
@@ -75,7 +75,7 @@ def test_every_venue_lands_in_both_stores_as_the_report_says(demo: DemoRun) -> N
 def test_every_recorded_trade_lands_exactly_once(demo: DemoRun) -> None:
     expected = set()
     for session in SESSIONS:
-        out, _ = normalize_frames(session.venue, read_frames([REPO / path for path in session.captures]))
+        out, _ = normalize_frames(session.venue, read_frames(session_files(session)))
         expected |= {(session.venue, r.instrument, r.trade_id) for r in out.records
                      if isinstance(r, Trade) and r.symbol in session.symbols}
     with psycopg.connect(demo.dsn) as conn:

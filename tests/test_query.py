@@ -12,8 +12,10 @@ watermark must still return exactly the normalized rows, each once.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -27,12 +29,19 @@ from normalize.records import BookDelta, BookTop, FeedStatus, expand
 from pipelines.bars import time_bars
 from pipelines.seal import seal_day
 from storage.lake_layout import partition_path, split_partitions
-from storage.parquet_files import filesystem_for, write_atomic
-from storage.timescale_rows import copy_table
+from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic
+from storage.pg import DatabaseUnavailable
+from storage.query import live_filter
+from storage.seal_manifest import COMMITTING, SealedFile, SealManifest, write_manifest
+from storage.timescale_rows import copy_table, read_table
 from tests import binance_data
 from tests.pg_databases import private_database
 from tests.pipelines_data import private_lake, read_lake
-from ticklake.query import Query, to_ns
+from ticklake import query as query_api
+from ticklake.query import LakeOnlyWarning, Query, QueryError, to_ns
+from ticklake.settings import load_settings
+from ticklake.stack import local
+from ticklake.stack.ports import free_port
 from ticklake.stack.postgres import EmbeddedPostgres
 
 SEALED = dt.date(2024, 8, 8)
@@ -138,11 +147,16 @@ def test_lake_alone_holds_everything_it_has(stores: tuple[Path, str], truth: dic
 
 
 def test_parameters_are_bound_not_formatted(query: Query) -> None:
+    """Names are checked against the stores before any SQL is built, and the SQL holds placeholders only."""
     hostile = "x' OR '1'='1"
-    assert query.trades(hostile).is_empty()
-    assert query.trades(BINANCE, [hostile]).is_empty()
+    with pytest.raises(QueryError, match="unknown venue"):
+        query.trades(hostile)
+    with pytest.raises(QueryError, match="unknown instrument"):
+        query.trades(BINANCE, [hostile])
     with pytest.raises(ValueError, match="unknown record type"):
         query.records("trade; DROP TABLE trade", BINANCE)
+    where, params = live_filter({hostile: 0}, [hostile], 1)
+    assert hostile not in where.as_string() and hostile in params
 
 
 def test_bars_stitch_stored_days_and_live_trades(query: Query, stores: tuple[Path, str],
@@ -239,3 +253,199 @@ def test_instruments_latest_per_venue(query: Query, truth: dict[str, pl.DataFram
     got = query.instruments(BINANCE)
     assert got.height == got.select("instrument").n_unique() == truth["instrument"].filter(
         pl.col("venue") == BINANCE)["instrument"].n_unique()
+
+
+# -- answering honestly ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda q: q.trades("binance"), r"unknown venue 'binance' \(closest: binance-usdm"),
+    (lambda q: q.trades("OKX"), r"unknown venue 'OKX' \(closest: okx\)"),
+    (lambda q: q.trades("gemini"), r"unknown venue 'gemini' \(known: binance-usdm, .*hyperliquid, .*okx"),
+    (lambda q: q.trades(BTC, BINANCE), r"unknown venue 'BTC-USDT-PERP' .*that is an instrument id: the venue comes "
+                                       "first"),
+    (lambda q: q.trades(BINANCE, "BTC-USDT-PERPP"), r"unknown instrument 'BTC-USDT-PERPP' \(closest: BTC-USDT-PERP"),
+    (lambda q: q.trades(BINANCE, [BTC, "btc-usdt"]), r"unknown instrument 'btc-usdt' \(closest: BTC-USDT"),
+    (lambda q: q.trades(BINANCE, "BTCUSDT"), r"'BTCUSDT' is a venue symbol, not an instrument id: pass "
+                                             r"'BTC-USDT-PERP' on binance-usdm"),
+    (lambda q: q.bars("1m", BINANCE, "BTCUSDT"), r"'BTCUSDT' is a venue symbol"),
+    (lambda q: q.book_at("SUSHIUSDT", "2021-07-22T22:26:00Z"), r"'SUSHIUSDT' is a venue symbol, not an instrument "
+                                                               r"id: pass 'SUSHI-USDT-PERP' on binance-usdm"),
+    (lambda q: q.derived("bars_1m", venue="binanceusdm"), r"unknown venue 'binanceusdm' \(closest: binance-usdm"),
+    (lambda q: q.trades(BINANCE, BTC, "2024-08-09", "2024-08-08"), r"start '2024-08-09' is after end '2024-08-08'"),
+    (lambda q: q.bars("1m", BINANCE, BTC, "2024-08-09", "2024-08-08"), r"start '2024-08-09' is after end"),
+    (lambda q: q.trades(BINANCE, BTC, 1_723_161_600), r"time 1723161600 looks like seconds since the epoch: "
+                                                      r"integer times are nanoseconds \(1723161600000000000 ns\)"),
+    (lambda q: q.trades(BINANCE, BTC, 0, 1_723_161_600_000), r"looks like milliseconds"),
+    (lambda q: q.scan_trades(BINANCE, BTC, 1_723_161_600_000_000), r"looks like microseconds"),
+    (lambda q: q.trades(BINANCE, BTC, "yesterday"), r"time 'yesterday' is not an ISO date or time"),
+])
+def test_a_question_the_stores_cannot_answer_raises(query: Query, call: Callable[[Query], object],
+                                                    message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        call(query)
+    assert issubclass(QueryError, ValueError)
+
+
+def test_known_names_and_ns_ints_answer_even_when_empty(query: Query, tmp_path: Path,
+                                                         stores: tuple[Path, str]) -> None:
+    assert query.trades(BINANCE, BTC, "2021-01-01", "2021-01-02").is_empty()  # a known instrument, no rows then
+    assert query.trades(BINANCE, BTC, "2024-08-09", "2024-08-09").is_empty()  # start == end: an empty range
+    by_ns = query.trades(BINANCE, BTC, to_ns("2024-08-08T23:59:00Z"), 1_723_161_660_000_000_000)
+    assert by_ns.equals(query.trades(BINANCE, BTC, "2024-08-08T23:59:00Z", "2024-08-09T00:01:00Z"))
+    assert by_ns.height > 0
+    _, dsn = stores  # an instrument only the database holds (an empty lake) is known through the database
+    with Query(str(tmp_path / "empty-lake"), dsn) as database_only:
+        assert database_only.trades("bybit", "LTC-USDT-PERP").height > 0
+
+
+def test_bars_compute_every_day_not_sealed_whatever_the_latest_sealed_day(
+        query: Query, stores: tuple[Path, str], truth: dict[str, pl.DataFrame]) -> None:
+    """2024-08-08 is sealed and its 1m bars built; 2021-07-22, older, was never sealed. Its bars are computed
+    from trades (even where the pipelines left a file of it, which a day not sealed may have partial),
+    for a built interval and another alike."""
+    lake, _ = stores
+    old = dt.date(2021, 7, 22)
+    trades = truth["trade"].filter(pl.col("venue") == BINANCE)
+    sealed_folder = lake / "derived" / "bars_1m" / f"venue={BINANCE}" / f"date={SEALED}"
+    unsealed_folder = lake / "derived" / "bars_1m" / f"venue={BINANCE}" / f"date={old}"
+    try:
+        for folder, day in ((sealed_folder, SEALED), (unsealed_folder, old)):
+            folder.mkdir(parents=True)
+            of_day = time_bars(trades.filter(pl.col("ts_event").dt.date() == day), "1m")
+            of_day.with_columns(pl.col("trades") + 1000).write_parquet(folder / "part-0.parquet")  # marked
+        got = {interval: query.bars(interval, BINANCE, None, old, LIVE + dt.timedelta(days=1))
+               for interval in ("1m", "15m")}
+        in_old = pl.col("ts").dt.date() == old
+        assert got["1m"].filter(in_old).equals(time_bars(trades.filter(pl.col("ts_event").dt.date() == old), "1m"))
+        assert got["1m"].filter(in_old)["trades"].sum() == got["15m"].filter(in_old)["trades"].sum() > 0
+        assert got["1m"].filter(pl.col("ts").dt.date() == SEALED)["trades"].min() > 1000  # the stored file
+        live = got["1m"].filter(pl.col("ts").dt.date() == LIVE)
+        assert live.equals(time_bars(trades.filter(pl.col("ts_event").dt.date() == LIVE), "1m"))  # computed
+    finally:
+        shutil.rmtree(lake / "derived")
+
+
+def test_venue_none_sends_each_venue_only_its_rows_past_its_watermark(
+        postgres: EmbeddedPostgres, stores: tuple[Path, str], truth: dict[str, pl.DataFrame]) -> None:
+    """With every row in TimescaleDB (before retention), the SQL of a venue=None query bounds each venue by
+    its own watermark: Binance's sealed day is not sent, the other venues (nothing sealed) are sent whole."""
+    lake, _ = stores
+    with private_database(postgres, "ticklake_query_pushdown") as dsn:
+        with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+            copy_table(cursor, "trade", truth["trade"].to_arrow())
+        with Query(str(lake), dsn) as q, psycopg.connect(dsn) as conn:
+            bounds = {venue: max(0, q.watermark("trade", venue)) for venue in ("binance-usdm", "okx")}
+            assert bounds == {"binance-usdm": to_ns(LIVE), "okx": 0}
+            where, params = live_filter(bounds, None, to_ns("2030-01-01"))
+            assert where.as_string(conn) == ("ts_event >= %s AND ts_event < %s AND ((venue = %s AND ts_event >= %s) "
+                                             "OR (venue = %s AND ts_event >= %s))")
+            sent = pl.DataFrame(read_table(conn, "trade", where, params))
+            expected = truth["trade"].filter(
+                (pl.col("venue") == "okx") | ((pl.col("venue") == BINANCE) & (pl.col("ts_event") >= LIVE)))
+            assert _sorted(sent).equals(_sorted(expected))
+            got = q.trades()
+        assert _sorted(got).equals(_sorted(truth["trade"]))  # and the query answers every row once
+
+
+def test_scan_variants_are_lazy_over_the_lake(query: Query) -> None:
+    start, end = "2024-08-08T23:58:00Z", "2024-08-09T00:01:00Z"
+    lazy = query.scan_trades(BINANCE, BTC, start, end)
+    assert isinstance(lazy, pl.LazyFrame)
+    assert "PARQUET" in lazy.explain().upper()  # the lake side is a scan, not rows read already
+    assert lazy.collect().equals(query.trades(BINANCE, BTC, start, end))
+    assert query.scan_records("bbo", BINANCE, BTC, start, end).select(pl.len()).collect().item() == \
+        query.bbo(BINANCE, BTC, start, end).height
+    assert query.scan_derived("bars_1m").collect().is_empty()
+    for name in ("book_deltas", "bbo", "funding", "mark_index", "open_interest", "liquidations"):
+        assert isinstance(getattr(query, f"scan_{name}")(BINANCE), pl.LazyFrame)
+    assert isinstance(query.scan_feed_status(BINANCE), pl.LazyFrame)
+
+
+def _closed_dsn() -> str:
+    return f"postgresql://nobody@127.0.0.1:{free_port()}/ticklake"
+
+
+def test_an_unreachable_database_leaves_the_lake_with_one_warning(stores: tuple[Path, str]) -> None:
+    lake, _ = stores
+    with Query(str(lake)) as lake_only:
+        expected = lake_only.trades(BINANCE, BTC)
+    with warnings.catch_warnings(record=True) as caught, Query(str(lake), _closed_dsn()) as q:
+        warnings.simplefilter("always")
+        assert q.trades(BINANCE, BTC).equals(expected)
+        assert q.trades(BINANCE, BTC).equals(expected)
+    assert [w.category for w in caught] == [LakeOnlyWarning]
+    assert "cannot connect to PostgreSQL" in str(caught[0].message)
+    assert "reading the lake alone" in str(caught[0].message)
+    with Query(str(lake), _closed_dsn(), strict=True) as strict, pytest.raises(DatabaseUnavailable):
+        strict.trades(BINANCE, BTC)
+
+
+def test_connect_after_ticklake_down_reads_the_lake(stores: tuple[Path, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ticklake down` leaves stack.json naming the stopped cluster: connect() still answers, from the lake."""
+    lake, _ = stores
+    for name in [k for k in os.environ if k.startswith("TICKLAKE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TICKLAKE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TICKLAKE_LAKE", str(lake))
+    local.save_state(load_settings(), local.StackState(postgres=EmbeddedPostgres(tmp_path / "pg", free_port())))
+    with Query(str(lake)) as lake_only:
+        expected = lake_only.trades(BINANCE, BTC)
+    with pytest.warns(LakeOnlyWarning), query_api.connect() as q:
+        assert q.dsn is not None and q.trades(BINANCE, BTC).equals(expected)
+    with query_api.connect(strict=True) as q, pytest.raises(DatabaseUnavailable):
+        q.trades(BINANCE, BTC)
+
+
+def test_a_lost_connection_is_opened_again(query: Query, stores: tuple[Path, str]) -> None:
+    start, end = "2024-08-08T23:58:00Z", "2024-08-09T00:01:00Z"
+    before = query.trades(BINANCE, BTC, start, end)
+    _, dsn = stores
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+    assert killed is not None and killed[0] >= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reopened, not abandoned for the lake
+        assert query.trades(BINANCE, BTC, start, end).equals(before)
+
+
+def test_a_partition_being_rewritten_is_read_whole_as_it_will_be(tmp_path: Path,
+                                                                 truth: dict[str, pl.DataFrame]) -> None:
+    """While a seal commits (its manifest says `committing`), readers take its outputs (renamed in
+    already, or still .tmp) instead of its inputs: never both, never half."""
+    day = dt.date(2021, 7, 22)
+    rows = truth["trade"].filter(pl.col("venue") == BINANCE, pl.col("ts_event").dt.date() == day)
+    filesystem, base = filesystem_for(str(tmp_path))
+    folder = partition_path(base, "trade", BINANCE, day)
+    write_atomic(filesystem, f"{folder}/sink-0.parquet", rows.to_arrow(), "trade")
+    rewritten = rows.with_columns(pl.col("size") * 2)
+    rewritten.write_parquet(f"{folder}/sealed-g1-0.parquet{TMP_SUFFIX}")
+    write_manifest(filesystem, base, SealManifest("trade", BINANCE, day.isoformat(), COMMITTING, 1, ["trade_id"],
+                                                  [SealedFile("sink-0.parquet", rows.height)],
+                                                  [SealedFile("sealed-g1-0.parquet", rows.height)], rows.height,
+                                                  rows.height))
+    with Query(str(tmp_path)) as q:
+        got = q.trades(BINANCE, start=day, end=day + dt.timedelta(days=1))
+    assert _sorted(got).equals(_sorted(rewritten))
+
+
+def test_names_that_arrive_later_are_known(tmp_path: Path, truth: dict[str, pl.DataFrame]) -> None:
+    """A Query kept open sees a venue and an instrument whose rows arrived after it cached the names."""
+    filesystem, base = filesystem_for(str(tmp_path))
+    trades = truth["trade"].filter(pl.col("ts_event").dt.date() == dt.date(2021, 7, 22))
+    first, later = trades.filter(pl.col("instrument") == "SUSHI-USDT-PERP"), trades.filter(
+        pl.col("instrument") == "CTK-USDT-PERP")
+    write_atomic(filesystem, f"{partition_path(base, 'trade', BINANCE, dt.date(2021, 7, 22))}/a.parquet",
+                 first.to_arrow(), "trade")
+    with Query(str(tmp_path)) as q:
+        assert q.trades(BINANCE, "SUSHI-USDT-PERP").height == first.height
+        write_atomic(filesystem, f"{partition_path(base, 'trade', BINANCE, dt.date(2021, 7, 22))}/b.parquet",
+                     later.to_arrow(), "trade")
+        write_atomic(filesystem, f"{partition_path(base, 'trade', 'newvenue', dt.date(2021, 7, 22))}/c.parquet",
+                     later.with_columns(pl.lit("newvenue").alias("venue")).to_arrow(), "trade")
+        assert q.trades(BINANCE, "CTK-USDT-PERP").height == later.height
+        assert q.trades("newvenue").height == later.height
+        with pytest.raises(QueryError, match="unknown instrument 'NOPE'"):
+            q.trades(BINANCE, "NOPE")

@@ -32,8 +32,8 @@ async def test_fixtures_play_first_and_the_capture_keeps_its_pace() -> None:
                 async with http.get(f"{server.rest_url}/_replay") as response:
                     return dict(await response.json())
 
-            assert await status() == {"venue": "binance-usdm", "frames": len(frames), "played": 0, "clients": 0,
-                                      "done": False}
+            assert await status() == {"venue": "binance-usdm", "frames": len(frames), "played": 0, "max_late_s": 0.0,
+                                      "clients": 0, "done": False}
             streams = "btcusdt@markPrice/btcusdt@markPrice@1s/btcbusd_210129@markPrice@1s/sushiusdt@aggTrade"
             async with websockets.connect(f"{server.url}/market/stream?streams={streams}") as ws:
                 connected = time.monotonic()
@@ -43,6 +43,7 @@ async def test_fixtures_play_first_and_the_capture_keeps_its_pace() -> None:
                     arrived.append(time.monotonic() - connected)
                 while not (done := await status())["done"]:
                     await asyncio.sleep(0.05)
+                assert 0 <= float(done.pop("max_late_s")) < 0.5  # type: ignore[arg-type]
                 assert done == {"venue": "binance-usdm", "frames": len(frames), "played": len(frames), "clients": 1,
                                 "done": True}
     finally:

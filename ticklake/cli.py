@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ingest.capture_formats import CaptureFormatError
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from ingest.venues.names import UnknownInstrument
 from storage.migrate import MigrationError, migrate
@@ -18,6 +20,8 @@ from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
 from storage.pg import DatabaseUnavailable
 from storage.sink_consumer import JetStreamSink
 from storage.timescale_sink import SinkConfig, TimescaleSink
+from ticklake import __version__
+from ticklake.demo_state import DemoError
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
 from ticklake.stack.health import Health, nats_health, postgres_health
@@ -31,8 +35,41 @@ app.add_typer(db_app, name="db")
 console = Console(width=120)
 
 USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
-               ManifestBehind, UnknownChannel, UnknownInstrument, VenueLimitExceeded)
+               ManifestBehind, UnknownChannel, UnknownInstrument, VenueLimitExceeded, DemoError, CaptureFormatError)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
+USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
+                  errno.ENOSPC, errno.EADDRINUSE, errno.EADDRNOTAVAIL}
+"""OSErrors about the user's paths and ports (a folder that cannot be written, a port in use): their
+message names the path or address, so one line says it all."""
+
+
+
+
+def _above_zero(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be above 0, not {value:g}")
+    return value
+
+
+def Positive(help: str) -> typer.models.OptionInfo:
+    """An option of seconds (or any amount) that must be above 0: 0 or less is a usage error naming it."""
+    return typer.Option(callback=_above_zero, help=help)
+
+
+MetricsPortOption = Annotated[int, typer.Option(min=0, max=65535, help="Serve Prometheus metrics on this port "
+                                                                       "(0: off).")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"ticklake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="Print the installed version and exit.")] = False) -> None:
+    """Tick-level crypto market data: handlers, bus, TimescaleDB and a Parquet lake."""
 
 
 def _settings() -> Settings:
@@ -123,7 +160,8 @@ def db_migrate() -> None:
 
 @db_app.command("retention")
 def db_retention(
-    keep_days: Annotated[int | None, typer.Option(help="Days to keep (default: TICKLAKE_RETENTION_DAYS).")] = None,
+    keep_days: Annotated[int | None, typer.Option(min=0, help="Days to keep (default: "
+                                                              "TICKLAKE_RETENTION_DAYS).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Report what would be dropped; drop nothing.")] = False,
 ) -> None:
     """Drop hypertable chunks older than the kept days, but only days the Parquet lake holds."""
@@ -155,7 +193,7 @@ def selfcheck(
     from ticklake.selfcheck import run_selfcheck
 
     settings = _settings()
-    report = run_selfcheck(local.pg_dsn(settings), local.nats_url(settings), settings.home, keep=keep)
+    report = run_selfcheck(_database_url(settings), _bus_url(settings), settings.home, keep=keep)
     for line in report.lines:
         console.print(line)
     if not report.ok:
@@ -167,12 +205,12 @@ def normalize_command(
     venue: Annotated[str, typer.Argument(help="Venue id, e.g. binance-usdm.")],
     captures: Annotated[list[Path], typer.Argument(help="Capture files of one run (any supported format).")],
     out: Annotated[Path, typer.Option("--out", help="Output lake directory.")],
-    top_depth: Annotated[int, typer.Option(help="Also write top-N book snapshots (book_top) of this many "
-                                                "levels per side (0: none).")] = 0,
-    top_every: Annotated[float, typer.Option(help="Seconds of receive time between top-N snapshots.")] = 1.0,
+    top_depth: Annotated[int, typer.Option(min=0, help="Also write top-N book snapshots (book_top) of this many "
+                                                       "levels per side (0: none).")] = 0,
+    top_every: Annotated[float, Positive(help="Seconds of receive time between top-N snapshots.")] = 1.0,
 ) -> None:
     """Normalize recorded captures offline (the live code path) into Parquet in the lake layout."""
-    from ingest.capture_formats import CaptureFormatError, read_frames
+    from ingest.capture_formats import read_frames
     from ingest.dead_letters import append_dead_letters
     from ingest.offline import TopSchedule, normalize_frames
     from ingest.venues.registry import NORMALIZERS
@@ -180,14 +218,8 @@ def normalize_command(
 
     if venue not in NORMALIZERS:
         raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(NORMALIZERS)})")
-    for path in captures:
-        if not path.is_file():
-            raise SettingsError(f"capture not found: {path}")
-    try:
-        tops = TopSchedule(top_depth, int(top_every * 1e9)) if top_depth else None
-        emitted, normalizer = normalize_frames(venue, read_frames(captures), tops)
-    except CaptureFormatError as exc:
-        raise SettingsError(str(exc)) from None
+    tops = TopSchedule(top_depth, int(top_every * 1e9)) if top_depth else None
+    emitted, normalizer = normalize_frames(venue, read_frames(_captures(captures)), tops)
     written = write_records(str(out), emitted.records, part_name="normalized")
     for record_type, rows in sorted(written.items()):
         console.print(f"{record_type:<14}{rows:>10,} rows")
@@ -203,6 +235,15 @@ def normalize_command(
         console.print(f"dead letters: {len(emitted.dead_letters)} (written to {dead})")
     else:
         console.print("dead letters: 0")
+
+
+def _captures(paths: list[Path]) -> list[Path]:
+    """Capture files named on the command line, each checked to be a file (reading one that is not a
+    capture raises CaptureFormatError, a user error too)."""
+    for path in paths:
+        if not path.is_file():
+            raise SettingsError(f"capture not found: {path}")
+    return paths
 
 
 RouteOption = Annotated[list[str] | None, typer.Option(
@@ -226,7 +267,7 @@ def probe(
     symbols: Annotated[str | None, typer.Option(help="Comma-separated instruments, as normalized ids "
                                                      "(BTC-USDT-PERP) or venue symbols (default: the venue's most "
                                                      "liquid perpetual).")] = None,
-    seconds: Annotated[float, typer.Option(help="How long to listen.")] = 20.0,
+    seconds: Annotated[float, Positive(help="How long to listen.")] = 20.0,
     channels: Annotated[str | None, typer.Option(help="Comma-separated channels instead of the venue's default "
                                                       "set: standard names (trades, book, bbo, funding, "
                                                       "mark_index, open_interest, liquidations) or the "
@@ -249,8 +290,6 @@ def probe(
 
     if venue not in CONNECTIONS:
         raise SettingsError(f"unknown venue '{venue}' (known: {', '.join(CONNECTIONS)})")
-    if seconds <= 0:
-        raise SettingsError(f"--seconds must be positive, not {seconds:g}")
     names = [s for s in symbols.split(",") if s] if symbols else list(CONNECTIONS[venue].probe_symbols)
     connection = make_connection(venue, names, ws_url, rest_url,
                                  [c for c in channels.split(",") if c] if channels else None, _route_paths(route))
@@ -284,18 +323,18 @@ def ingest(
                                                   "publishing to the bus.")] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    duration: Annotated[float | None, Positive(help="Stop after this many seconds.")] = None,
     capture: Annotated[bool, typer.Option(help="Record raw frames under $TICKLAKE_HOME/capture.")] = True,
-    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")] = 0,
-    top_depth: Annotated[int, typer.Option(help="Publish top-N book snapshots (book_top) of this many levels "
-                                                "per side (0: none).")] = 0,
-    top_every: Annotated[float, typer.Option(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
+    metrics_port: MetricsPortOption = 0,
+    top_depth: Annotated[int, typer.Option(min=0, help="Publish top-N book snapshots (book_top) of this many levels "
+                                                       "per side (0: none).")] = 0,
+    top_every: Annotated[float, Positive(help="Seconds between top-N snapshots (on the clock's grid).")] = 1.0,
     channels: Annotated[str | None, typer.Option(help="Comma-separated channels instead of the venue's default "
                                                       "set: standard names (trades, book, bbo, funding, mark_index, "
                                                       "open_interest, liquidations) or the venue's own (e.g. "
                                                       "trade,depth@0ms,bookTicker).")] = None,
-    metadata_every: Annotated[float, typer.Option(help="Seconds between refreshes of the instrument metadata "
-                                                       "(an instrument is published again when it changes).")] = 3600.0,
+    metadata_every: Annotated[float, Positive(help="Seconds between refreshes of the instrument metadata "
+                                                   "(an instrument is published again when it changes).")] = 3600.0,
     route: RouteOption = None,
     clock: Annotated[str, typer.Option(help="local: stamp ts_recv with this host's clock (live venues); recorded: "
                                             "with the capture's own receive times, as a replay server carries them "
@@ -362,10 +401,11 @@ def run(
                                                     "normalized ids (BTC-USDT-PERP) or venue symbols.")],
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    catch_up: Annotated[float, typer.Option(help="Seconds the sinks get to drain the stream at shutdown.")] = 60.0,
-    metrics_port: Annotated[int, typer.Option(help="First of three Prometheus ports: ingest, Timescale sink, "
-                                                   "Parquet sink (0: off).")] = 0,
+    duration: Annotated[float | None, Positive(help="Stop after this many seconds.")] = None,
+    catch_up: Annotated[float, typer.Option(min=0, help="Seconds the sinks get to drain the stream at "
+                                                        "shutdown.")] = 60.0,
+    metrics_port: Annotated[int, typer.Option(min=0, max=65533, help="First of three Prometheus ports: ingest, "
+                                                                     "Timescale sink, Parquet sink (0: off).")] = 0,
 ) -> None:
     """Handlers, bus publishing and both sinks in one process tree; SIGINT/SIGTERM stops it cleanly
     (handlers publish what they hold, sinks catch up, flush, commit and acknowledge)."""
@@ -399,13 +439,8 @@ def demo() -> None:
     Each run first empties the data of the previous demo run (and refuses stores holding other data);
     the report is also written to $TICKLAKE_HOME/demo/report.json."""
     from ticklake.demo import run_demo
-    from ticklake.demo_state import DemoError
 
-    try:
-        report = run_demo(_settings(), console)
-    except DemoError as exc:
-        console.print(f"[red]ticklake demo: {exc}[/red]", soft_wrap=True)
-        raise typer.Exit(2) from None
+    report = run_demo(_settings(), console)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -503,7 +538,7 @@ def pipelines_run(
 
 @pipelines_app.command("dev")
 def pipelines_dev(
-    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the Dagster UI.")] = 3000,
     host: Annotated[str, typer.Option(help="Address the Dagster UI listens on.")] = "127.0.0.1",
 ) -> None:
     """Start `dagster dev -m pipelines` (UI, schedules and sensors) on this stack's lake, database and
@@ -526,21 +561,23 @@ def replay_server(
     venue: Annotated[str, typer.Argument(help="Venue id whose protocol to speak.")],
     captures: Annotated[list[Path] | None, typer.Argument(help="Capture files of one run (none with --synthetic).")
                         ] = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
-    speed: Annotated[float, typer.Option(help="Playback speed: 1 real time, 10 ten times faster, 0 flat out.")] = 1.0,
-    skip: Annotated[list[int] | None, typer.Option(help="Playback index of a frame never to send "
-                                                         "(repeatable).")] = None,
-    drop_after: Annotated[int | None, typer.Option(help="Close the first connection after N frames.")] = None,
-    corrupt_checksum: Annotated[list[int] | None, typer.Option(help="Playback index of a frame whose checksum "
-                                                                     "to corrupt (repeatable).")] = None,
-    clients: Annotated[int, typer.Option(help="Start playback once this many connections are open (a Binance "
-                                              "USD-M handler opens one per route: /public and /market).")] = 1,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    speed: Annotated[float, typer.Option(min=0, help="Playback speed: 1 real time, 10 ten times faster, 0 flat "
+                                                     "out.")] = 1.0,
+    skip: Annotated[list[int] | None, typer.Option(min=0, help="Playback index of a frame never to send "
+                                                                "(repeatable).")] = None,
+    drop_after: Annotated[int | None, typer.Option(min=0, help="Close the first connection after N frames.")] = None,
+    corrupt_checksum: Annotated[list[int] | None, typer.Option(
+        min=0, help="Playback index of a frame whose checksum to corrupt (repeatable).")] = None,
+    clients: Annotated[int, typer.Option(min=1, help="Start playback once this many connections are open (a "
+                                                     "Binance USD-M handler opens one per route: /public and "
+                                                     "/market).")] = 1,
     synthetic: Annotated[bool, typer.Option("--synthetic", help="Serve a generated market instead of captures "
                                                                 "(docs/synthetic.md).")] = False,
     instruments: Annotated[str, typer.Option(help="Synthetic: a count, or base assets (BTC,ETH,...).")] = "3",
     rate: Annotated[str, typer.Option(help="Synthetic: messages a second over all instruments, e.g. "
                                            "trades=1000,book=5000,liquidations=1.")] = "",
-    duration: Annotated[float, typer.Option(help="Synthetic: seconds of market (0: endless).")] = 60.0,
+    duration: Annotated[float, typer.Option(min=0, help="Synthetic: seconds of market (0: endless).")] = 60.0,
     start: Annotated[str, typer.Option(help="Synthetic: the market's start time, ISO 8601 UTC (default now).")] = "",
     seed: Annotated[int, typer.Option(help="Synthetic: the random seed (same seed, same market).")] = 0,
     scenario: Annotated[list[str] | None, typer.Option(help="Synthetic: burst:at=S,for=S,x=N | flash-crash:at=S,for=S "
@@ -565,7 +602,7 @@ def replay_server(
     faults = Faults(drop_after=drop_after, skip=set(skip or ()), corrupt_checksum=set(corrupt_checksum or ()))
     options = SyntheticOptions.parse(instruments, rate, duration, start, seed, scenario or (), channel or (),
                                      truth) if synthetic else None
-    asyncio.run(run_replay_server(venue, captures or (), port, speed, faults, clients, options))
+    asyncio.run(run_replay_server(venue, _captures(captures or []), port, speed, faults, clients, options))
 
 
 sink_app = typer.Typer(no_args_is_help=True, help="Sinks: the bus into TimescaleDB or the Parquet lake, exactly once.")
@@ -574,9 +611,17 @@ app.add_typer(sink_app, name="sink")
 ConsumerOption = Annotated[str, typer.Option(help="Durable consumer name: the sink's offset (and manifest).")]
 FilterOption = Annotated[str, typer.Option("--filter", help="Subject filter, e.g. ticks.*.binance-usdm.> to scale "
                                                             "out: one consumer name per filter.")]
-BatchOption = Annotated[int, typer.Option(help="Messages per fetch.")]
-AckWaitOption = Annotated[float, typer.Option(help="Seconds before an unacknowledged message is redelivered.")]
-MetricsPortOption = Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")]
+BatchOption = Annotated[int, typer.Option(min=1, help="Messages per fetch.")]
+AckWaitOption = Annotated[float, Positive(help="Seconds before an unacknowledged message is redelivered.")]
+
+
+def _database_url(settings: Settings) -> str:
+    """The database DSN, checked now: a wrong address is one line here, not a retry loop later."""
+    dsn = local.pg_dsn(settings)
+    health = postgres_health(dsn)
+    if not health.ok:
+        raise DatabaseUnavailable(health.detail)
+    return dsn
 
 
 def _bus_url(settings: Settings) -> str:
@@ -620,10 +665,7 @@ def sink_timescale(
 ) -> None:
     """JetStream into the hypertables: binary COPY and the offset in one transaction, acks after the commit."""
     settings = _settings()
-    dsn = local.pg_dsn(settings)
-    health = postgres_health(dsn)
-    if not health.ok:
-        raise DatabaseUnavailable(health.detail)
+    dsn = _database_url(settings)
     config = SinkConfig(_bus_url(settings), dsn, consumer=consumer, filter_subject=filter_subject, batch=batch,
                         ack_wait_s=ack_wait)
     _run_sink(TimescaleSink(config), metrics_port)
@@ -634,10 +676,10 @@ def sink_parquet(
     consumer: ConsumerOption = ParquetSinkConfig.consumer,
     filter_subject: FilterOption = ParquetSinkConfig.filter_subject,
     batch: BatchOption = ParquetSinkConfig.batch,
-    flush_rows: Annotated[int, typer.Option(help="Flush when the buffer holds this many rows.")] = (
+    flush_rows: Annotated[int, typer.Option(min=1, help="Flush when the buffer holds this many rows.")] = (
         ParquetSinkConfig.flush_rows),
-    flush_age: Annotated[float, typer.Option(help="Flush when the oldest buffered message is this many seconds "
-                                                  "old.")] = ParquetSinkConfig.flush_age_s,
+    flush_age: Annotated[float, Positive(help="Flush when the oldest buffered message is this many seconds "
+                                              "old.")] = ParquetSinkConfig.flush_age_s,
     lake: Annotated[str | None, typer.Option(help="Lake root, a path or s3://bucket/prefix (default: "
                                                   "TICKLAKE_LAKE).")] = None,
     ack_wait: AckWaitOption = ParquetSinkConfig.ack_wait_s,
@@ -652,8 +694,29 @@ def sink_parquet(
 
 
 def main() -> None:
+    """The `ticklake` script. A user's mistake, whether the command found it (USER_ERRORS) or the parser
+    did (a missing or malformed option, an unknown command), is one line on stderr, `ticklake: ...`,
+    and exit code 2, so scripts and people see the reason rather than a traceback or a framed panel.
+    Anything else is a bug and keeps its traceback."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except USER_ERRORS as exc:
-        print(f"ticklake: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _user_error(str(exc))
+    except typer.TyperException as exc:  # the parser's: a usage error names its command's --help
+        if not exc.format_message().strip():  # a group named without a command: its help is on stdout already
+            sys.exit(2)
+        context = getattr(exc, "ctx", None)
+        _user_error(exc.format_message() + (f" (see '{context.command_path} --help')" if context else ""))
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        _user_error(str(exc))
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _user_error(message: str) -> NoReturn:
+    print(f"ticklake: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)

@@ -30,18 +30,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipelines.runner import run_days
 from storage.migrate import migrate
 from storage.pg import connect
 from storage.retention import apply_retention
+from ticklake import demo_counts
+from ticklake.demo_report import DemoReport, RunResult, SessionResult
 from ticklake.demo_state import DemoError, Stores, prepare, stream_messages
 from ticklake.logs import stderr_to
+from ticklake.recordings import RECORDINGS
 from ticklake.run_all import ProcessTree, child, stop
 from ticklake.selfcheck import run_selfcheck
 from ticklake.settings import Settings, mask_url
@@ -49,17 +52,12 @@ from ticklake.stack import local
 from ticklake.stack.health import nats_health, postgres_health
 from ticklake.stack.ports import free_port, wait_listening
 
-with warnings.catch_warnings():  # Dagster warns at import that the pipelines' backfill policy is a beta
-    warnings.simplefilter("ignore")  # feature: 56 lines above the demo's output, none of them news
-    from pipelines.runner import run_days
-    from ticklake import demo_counts
-    from ticklake.demo_report import DemoReport, RunResult, SessionResult
-
-REPO = Path(__file__).resolve().parents[1]
-_BINANCE = "tests/data/binance_usdm"
-_OKX = "tests/data/okx"
-_BYBIT = "tests/data/bybit"
-_HYPERLIQUID = "tests/data/hyperliquid"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+"""The analyst notebooks, in a checkout of the repository (they are not package data)."""
+_BINANCE = "binance_usdm"
+_OKX = "okx"
+_BYBIT = "bybit"
+_HYPERLIQUID = "hyperliquid"
 _BINANCE_INFO = f"{_BINANCE}/rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt"
 SINK_ARGS = {"timescale": [], "parquet": ["--flush-age", "2"]}
 """The lake sink flushes every 2 s: its buffered messages stay unacknowledged until a flush, and the
@@ -80,7 +78,8 @@ class Session:
     venue: str
     label: str
     captures: tuple[str, ...]
-    """Paths in the repository: WebSocket frames and the REST bodies (metadata, snapshots) served."""
+    """Paths under RECORDINGS (package data, so an installed ticklake has them): WebSocket frames and the
+    REST bodies (metadata, snapshots) served."""
     symbols: tuple[str, ...]
     channels: tuple[str, ...] = ()
     """The venue's channel names, as recorded; empty: the venue's default set."""
@@ -145,13 +144,13 @@ class _Replay:
             return dict(json.loads(response.read()))
 
 
-def _captures(session: Session) -> list[str]:
-    paths = [REPO / path for path in session.captures]
+def session_files(session: Session) -> list[Path]:
+    """The session's recordings, where the installed package keeps them."""
+    paths = [RECORDINGS / path for path in session.captures]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
-        raise DemoError(f"the demo's recordings are missing ({', '.join(missing)}): run it from a clone of the "
-                        "repository, installed with `pip install -e .`")
-    return [str(path) for path in paths]
+        raise DemoError(f"the demo's recordings are missing ({', '.join(missing)}): reinstall ticklake")
+    return paths
 
 
 def _progress(console: Console) -> Progress:
@@ -164,7 +163,7 @@ def _start(tree: ProcessTree, replays: list[_Replay], logs: Path) -> None:
     caller stops every server it has, whatever fails)."""
     for number, session in enumerate(SESSIONS, 1):
         name, port = f"{number}-{session.venue}", free_port()
-        server = child(["replay-server", session.venue, *_captures(session), "--port", str(port),
+        server = child(["replay-server", session.venue, *map(str, session_files(session)), "--port", str(port),
                         "--speed", str(session.speed)], logs / f"replay-{name}.log")
         replays.append(_Replay(session, name, port, server))
     for replay in replays:
@@ -287,17 +286,18 @@ def _shown(path: Path) -> str:
 
 
 def _look(stores: Stores, lake: str) -> dict[str, str]:
-    """Commands to look at what the demo landed."""
-    jupyter = Path(sys.executable).with_name("jupyter")
-    notebooks = f"{_shown(jupyter)} lab {_shown(REPO / 'notebooks')}/"
-    if not jupyter.exists():
-        pip = _shown(Path(sys.executable).with_name("pip"))
-        notebooks = f"{pip} install -c constraints.txt -e '.[notebooks]'; {notebooks}"
-    return {"notebooks": notebooks,
-            "Dagster UI": "ticklake pipelines dev   (then http://127.0.0.1:3000)",
-            "SQL prompt": f'psql "{mask_url(stores.dsn)}"',
-            "Polars": f'pl.scan_parquet("{lake}/trade/**/*.parquet", hive_partitioning=True)',
-            "query API": "python -c 'from ticklake import query; print(query.connect().trades())'"}
+    """Commands to look at what the demo landed (the notebooks where they are: in a checkout)."""
+    look = {}
+    if NOTEBOOKS.is_dir():
+        jupyter = Path(sys.executable).with_name("jupyter")
+        look["notebooks"] = f"{_shown(jupyter)} lab {_shown(NOTEBOOKS)}/"
+        if not jupyter.exists():
+            pip = _shown(Path(sys.executable).with_name("pip"))
+            look["notebooks"] = f"{pip} install -c constraints.txt -e '.[notebooks]'; {look['notebooks']}"
+    return look | {"Dagster UI": "ticklake pipelines dev   (then http://127.0.0.1:3000)",
+                   "SQL prompt": f'psql "{mask_url(stores.dsn)}"',
+                   "Polars": f'pl.scan_parquet("{lake}/trade/**/*.parquet", hive_partitioning=True)',
+                   "query API": "python -c 'from ticklake import query; print(query.connect().trades())'"}
 
 
 def run_demo(settings: Settings, console: Console) -> DemoReport:

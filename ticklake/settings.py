@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     """NATS server URL; unset means the embedded nats-server."""
     lake: str | None = None
     """Parquet lake root: a local path or an s3:// URL; default `<home>/lake`."""
-    retention_days: int = 30
+    retention_days: int = Field(default=30, ge=0)
     """Days of ticks kept in TimescaleDB by `ticklake db retention` (the lake keeps everything)."""
     pipelines_start: dt.date | None = None
     """First daily partition of the pipelines (YYYY-MM-DD); unset: the earliest day in the lake."""
@@ -51,6 +52,32 @@ class Settings(BaseSettings):
     finds a bus_gap, which `ticklake backfill` repairs from the raw captures."""
     bus_max_bytes: int = Field(default=20 * 1024**3, gt=0)
     """The most the ticks stream holds before it discards its oldest messages."""
+
+    @field_validator("pg_dsn")
+    @classmethod
+    def _is_dsn(cls, value: str | None) -> str | None:
+        """Checked when read, so a typo is named here rather than by the first command that connects."""
+        if value is not None:
+            try:
+                conninfo_to_dict(value)
+            except ProgrammingError as exc:
+                raise ValueError(f"not a PostgreSQL connection string ({' '.join(str(exc).split())})") from None
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _is_nats_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            for url in value.split(","):  # a client may list several servers
+                parts = urlsplit(url.strip())
+                try:
+                    parts.port  # noqa: B018 (parsing it is the check)
+                except ValueError:
+                    parts = parts._replace(netloc="")
+                if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+                    shown = mask_url(url) if "://" in url else url
+                    raise ValueError(f"not a NATS server URL like nats://127.0.0.1:4222: '{shown}'")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -70,6 +97,7 @@ class Settings(BaseSettings):
 
 
 _NOT_SETTINGS = {CONFIG_PATH_VARIABLE}
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 
 def load_settings() -> Settings:
@@ -86,6 +114,8 @@ def load_settings() -> Settings:
             name = ".".join(str(part) for part in error["loc"])
             if error["type"] == "extra_forbidden":
                 problems.append(f"unknown setting '{name}'")
+            elif error["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+                problems.append(f"setting '{name}': {error['ctx']['error']}")
             else:
                 problems.append(f"setting '{name}': {error['msg']}")
         raise SettingsError("; ".join(problems)) from None

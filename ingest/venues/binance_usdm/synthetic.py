@@ -1,6 +1,6 @@
 """Binance USD-M frames for a synthetic market (ingest/synthetic), shaped as the recorded ones.
 
-Shapes follow tests/data/binance_usdm (cryptofeed, hftbacktest and Tardis captures) and the
+Shapes follow ticklake/recordings/binance_usdm (cryptofeed, hftbacktest and Tardis captures) and the
 venue's documentation: combined-stream envelopes `{"stream":"btcusdt@aggTrade","data":{...}}`;
 depth diffs chained per symbol (`U` = previous `u` + 1, `pu` = previous `u`); bookTicker on every
 change of the touch, carrying the diff's update id; aggTrade ids increasing by one per symbol with
