@@ -66,6 +66,8 @@ FUNDING_INTERVAL_HOURS = 8
 _TRADE_IDS = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 """The namespace of the synthetic trade ids (RFC 4122's URL namespace)."""
 _CENT = Decimal("0.01")
+RATE = Grid(8, 1)
+"""Funding rates: 1e-8 units, written without trailing zeros as Bybit does ('0.0001', '-0.000212')."""
 
 
 def bybit_spec(spec: InstrumentSpec) -> InstrumentSpec:
@@ -77,12 +79,6 @@ def bybit_spec(spec: InstrumentSpec) -> InstrumentSpec:
         return spec
     scaled = Grid(scale, grid.step * 10 ** (scale - grid.decimals))
     return dataclasses.replace(spec, tick=scaled.text(1), price=scaled.text(scaled.steps(spec.price)))
-
-
-def _rate(e8: int) -> str:
-    """A funding rate in 1e-8 units as Bybit writes it ('0.0001', '-0.000212')."""
-    text = format(Decimal(e8).scaleb(-8), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class BybitSynthetic:
@@ -212,7 +208,7 @@ class BybitSynthetic:
             "indexPrice": price.text(index), "openInterest": size.text(oi),
             "openInterestValue": str((Decimal(size.text(oi)) * Decimal(price.text(mark))).quantize(_CENT)),
             "turnover24h": str(self.turnover[n].quantize(Decimal("0.0001"))), "volume24h": size.text(self.volume[n]),
-            "nextFundingTime": str(next_funding // 1_000_000), "fundingRate": _rate(rate),
+            "nextFundingTime": str(next_funding // 1_000_000), "fundingRate": RATE.short(rate),
             "bid1Price": price.text(bid), "bid1Size": size.text(bid_lots), "ask1Price": price.text(ask),
             "ask1Size": size.text(ask_lots), "fundingIntervalHour": str(FUNDING_INTERVAL_HOURS),
         }
