@@ -29,6 +29,8 @@ from tests.cli_replay import TICKLAKE
 from ticklake.stack.ports import free_port, wait_listening
 
 SYNTHETIC = [venue for venue, spec in VENUES.items() if spec.synthetic is not None]
+WHOLE_BOOKS = {"hyperliquid"}
+"""Venues whose every book message is the whole book, with no sequence number or checksum."""
 START_NS = 1_796_601_590_000_000_000
 """2026-12-06T23:59:50Z."""
 
@@ -92,7 +94,11 @@ async def test_the_handler_gets_exactly_the_generated_market(venue: str) -> None
     assert len(truth) > 200
     assert {(t.symbol, t.trade_id): (t.price, t.size, t.side, t.ts_event) for t in trades} == truth
     assert len(trades) == len(truth) and not any(t.flags & (Flag.GAP_BEFORE | Flag.FROM_REST) for t in trades)
-    # the handler's books are the venue's, level for level
+    _assert_books_are_the_markets(run)
+
+
+def _assert_books_are_the_markets(run: Run) -> None:
+    """The handler's books are the venue's, level for level (the best 10 a side)."""
     for n, symbol in enumerate(run.feed.encoder.symbols):
         book = run.feed.market.books[n]
         spec = run.feed.market.specs[n]
@@ -117,7 +123,12 @@ async def test_an_outage_is_a_gap_and_a_resync(venue: str) -> None:
     run = await _run(venue, 4.0, ("outage:at=1.5,for=1",))
     assert run.feed.withheld
     journal = run.journal()
-    assert journal["gap"] >= 1 and journal["resync_done"] == journal["gap"], journal
+    if venue in WHOLE_BOOKS:  # nothing to find a gap by while the connection stays open, and nothing to resync:
+        # the first book after the outage is the whole book again
+        assert set(journal) <= {"connect", "disconnect"}, journal
+        _assert_books_are_the_markets(run)
+    else:
+        assert journal["gap"] >= 1 and journal["resync_done"] == journal["gap"], journal
     assert all(synced for _, _, synced in run.books.values())
     assert not run.sink.emitted.dead_letters
     truth = _truth_trades(run.feed)
@@ -134,7 +145,10 @@ async def test_a_flash_crash_stays_inside_its_bounds(venue: str) -> None:
     assert not run.sink.emitted.dead_letters and set(run.journal()) <= {"connect", "disconnect"}
     market = run.feed.market
     liquidations = [r for r in run.sink.emitted.records if isinstance(r, Liquidation)]
-    assert len(liquidations) >= 10
+    if VENUES[venue].connection.standard_channels["liquidations"]:
+        assert len(liquidations) >= 10
+    else:  # a venue without a liquidation stream (Hyperliquid) sends none
+        assert not liquidations
     for n, symbol in enumerate(run.feed.encoder.symbols):
         reached = market.bounds[0, n]
         grid = market.specs[n].price_grid

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.venues import _template
-from ingest.venues.interface import ReplayProtocol, VenueConnection, VenueSpec
+from ingest.venues.interface import ReplayProtocol, SyntheticVenue, VenueConnection, VenueSpec
 from ingest.venues.registry import CONNECTIONS, NORMALIZERS, PROTOCOLS, VENUES
 from normalize.emitted import Emitted
 from normalize.venues.interface import VenueNormalizer
@@ -43,8 +43,12 @@ def test_a_venue_is_two_packages_of_fixed_modules(spec: VenueSpec) -> None:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.venue)
 def test_every_venue_implements_the_interfaces(spec: VenueSpec) -> None:
-    for implementation, protocol in ((spec.normalizer, VenueNormalizer), (spec.connection, VenueConnection),
-                                     (spec.replay, ReplayProtocol)):
+    parts: list[tuple[object, type]] = [(spec.normalizer, VenueNormalizer), (spec.connection, VenueConnection),
+                                        (spec.replay, ReplayProtocol)]
+    if spec.synthetic is not None:
+        assert _package(spec.synthetic) == _package(spec.connection)
+        parts.append((spec.synthetic, SyntheticVenue))
+    for implementation, protocol in parts:
         for name, signature in _methods(protocol).items():
             method = getattr(implementation, name, None)
             assert method is not None, f"{implementation.__name__} lacks {name}"  # type: ignore[union-attr]

@@ -104,5 +104,5 @@ def synthetic_feed(venue: str, names: int | Sequence[str], rates: Rates, start_n
                          f"{', '.join(v for v, s in VENUES.items() if s.synthetic)})")
     specs = instruments(names) if isinstance(names, int) else instruments_named(names)
     encoder = spec.synthetic(specs, list(channels) or list(spec.connection.channels))  # type: ignore[call-arg]
-    market = Market(specs, rates, encoder.periodic, start_ns, duration_s, seed, scenarios)
+    market = Market(encoder.specs, rates, encoder.periodic, start_ns, duration_s, seed, scenarios)
     return SyntheticFeed(venue, market, encoder, keep_truth)

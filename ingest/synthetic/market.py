@@ -44,6 +44,12 @@ class Grid:
         digits = digits.rjust(self.decimals + 1, "0")
         return f"{sign}{digits[:-self.decimals]}.{digits[-self.decimals:]}"
 
+    def short(self, steps: int) -> str:
+        """`steps` grid steps without trailing zeros ('61800.10' -> '61800.1', '60000.0' -> '60000'),
+        as venues that trim their decimals write them (OKX, Hyperliquid)."""
+        text = self.text(steps)
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
     def steps(self, text: str) -> int:
         """The nearest whole number of steps to a decimal text."""
         return round(Decimal(text).scaleb(self.decimals) / self.step)

@@ -163,6 +163,9 @@ class SyntheticVenue(Protocol):
     keeping every rule its handler checks (sequence chains, checksums, trade ids); `ticklake
     replay-server --synthetic` serves them through the venue's ReplayProtocol."""
 
+    specs: list[InstrumentSpec]
+    """The instruments as the venue lists them, in the order given: the market is built from these,
+    so a venue whose rules need other grids (Hyperliquid's significant figures) states them here."""
     symbols: list[str]
     """The venue symbol of each instrument, in the market's order."""
     periodic: dict[str, float]

@@ -78,14 +78,16 @@ class _TruthBook:
         bids = [self.bids[p] for p in sorted(self.bids, key=Decimal, reverse=True)[:DEPTH]]
         asks = [self.asks[p] for p in sorted(self.asks, key=Decimal)[:DEPTH]]
         data: dict[str, Any] = {"asks": asks, "bids": bids, "ts": self.ts,
-                                "checksum": _checksum(bids, asks) if self.checksummed else 0}
+                                "checksum": checksum(bids, asks) if self.checksummed else 0}
         if self.seq_id is not None:
             data |= {"prevSeqId": -1, "seqId": self.seq_id}
         return json.dumps({"arg": {"channel": self.channel, "instId": self.inst_id}, "action": "snapshot",
                            "data": [data]}, separators=(",", ":"))
 
 
-def _checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
+def checksum(bids: list[list[str]], asks: list[list[str]]) -> int:
+    """OKX's book checksum of levels as the venue writes them (`[px, sz, ...]`, best first): CRC32 of
+    the best 25 bids and asks interleaved as `bidPx:bidSz:askPx:askSz:...`, signed 32-bit."""
     parts: list[str] = []
     for i in range(CHECKSUM_DEPTH):
         for side in (bids, asks):
