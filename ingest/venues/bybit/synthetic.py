@@ -1,6 +1,6 @@
 """Bybit v5 linear frames for a synthetic market (ingest/synthetic), shaped as the recorded ones.
 
-Shapes follow tests/data/bybit (Bybit's own order-book history for XRPUSDT, the tardis-node
+Shapes follow ticklake/recordings/bybit (Bybit's own order-book history for XRPUSDT, the tardis-node
 fixtures and the docs' tickers example) and Bybit's v5 documentation
 (bybit-exchange.github.io/docs/v5/websocket/public/*, market/instrument):
 

@@ -1,6 +1,6 @@
 """Hyperliquid frames for a synthetic market (ingest/synthetic), shaped as the recorded ones.
 
-Shapes follow tests/data/hyperliquid (the hftbacktest capture of BTC l2Book and trades of
+Shapes follow ticklake/recordings/hyperliquid (the hftbacktest capture of BTC l2Book and trades of
 2025-01-26, the tardis-node fixtures, the recorded `meta` and `fundingHistory` bodies) and
 Hyperliquid's documentation (hyperliquid.gitbook.io: websocket subscriptions, tick and lot size,
 oracle, funding):

@@ -1,6 +1,6 @@
 """OKX v5 frames for a synthetic market (ingest/synthetic), shaped as the recorded ones.
 
-Shapes follow tests/data/okx (the cryptofeed capture of 2022 and the tardis-node fixtures, the
+Shapes follow ticklake/recordings/okx (the cryptofeed capture of 2022 and the tardis-node fixtures, the
 funding-rate one of 2026) and OKX's v5 documentation (www.okx.com/docs-v5, public channels):
 
 * Instruments are USDT-margined perpetuals, `BTC-USDT-SWAP`. Their sizes are contracts: each
