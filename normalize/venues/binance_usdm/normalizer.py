@@ -264,7 +264,7 @@ class BinanceUsdm:
         symbol, instrument = sync.symbol, sync.instrument
         records = out.records
         records.append(BookDeltas(self.venue, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, bids, asks))
-        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
+        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT | TS_EVENT_IMPUTED))
         if book.crossed():
             derived |= MAYBE_BAD_BOOK
         records.append(Bbo(self.venue, symbol, instrument, ts_event, ts_recv, ts_exch, seq, derived, *book.bbo()))
