@@ -8,7 +8,8 @@ from ingest.capture_formats import CaptureFormatError, read_frames
 from tests.pipelines_data import PARTS
 
 DATA = Path(__file__).with_name("data")
-VENUE_DIRS = {"binance-usdm": "binance_usdm", "bybit": "bybit", "okx": "okx", "hyperliquid": "hyperliquid"}
+VENUE_DIRS = {"binance-usdm": "binance_usdm", "bybit": "bybit", "okx": "okx", "hyperliquid": "hyperliquid",
+              "binance-spot": "binance_spot", "coinbase": "coinbase"}
 
 
 def all_captures() -> list[tuple[str, list[Path]]]:
