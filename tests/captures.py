@@ -10,7 +10,8 @@ from ticklake.recordings import RECORDINGS
 
 DATA = RECORDINGS
 VENUE_DIRS = {"binance-usdm": "binance_usdm", "bybit": "bybit", "okx": "okx", "hyperliquid": "hyperliquid",
-              "kraken": "kraken", "kraken-futures": "kraken_futures"}
+              "kraken": "kraken", "kraken-futures": "kraken_futures", "binance-spot": "binance_spot",
+              "coinbase": "coinbase"}
 
 
 def all_captures() -> list[tuple[str, list[Path]]]:

@@ -24,6 +24,7 @@ from normalize.venues.bybit import Bybit
 from pipelines.seal import SealError, seal_partition
 from storage.lake_write import write_records
 from storage.record_keys import OBSERVATIONS, key_collisions, key_names, keys_of
+from tests import binance_spot_data, coinbase_data
 from tests.captures import all_captures
 from tests.pipelines_data import PARTS
 
@@ -49,8 +50,13 @@ def test_keys_hold_nothing_local_to_a_receiver() -> None:
         assert "ts_event" in cls.key_columns, record_type  # TimescaleDB's partitioning column
 
 
-@pytest.mark.parametrize(("venue", "paths"), [(venue, paths) for venue, paths in PARTS.values()],
-                         ids=list(PARTS))
+RUNS = {**PARTS, "binance-spot-cryptofeed": ("binance-spot", binance_spot_data.CRYPTOFEED_RUN),
+        "binance-spot-hftbacktest": ("binance-spot", [binance_spot_data.BTCUSDT_SESSION]),
+        "coinbase": ("coinbase", coinbase_data.RUN)}
+"""The pipelines' capture groups, and the venues' runs that are not in the pipelines' lake."""
+
+
+@pytest.mark.parametrize(("venue", "paths"), list(RUNS.values()), ids=list(RUNS))
 def test_two_handlers_give_the_same_events_the_same_keys(venue: str, paths: list[Path]) -> None:
     """A second handler receives every frame at another moment, on another connection: its keys are
     the first's, for every record whose time the venue gives (an imputed ts_event is the receiver's

@@ -13,13 +13,13 @@ from ingest.venues.interface import UnknownChannel
 from ingest.venues.names import STANDARD_CHANNELS, UnknownInstrument
 from ingest.venues.registry import CONNECTIONS
 from normalize.records import Instrument
-from tests import binance_data, hyperliquid_data, kraken_data, kraken_futures_data, okx_data
+from tests import binance_data, coinbase_data, hyperliquid_data, kraken_data, kraken_futures_data, okx_data
 from tests.cli_replay import ingest_from_replay
 from ticklake.ingest_run import make_connection
 
 METADATA = {"binance-usdm": [binance_data.CRYPTOFEED_EXCHANGE_INFO], "okx": okx_data.CRYPTOFEED_RUN,
             "hyperliquid": [hyperliquid_data.META_FUNDING_CASSETTE], "kraken": [kraken_data.ASSET_PAIRS],
-            "kraken-futures": [kraken_futures_data.INSTRUMENTS]}
+            "kraken-futures": [kraken_futures_data.INSTRUMENTS], "coinbase": [coinbase_data.PRODUCTS]}
 
 
 @pytest.mark.parametrize("venue", list(METADATA))

@@ -19,17 +19,21 @@ from ingest.capture_formats import read_frames
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.frames import Frame
 from ingest.replay_server import ReplayServer
+from ingest.venues.binance_spot import connection as binance_spot
+from ingest.venues.binance_spot import replay as binance_spot_replay
 from ingest.venues.binance_usdm import connection as binance_usdm
 from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from ingest.venues.binance_usdm.replay import VENUE_ROUTES, BinanceUsdmReplay
 from ingest.venues.bybit import connection as bybit
+from ingest.venues.coinbase import connection as coinbase
+from ingest.venues.coinbase import replay as coinbase_replay
 from ingest.venues.hyperliquid import connection as hyperliquid
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from ingest.venues.kraken import connection as kraken
 from ingest.venues.kraken_futures import connection as kraken_futures
 from ingest.venues.okx import connection as okx
 from ingest.venues.okx.replay import OkxReplay
-from ingest.venues.registry import CONNECTIONS
+from ingest.venues.registry import CONNECTIONS, PROTOCOLS
 from normalize.records import FEED_EVENTS, FeedStatus, Instrument, Trade
 from normalize.venues.binance_usdm.instruments import exchange_info_instruments
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
@@ -37,7 +41,7 @@ from tests.cli_replay import TICKLAKE, replay_server_process
 
 DOCS = Path(__file__).parents[1] / "docs" / "venues.md"
 MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid, "kraken": kraken,
-           "kraken-futures": kraken_futures}
+           "kraken-futures": kraken_futures, "binance-spot": binance_spot, "coinbase": coinbase}
 
 
 def _documented_routes() -> dict[str, dict[str, tuple[str, str]]]:
@@ -89,6 +93,17 @@ def test_the_replay_server_serves_each_stream_only_on_its_documented_route() -> 
         [reply] = okx_replay.on_client_message(json.dumps({"op": "subscribe", "args": [
             {"channel": wire, "instId": "BTC-USDT"}]}), streams, other)
         assert json.loads(reply)["code"] == "60018" and not streams
+
+
+@pytest.mark.parametrize(("venue", "replay"), [("binance-spot", binance_spot_replay), ("coinbase", coinbase_replay)])
+def test_single_route_venues_serve_every_documented_channel_on_it(venue: str, replay: object) -> None:
+    """Binance spot and Coinbase have one URL: the replay server's table is the documented one, and
+    it serves every channel there."""
+    documented = {channel: route for channel, (route, _) in _documented_routes()[venue].items()}
+    assert {name: route for route, names in replay.VENUE_ROUTES.items() for name in names} == documented  # type: ignore[attr-defined]
+    protocol = PROTOCOLS[venue]([])  # type: ignore[call-arg]
+    for channel, (route, path) in _documented_routes()[venue].items():
+        assert protocol.route_of(path) == route and protocol.serves(route, f"{channel}:BTC-USD")
 
 
 def test_binance_channels_span_two_routes_and_long_lists_split() -> None:

@@ -100,14 +100,23 @@ class BinanceUsdmConnection:
 
     def __post_init__(self) -> None:
         for channel in self.channels:
-            check_route_paths(VENUE, self.route_paths, route_of(channel))
+            check_route_paths(self.venue, self.route_paths, self.route_of(channel))
+
+    @staticmethod
+    def route_of(channel: str) -> str:
+        """The route a channel's streams are served on (UnknownChannel for one the venue has not)."""
+        return route_of(channel)
+
+    def stream_url(self, route: str, streams: Sequence[str]) -> str:
+        """A combined-stream URL subscribing `streams` on a route."""
+        return f"{self.ws_base}{self.route_paths[route]}/stream?streams={'/'.join(streams)}"
 
     def routes(self) -> list[Route]:
         """One connection per route the channels need, split into parts of at most
         STREAMS_PER_CONNECTION streams (named `public`, `public-2`, ...)."""
         by_route: dict[str, list[str]] = {}
         for channel in self.channels:
-            by_route.setdefault(route_of(channel), []).append(channel)
+            by_route.setdefault(self.route_of(channel), []).append(channel)
         out = []
         for route, channels in by_route.items():
             streams = [(symbol, f"{symbol.lower()}@{channel}") for symbol in self.symbols for channel in channels]
@@ -117,7 +126,7 @@ class BinanceUsdmConnection:
                 chunk = streams[start:start + STREAMS_PER_CONNECTION]
                 out.append(Route(
                     name=route if part == 1 else f"{route}-{part}",
-                    url=f"{self.ws_base}{self.route_paths[route]}/stream?streams={'/'.join(s for _, s in chunk)}",
+                    url=self.stream_url(route, [s for _, s in chunk]),
                     channels=tuple(dict.fromkeys(stream.partition("@")[2] for _, stream in chunk)),
                     symbols=tuple(dict.fromkeys(symbol for symbol, _ in chunk)),
                     book_channel=book, quiet_channels=quiet,

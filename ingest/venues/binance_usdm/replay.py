@@ -46,6 +46,8 @@ class _TruthBook:
         self.asks = {p: q for p, q in snapshot["asks"]}  # type: ignore[attr-defined]
         self.event_ms = snapshot.get("E")
         self.transaction_ms = snapshot.get("T")
+        self.timed = "E" in snapshot
+        """The venue's snapshots carry times (futures), or none (spot)."""
         self.original = snapshot
 
     def apply(self, diff: dict[str, object]) -> None:
@@ -58,19 +60,23 @@ class _TruthBook:
                 else:
                     side[price] = size
         self.last_u = int(diff["u"])  # type: ignore[call-overload]
-        self.event_ms, self.transaction_ms = diff["E"], diff["T"]
+        self.event_ms, self.transaction_ms = diff.get("E"), diff.get("T")
 
     def body(self, limit: int) -> bytes:
         if self.last_u == self.snapshot_id:
             return json.dumps(self.original, separators=(",", ":")).encode()
         bids = sorted(self.bids.items(), key=lambda level: Decimal(level[0]), reverse=True)[:limit]
         asks = sorted(self.asks.items(), key=lambda level: Decimal(level[0]))[:limit]
-        return json.dumps({"lastUpdateId": self.last_u, "E": self.event_ms, "T": self.transaction_ms,
+        times = {"E": self.event_ms, "T": self.transaction_ms} if self.timed else {}
+        return json.dumps({"lastUpdateId": self.last_u, **times,
                            "bids": [list(level) for level in bids], "asks": [list(level) for level in asks]},
                           separators=(",", ":")).encode()
 
 
 class BinanceUsdmReplay:
+    DEPTH_PATH = "/fapi/v1/depth"
+    AGG_TRADES_PATH = "/fapi/v1/aggTrades"
+
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.books: dict[str, _TruthBook] = {}
         self.agg_trades: dict[str, list[dict[str, object]]] = {}
@@ -141,10 +147,10 @@ class BinanceUsdmReplay:
 
     def rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> bytes | None:
         symbol = query.get("symbol", [""])[0]
-        if path == "/fapi/v1/depth":
+        if path == self.DEPTH_PATH:
             book = self.books.get(symbol)
             return book.body(int(query.get("limit", ["1000"])[0])) if book else None
-        if path == "/fapi/v1/aggTrades" and "fromId" in query:
+        if path == self.AGG_TRADES_PATH and "fromId" in query:
             from_id, limit = int(query["fromId"][0]), min(1000, int(query.get("limit", ["500"])[0]))
             page = [t for t in self.agg_trades.get(symbol, []) if t["a"] >= from_id][:limit]  # type: ignore[operator]
             return json.dumps(page, separators=(",", ":")).encode()

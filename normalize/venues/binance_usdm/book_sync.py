@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from normalize.book import L2Book
-from normalize.venues.binance_usdm.wire import DepthUpdate
+from normalize.venues.binance_usdm.wire import MS, DepthUpdate
 
 MAX_BUFFERED_DIFFS = 10_000
 
@@ -35,3 +35,29 @@ class BookSync:
     """Venue time of the last message applied to the book."""
     seq: int | None = None
     """Update id of the last message applied."""
+
+    # The venue's sync rules, one small method each: Binance spot's differ in each (no `pu`, the
+    # snapshot counts from lastUpdateId + 1), so its BookSync overrides them and nothing else.
+    @staticmethod
+    def in_snapshot(diff: DepthUpdate, snapshot_id: int) -> bool:
+        """The diff is already contained in a snapshot taken at lastUpdateId `snapshot_id`."""
+        return diff.u < snapshot_id
+
+    @staticmethod
+    def straddles(diff: DepthUpdate, snapshot_id: int) -> bool:
+        """A diff not in the snapshot may be the first applied after it (U <= lastUpdateId <= u)."""
+        return diff.U <= snapshot_id
+
+    def follows(self, diff: DepthUpdate) -> bool:
+        """The diff continues the last one applied: its `pu` is that one's `u`."""
+        return diff.pu == self.last_u
+
+    @staticmethod
+    def times(diff: DepthUpdate) -> tuple[int, int | None]:
+        """(ts_event, ts_exch) of a diff: transaction time T, send time E."""
+        return diff.T * MS, diff.E * MS
+
+    @staticmethod
+    def ids(diff: DepthUpdate) -> str:
+        """The diff's ids, for the journal."""
+        return f"U={diff.U} pu={diff.pu}"

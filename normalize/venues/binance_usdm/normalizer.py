@@ -3,7 +3,6 @@ described in the package docstring)."""
 
 from __future__ import annotations
 
-from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -28,6 +27,7 @@ from normalize.records import (
     BookDeltas,
     FeedStatus,
     Funding,
+    Instrument,
     Liquidation,
     MarkIndex,
     OpenInterest,
@@ -72,7 +72,9 @@ market trades only."""
 class BinanceUsdm:
     """The Binance USD-M normalizer: feed it frames in receive order; it keeps one book per symbol."""
 
-    venue: Literal["binance-usdm"] = "binance-usdm"
+    venue: str = VENUE
+    book_sync: type[BookSync] = BookSync
+    """The per-symbol book state and its sync rules (normalize/venues/binance_usdm/book_sync.py)."""
 
     def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
         self.connection_id = connection_id
@@ -91,7 +93,7 @@ class BinanceUsdm:
         except msgspec.DecodeError as exc:
             if payload.lstrip().startswith(b'{"result"'):
                 return  # subscription acknowledgement
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable frame: {exc}", payload))
+            out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"undecodable frame: {exc}", payload))
             return
         kind = type(event)
         if kind is AggTrade:
@@ -107,7 +109,8 @@ class BinanceUsdm:
             try:
                 self._on_event(event, ts_recv, out, INEXACT if frame_has_inexact_decimal(payload) else 0)
             except ValueError as exc:  # a value the contract cannot hold (an unknown side, say)
-                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad {type(event).__name__} frame: {exc}", payload))
+                out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"bad {type(event).__name__} frame: {exc}",
+                                                   payload))
 
     def _on_trade(self, t: AggTrade | RawTrade, ids: TradeIds, payload: bytes, ts_recv: int, out: Emitted,
                   trade_type: str | None = None) -> None:
@@ -117,7 +120,7 @@ class BinanceUsdm:
         try:
             price, size, inexact = parse_decimals(t.p, t.q)
         except ValueError as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad trade decimal: {exc}", payload))
+            out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"bad trade decimal: {exc}", payload))
             return
         flags = (LAST | INEXACT) if inexact else LAST
         symbol, trade_id, last_ids = t.s, t.trade_id, ids.last
@@ -128,7 +131,7 @@ class BinanceUsdm:
         else:
             flags |= extra
         instrument = self.master.ids.get(symbol) or self.master.instrument(symbol)
-        out.records.append(Trade(VENUE, symbol, instrument, t.T * MS, ts_recv, t.E * MS, None, flags, price, size,
+        out.records.append(Trade(self.venue, symbol, instrument, t.T * MS, ts_recv, t.E * MS, None, flags, price, size,
                                  -1 if t.m else 1, str(trade_id), None, trade_type))
 
     def _id_jump(self, ids: TradeIds, t: AggTrade | RawTrade, ts_recv: int, out: Emitted) -> int | None:
@@ -148,17 +151,17 @@ class BinanceUsdm:
         kind = type(event)
         if kind is BookTicker:
             t: BookTicker = event  # type: ignore[assignment]
-            records.append(Bbo(VENUE, t.s, self.master.instrument(t.s), t.T * MS, ts_recv, t.E * MS, t.u,
+            records.append(Bbo(self.venue, t.s, self.master.instrument(t.s), t.T * MS, ts_recv, t.E * MS, t.u,
                                LAST | extra, t.b, t.B, t.a, t.A))
         elif kind is MarkPriceUpdate:
             m: MarkPriceUpdate = event  # type: ignore[assignment]
             instrument = self.master.instrument(m.s)
             ts = m.E * MS
-            records.append(MarkIndex(VENUE, m.s, instrument, ts, ts_recv, None, None, extra | (0 if m.T else LAST),
+            records.append(MarkIndex(self.venue, m.s, instrument, ts, ts_recv, None, None, extra | (0 if m.T else LAST),
                                      m.p, m.i, m.P))
             if m.T:
                 interval = self.master.funding_interval_s.get(m.s, DEFAULT_FUNDING_INTERVAL_S)
-                records.append(Funding(VENUE, m.s, instrument, ts, ts_recv, None, None, LAST | extra, m.r, None,
+                records.append(Funding(self.venue, m.s, instrument, ts, ts_recv, None, None, LAST | extra, m.r, None,
                                        interval, m.T * MS, m.p, m.i))
         elif kind is ForceOrder:
             order = event.o  # type: ignore[union-attr]
@@ -166,7 +169,7 @@ class BinanceUsdm:
             if order_side is None:
                 raise ValueError(f"liquidation order side {order.S!r} is neither BUY nor SELL")
             records.append(Liquidation(
-                VENUE, order.s, self.master.instrument(order.s), order.T * MS, ts_recv,
+                self.venue, order.s, self.master.instrument(order.s), order.T * MS, ts_recv,
                 event.E * MS, 0, LAST | SAMPLED | extra,  # type: ignore[union-attr]
                 order.ap or order.p, order.z or order.q, -order_side, order_side,
             ))
@@ -180,18 +183,18 @@ class BinanceUsdm:
             self._break(sync, ts_recv, reason, out)
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
+        out.records.extend(books_tops(self.books, self.venue, depth, ts_recv))
 
     # -- order books --------------------------------------------------------------------------
     def _book(self, symbol: str) -> BookSync:
         sync = self.books.get(symbol)
         if sync is None:
-            sync = self.books[symbol] = BookSync(symbol, self.master.instrument(symbol))
+            sync = self.books[symbol] = self.book_sync(symbol, self.master.instrument(symbol))
         return sync
 
     def _status(self, symbol: str, event: str, ts_recv: int, detail: str,
                 seq_from: int | None = None, seq_to: int | None = None, ts_event: int | None = None) -> FeedStatus:
-        return FeedStatus(VENUE, symbol, self.master.instrument(symbol), ts_event or ts_recv, ts_recv, None, None,
+        return FeedStatus(self.venue, symbol, self.master.instrument(symbol), ts_event or ts_recv, ts_recv, None, None,
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
     def _on_diff(self, diff: DepthUpdate, ts_recv: int, payload: bytes, out: Emitted) -> None:
@@ -199,21 +202,21 @@ class BinanceUsdm:
         if not sync.synced:
             self._buffer(sync, (diff, ts_recv, payload), out)
             return
-        if sync.last_u is None:  # first diff after a snapshot: U <= lastUpdateId <= u
+        if sync.last_u is None:  # first diff after a snapshot: it straddles lastUpdateId
             snapshot_id = sync.snapshot_id or 0
-            if diff.u < snapshot_id:
+            if sync.in_snapshot(diff, snapshot_id):
                 return  # already contained in the snapshot
-            if diff.U <= snapshot_id:
+            if sync.straddles(diff, snapshot_id):
                 self._apply(sync, diff, ts_recv, payload, out)
                 return
             expected = snapshot_id
-        elif diff.pu == sync.last_u:
+        elif sync.follows(diff):
             self._apply(sync, diff, ts_recv, payload, out)
             return
         else:
             expected = sync.last_u
-        self._break(sync, ts_recv, f"diff U={diff.U} pu={diff.pu} does not follow u={expected}", out,
-                    expected, diff.U, diff.T * MS)
+        self._break(sync, ts_recv, f"diff {sync.ids(diff)} does not follow u={expected}", out,
+                    expected, diff.U, sync.times(diff)[0])
         self._buffer(sync, (diff, ts_recv, payload), out)
 
     def _break(self, sync: BookSync, ts_recv: int, detail: str, out: Emitted, seq_from: int | None = None,
@@ -236,13 +239,14 @@ class BinanceUsdm:
     def _apply(self, sync: BookSync, diff: DepthUpdate, ts_recv: int, payload: bytes, out: Emitted) -> None:
         """Apply a diff in sequence; one whose levels do not parse is dead-lettered, and the book,
         having missed it, resyncs."""
+        ts_event, ts_exch = sync.times(diff)
         try:
-            self._emit_levels(sync, diff.b, diff.a, diff.T * MS, diff.E * MS, ts_recv, diff.u,
+            self._emit_levels(sync, diff.b, diff.a, ts_event, ts_exch, ts_recv, diff.u,
                               GAP_BEFORE if sync.gap_pending else 0, out)
         except ValueError as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"bad depth levels: {exc}", payload))
+            out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"bad depth levels: {exc}", payload))
             self._break(sync, ts_recv, f"diff U={diff.U} u={diff.u} dead-lettered: the book missed it", out,
-                        sync.last_u, diff.U, diff.T * MS)
+                        sync.last_u, diff.U, ts_event)
             return
         sync.gap_pending = False
         sync.last_u = diff.u
@@ -259,11 +263,11 @@ class BinanceUsdm:
         sync.ts_event, sync.seq = ts_event, seq
         symbol, instrument = sync.symbol, sync.instrument
         records = out.records
-        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, bids, asks))
-        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
+        records.append(BookDeltas(self.venue, symbol, instrument, ts_event, ts_recv, ts_exch, seq, flags, bids, asks))
+        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT | TS_EVENT_IMPUTED))
         if book.crossed():
             derived |= MAYBE_BAD_BOOK
-        records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, ts_exch, seq, derived, *book.bbo()))
+        records.append(Bbo(self.venue, symbol, instrument, ts_event, ts_recv, ts_exch, seq, derived, *book.bbo()))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
@@ -276,23 +280,30 @@ class BinanceUsdm:
             elif parts.path.endswith("/openInterest"):
                 self._on_open_interest(open_interest_decoder.decode(payload), ts_recv, out)
             elif parts.path.endswith("/exchangeInfo"):
-                instruments, unreadable = exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s)
-                if unreadable:
-                    out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"exchangeInfo: {len(unreadable)} symbols "
-                                                       f"unreadable, the others kept: {'; '.join(unreadable)[:900]}",
-                                                       payload))
-                for instrument in instruments:
-                    self.master.ids[instrument.symbol] = instrument.instrument
-                out.records.extend(self.instrument_log.news(instruments))
+                self._on_instruments(*exchange_info_instruments(payload, ts_recv, self.master.funding_interval_s),
+                                     payload, ts_recv, out)
             elif parts.path.endswith("/fundingInfo"):
                 self._on_funding_info(funding_info_decoder.decode(payload), ts_recv, out)
             elif parts.path.endswith("/aggTrades"):
                 self._on_agg_trades(symbol, int(query["fromId"][0]), int(query.get("limit", ["500"])[0]),
                                     agg_trades_decoder.decode(payload), ts_recv, out)
             else:
-                out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {parts.path}", payload))
+                out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"unknown REST endpoint {parts.path}", payload))
         except (msgspec.DecodeError, KeyError, ValueError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+            out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"undecodable REST body from {url}: {exc}",
+                                               payload))
+
+    def _on_instruments(self, instruments: list[Instrument], unreadable: list[str], payload: bytes, ts_recv: int,
+                        out: Emitted) -> None:
+        """An exchangeInfo body's instruments become the master's ids and are published where new;
+        symbol entries that did not read are one dead letter, the others kept."""
+        if unreadable:
+            out.dead_letters.append(DeadLetter(self.venue, ts_recv, f"exchangeInfo: {len(unreadable)} symbols "
+                                               f"unreadable, the others kept: {'; '.join(unreadable)[:900]}",
+                                               payload))
+        for instrument in instruments:
+            self.master.ids[instrument.symbol] = instrument.instrument
+        out.records.extend(self.instrument_log.news(instruments))
 
     def _on_funding_info(self, entries: list[FundingInfo], ts_recv: int, out: Emitted) -> None:
         """Set every perpetual's funding interval: those listed, else 8 h. Perpetuals already
@@ -324,7 +335,7 @@ class BinanceUsdm:
         for t in trades:
             if first <= t.a <= last and ids.take(symbol, t.a):
                 price, size, inexact = parse_decimals(t.p, t.q)
-                out.records.append(Trade(VENUE, symbol, instrument, t.T * MS, ts_recv, None, None,
+                out.records.append(Trade(self.venue, symbol, instrument, t.T * MS, ts_recv, None, None,
                                          LAST | FROM_REST | (INEXACT if inexact else 0), price, size,
                                          -1 if t.m else 1, str(t.a)))
         newest = max((t.a for t in trades), default=from_id - 1)
@@ -345,7 +356,7 @@ class BinanceUsdm:
     def _on_open_interest(self, body: OpenInterestBody, ts_recv: int, out: Emitted) -> None:
         flags = FROM_REST | LAST | (TS_EVENT_IMPUTED if body.time is None else 0)
         ts_event = body.time * MS if body.time is not None else ts_recv
-        out.records.append(OpenInterest(VENUE, body.symbol, self.master.instrument(body.symbol), ts_event, ts_recv,
+        out.records.append(OpenInterest(self.venue, body.symbol, self.master.instrument(body.symbol), ts_event, ts_recv,
                                         None, None, flags, body.openInterest))
 
     def _on_snapshot(self, symbol: str, snap: DepthSnapshot, ts_recv: int, out: Emitted) -> None:
@@ -356,9 +367,9 @@ class BinanceUsdm:
         last_id = snap.lastUpdateId
         if sync.synced and sync.last_u is not None and last_id <= sync.last_u:
             return  # an unneeded snapshot older than the live book: nothing to learn from it
-        while sync.buffered and sync.buffered[0][0].u < last_id:
+        while sync.buffered and sync.in_snapshot(sync.buffered[0][0], last_id):
             sync.buffered.popleft()
-        if sync.buffered and sync.buffered[0][0].U > last_id:
+        if sync.buffered and not sync.straddles(sync.buffered[0][0], last_id):
             out.records.append(self._status(
                 symbol, "resync_start", ts_recv,
                 f"snapshot {last_id} older than first buffered diff U={sync.buffered[0][0].U}; need a newer one"))
