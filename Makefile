@@ -34,6 +34,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_okx
 	$(BIN)/python -m benchmarks.bench_bybit
 	$(BIN)/python -m benchmarks.bench_hyperliquid
+	$(BIN)/python -m benchmarks.bench_deribit
+	$(BIN)/python -m benchmarks.bench_bitmex
 	$(BIN)/python -m benchmarks.bench_sink
 	$(BIN)/python -m benchmarks.bench_bars
 	$(BIN)/python -m benchmarks.bench_query

@@ -22,7 +22,9 @@ from ingest.replay_server import ReplayServer
 from ingest.venues.binance_usdm import connection as binance_usdm
 from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from ingest.venues.binance_usdm.replay import VENUE_ROUTES, BinanceUsdmReplay
+from ingest.venues.bitmex import connection as bitmex
 from ingest.venues.bybit import connection as bybit
+from ingest.venues.deribit import connection as deribit
 from ingest.venues.hyperliquid import connection as hyperliquid
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from ingest.venues.okx import connection as okx
@@ -34,7 +36,8 @@ from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 from tests.cli_replay import TICKLAKE, replay_server_process
 
 DOCS = Path(__file__).parents[1] / "docs" / "venues.md"
-MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid}
+MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid, "deribit": deribit,
+           "bitmex": bitmex}
 
 
 def _documented_routes() -> dict[str, dict[str, tuple[str, str]]]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ingest.venues import binance_usdm, bybit, hyperliquid, okx
+from ingest.venues import binance_usdm, bitmex, bybit, deribit, hyperliquid, okx
 from ingest.venues.interface import ReplayProtocol, VenueConnection, VenueSpec
 from normalize.venues.interface import VenueNormalizer
 
 VENUES: dict[str, VenueSpec] = {spec.venue: spec for spec in (
     binance_usdm.SPEC,
+    bitmex.SPEC,
     bybit.SPEC,
+    deribit.SPEC,
     hyperliquid.SPEC,
     okx.SPEC,
 )}
