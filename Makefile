@@ -36,6 +36,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_hyperliquid
 	$(BIN)/python -m benchmarks.bench_binance_spot
 	$(BIN)/python -m benchmarks.bench_coinbase
+	$(BIN)/python -m benchmarks.bench_deribit
+	$(BIN)/python -m benchmarks.bench_bitmex
 	$(BIN)/python -m benchmarks.bench_sink
 	$(BIN)/python -m benchmarks.bench_bars
 	$(BIN)/python -m benchmarks.bench_query

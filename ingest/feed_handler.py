@@ -333,6 +333,8 @@ class FeedHandler:
                     self._spawn(self._fetch_page(url))
                 if out.reconnect:
                     self._spawn(self._replace(frame.connection_id, out.reconnect))
+                if out.replies:
+                    self._spawn(self._reply(frame.connection_id, out.replies))
                 self.sink(out)
             except Exception:  # a bug outside the normalizer (fetching, publishing) must not stop the feed
                 log.exception("handling a %s frame failed", self.connection.venue)
@@ -350,6 +352,14 @@ class FeedHandler:
         for link in self.links.values():
             if link.connection_id == connection_id:
                 await link.close(f"planned reconnect: {reason}")
+
+    async def _reply(self, connection_id: str, texts: tuple[str, ...]) -> None:
+        """Answer the venue on the connection the asking frame came on (if it is still open)."""
+        for link in self.links.values():
+            if link.connection_id == connection_id and link.ws is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    for text in texts:
+                        await link.ws.send(text)
 
     def _spawn(self, work: Coroutine[None, None, None], *groups: set[asyncio.Task[None]]) -> None:
         task = asyncio.create_task(work)

@@ -42,4 +42,8 @@ class Emitted(msgspec.Struct, gc=False):
     reconnect: str = ""
     """Why the connection this frame came on should be replaced now (the venue announced it will
     close it, e.g. OKX's service-upgrade notice); empty for every other frame."""
+    replies: tuple[str, ...] = ()
+    """Messages to send on the connection this frame came on, now: the venue asked for an answer (Deribit's
+    heartbeat `test_request`, which closes the connection unless `public/test` follows). Offline runs have
+    no connection and drop them."""
 

@@ -24,3 +24,23 @@ def number_repeats(records: list[Liquidation]) -> list[Liquidation]:
         out.append(msgspec.structs.replace(record, exch_seq=seen[identity]))
         seen[identity] += 1
     return out
+
+
+class SameTimeRepeats:
+    """Numbers for events of one stream that share a venue time, where the venue publishes no sequence and
+    can publish two events in one millisecond (BitMEX quotes, Deribit quotes): 0 for the first event at a
+    time, 1 for the next one at that same time, and so on; 0 again once the time moves on. Two handlers
+    fed the same messages number them alike; a handler that joins between two events of one millisecond
+    numbers the second 0 (its key then holds a copy the stores keep once per handler, never a collision
+    that would drop an event)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[int, int]] = {}
+
+    def number(self, stream: str, ts_event: int) -> int:
+        last = self.last.get(stream)
+        repeat = last[1] + 1 if last is not None and last[0] == ts_event else 0
+        self.last[stream] = (ts_event, repeat)
+        return repeat

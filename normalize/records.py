@@ -290,7 +290,9 @@ class Instrument(Record, frozen=True, array_like=True, gc=False):
     """Reference data for one instrument, as of ts_event (the time the metadata was fetched).
 
     `contract_size` is base units per contract for linear contracts and quote units per contract
-    for inverse ones (`inverse` True). `kind` is one of perpetual, future, spot, option.
+    for inverse ones (`inverse` True). `kind` is one of perpetual, future, spot, option; options also
+    carry `strike` (in the quote of the instrument id: BTC-USD-20220325-60000-C has strike 60000 USD)
+    and `option_type` (call or put), None for every other kind.
     """
 
     record_type: ClassVar[str] = "instrument"
@@ -308,6 +310,8 @@ class Instrument(Record, frozen=True, array_like=True, gc=False):
     funding_interval_s: Int32 | None = None
     expiry_ts: TsNs | None = None
     status: str | None = None
+    strike: float | None = None
+    option_type: str | None = None
 
 
 class FeedStatus(Record, frozen=True, array_like=True, gc=False):
@@ -347,6 +351,32 @@ class BookTop(Record, frozen=True, array_like=True, gc=False):
     size: float
 
 
+class OptionSummary(Record, frozen=True, array_like=True, gc=False):
+    """What a venue publishes about an option besides its book and trades: the mark price and the
+    implied volatilities and greeks it is computed from, and the underlying price they refer to.
+
+    Implied volatilities are fractions a year (0.65 = 65 %), whatever the venue's unit. `underlying` names
+    what `underlying_price` is the price of (a future, or the index), as the venue writes it. The greeks
+    are the venue's own, in its units (delta per unit of the underlying; vega, theta and rho as the venue
+    publishes them). `mark_price` is in the option's price currency (the instrument record's `quote`)."""
+
+    record_type: ClassVar[str] = "option_summary"
+    key_columns: ClassVar[tuple[str, ...]] = ("venue", "instrument", "ts_event")
+
+    mark_price: float | None
+    mark_iv: float | None
+    bid_iv: float | None = None
+    ask_iv: float | None = None
+    underlying_price: float | None = None
+    underlying: str | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+    rho: float | None = None
+    interest_rate: float | None = None
+
+
 TRADE_TYPES: tuple[str, ...] = ("block", "liquidation", "insurance_fund", "adl", "unknown")
 """Kinds of print that are not ordinary market trades (Trade.trade_type); `unknown`: the venue marks
 the print as not a market trade without saying what it is."""
@@ -360,7 +390,7 @@ FEED_EVENTS: tuple[str, ...] = (
 RECORD_CLASSES: dict[str, type[Record]] = {
     cls.record_type: cls
     for cls in (Trade, BookDelta, Bbo, Funding, MarkIndex, OpenInterest, Liquidation, Instrument, FeedStatus,
-                BookTop)
+                BookTop, OptionSummary)
 }
 """Record type name -> class. The names are also the lake's top folders and the hypertables.
 New types go at the end: the wire codec's type codes follow this order."""

@@ -13,13 +13,23 @@ from ingest.venues.interface import UnknownChannel
 from ingest.venues.names import STANDARD_CHANNELS, UnknownInstrument
 from ingest.venues.registry import CONNECTIONS
 from normalize.records import Instrument
-from tests import binance_data, coinbase_data, hyperliquid_data, kraken_data, kraken_futures_data, okx_data
+from tests import (
+    binance_data,
+    bitmex_data,
+    coinbase_data,
+    deribit_data,
+    hyperliquid_data,
+    kraken_data,
+    kraken_futures_data,
+    okx_data,
+)
 from tests.cli_replay import ingest_from_replay
 from ticklake.ingest_run import make_connection
 
 METADATA = {"binance-usdm": [binance_data.CRYPTOFEED_EXCHANGE_INFO], "okx": okx_data.CRYPTOFEED_RUN,
             "hyperliquid": [hyperliquid_data.META_FUNDING_CASSETTE], "kraken": [kraken_data.ASSET_PAIRS],
-            "kraken-futures": [kraken_futures_data.INSTRUMENTS], "coinbase": [coinbase_data.PRODUCTS]}
+            "kraken-futures": [kraken_futures_data.INSTRUMENTS], "coinbase": [coinbase_data.PRODUCTS],
+            "deribit": [deribit_data.CRYPTOFEED_INSTRUMENTS], "bitmex": [bitmex_data.CRYPTOFEED_INSTRUMENTS]}
 
 
 @pytest.mark.parametrize("venue", list(METADATA))
@@ -51,6 +61,23 @@ def test_standard_channels_and_normalized_ids_become_the_venues_own() -> None:
                                                         ("mark-price", "index-tickers"))
     for cls in CONNECTIONS.values():
         assert set(cls.standard_channels) == set(STANDARD_CHANNELS), cls
+
+
+def test_deribit_and_bitmex_take_normalized_ids_and_standard_channels() -> None:
+    deribit = make_connection("deribit", ["BTC-USD-PERP", "BTC-USD-20250328", "BTC-USD-20250328-60000-C",
+                                          "BTC-USDC-PERP", "ETH-PERPETUAL", "BTC-25MAR22"],
+                              channels=["book", "bbo", "funding", "mark_index", "liquidations"])
+    assert list(deribit.symbols) == ["BTC-PERPETUAL", "BTC-28MAR25", "BTC-28MAR25-60000-C", "BTC_USDC-PERPETUAL",
+                                     "ETH-PERPETUAL", "BTC-25MAR22"]
+    assert tuple(deribit.channels) == ("book", "quote", "ticker", "trades")
+    bitmex = make_connection("bitmex", ["BTC-USD-PERP", "BTC-USDT-PERP", "BTC-USD-20250328", "BTC-USDT", "ETHUSD"],
+                             channels=["trades", "funding", "mark_index", "open_interest"])
+    assert list(bitmex.symbols) == ["XBTUSD", "XBTUSDT", "XBTH25", "XBT_USDT", "ETHUSD"]
+    assert tuple(bitmex.channels) == ("trade", "instrument", "funding")
+    with pytest.raises(UnknownInstrument, match="deribit lists no spot pair quoted in USD"):
+        make_connection("deribit", ["BTC-USD"])
+    with pytest.raises(UnknownInstrument, match="bitmex: BTC-USD-20250328-60000-C is not a perpetual"):
+        make_connection("bitmex", ["BTC-USD-20250328-60000-C"])
 
 
 def test_unknown_names_list_the_valid_ones() -> None:

@@ -24,9 +24,11 @@ from ingest.venues.binance_spot import replay as binance_spot_replay
 from ingest.venues.binance_usdm import connection as binance_usdm
 from ingest.venues.binance_usdm.connection import BinanceUsdmConnection
 from ingest.venues.binance_usdm.replay import VENUE_ROUTES, BinanceUsdmReplay
+from ingest.venues.bitmex import connection as bitmex
 from ingest.venues.bybit import connection as bybit
 from ingest.venues.coinbase import connection as coinbase
 from ingest.venues.coinbase import replay as coinbase_replay
+from ingest.venues.deribit import connection as deribit
 from ingest.venues.hyperliquid import connection as hyperliquid
 from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from ingest.venues.kraken import connection as kraken
@@ -41,7 +43,8 @@ from tests.cli_replay import TICKLAKE, replay_server_process
 
 DOCS = Path(__file__).parents[1] / "docs" / "venues.md"
 MODULES = {"binance-usdm": binance_usdm, "bybit": bybit, "okx": okx, "hyperliquid": hyperliquid, "kraken": kraken,
-           "kraken-futures": kraken_futures, "binance-spot": binance_spot, "coinbase": coinbase}
+           "kraken-futures": kraken_futures, "binance-spot": binance_spot, "coinbase": coinbase, "deribit": deribit,
+           "bitmex": bitmex}
 
 
 def _documented_routes() -> dict[str, dict[str, tuple[str, str]]]:

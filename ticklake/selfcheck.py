@@ -32,6 +32,7 @@ from normalize.records import (
     Liquidation,
     MarkIndex,
     OpenInterest,
+    OptionSummary,
     Record,
     Trade,
     pack_levels,
@@ -67,6 +68,10 @@ def example_records() -> list[Record]:
                    seq_from=10, seq_to=12),
         BookTop(**_COMMON, ts_event=_TS, ts_recv=_TS + 77, ts_exch=None, exch_seq=5_123_107_853_551,
                 flags=Flag.DERIVED | Flag.LAST, side=-1, level=20, price=65433.9, size=0.007),
+        OptionSummary(venue="deribit", symbol="BTC-25MAR22-60000-C", instrument="BTC-USD-20220325-60000-C",
+                      ts_event=_TS, ts_recv=_TS, ts_exch=None, exch_seq=None, flags=Flag.LAST, mark_price=0.03847784,
+                      mark_iv=0.6321, bid_iv=None, ask_iv=0.669, underlying_price=9440.73, underlying="BTC-25MAR22",
+                      delta=0.62959, gamma=0.00058, vega=3.88497, theta=-28.34113, rho=0.66242, interest_rate=0.0),
     ]
 
 
