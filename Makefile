@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_sink
 	$(BIN)/python -m benchmarks.bench_bars
 	$(BIN)/python -m benchmarks.bench_query
+	$(BIN)/python -m benchmarks.bench_pg_read
 	$(BIN)/python -m benchmarks.bench_compaction
 	$(BIN)/python -m benchmarks.bench_ws
 

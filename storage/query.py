@@ -25,6 +25,7 @@ the instrument (it names the instrument id), start after end, an int that is not
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import json
@@ -34,10 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 import polars as pl
 import psycopg
 import pyarrow.dataset as ds
+from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
 from psycopg import sql
 from pyarrow import fs
 
@@ -49,7 +52,7 @@ from storage.parquet_files import days_under, filesystem_for, parquet_files, ven
 from storage.pg import DatabaseUnavailable
 from storage.pg import connect as pg_connect
 from storage.seal_manifest import SEALED, SEALS_DIR, partition_files, read_manifest
-from storage.timescale_rows import read_table
+from storage.timescale_rows import read_arrow, select_sql
 
 Time = int | dt.datetime | dt.date | str
 BOOK_BREAKING = ("gap", "checksum_failure", "resync_start", "disconnect", "stale", "queue_overflow")
@@ -195,6 +198,8 @@ class Query:
         self.strict = strict
         self._fs, self._base = filesystem_for(lake_root)
         self._conn: psycopg.Connection | None = None
+        self._arrow: AdbcConnection | None = None
+        """The ADBC connection live rows are read through (opened after `_conn` proved the database up)."""
         self._lake_only = dsn is None
         self._names: dict[tuple[str, str], pl.DataFrame] = {}
         """NAME_SOURCES' answers by (source, record type)."""
@@ -203,6 +208,10 @@ class Query:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._arrow is not None:
+            with contextlib.suppress(adbc.Error):
+                self._arrow.close()
+            self._arrow = None
 
     def __enter__(self) -> Query:
         return self
@@ -396,7 +405,8 @@ class Query:
         start_ns, end_ns = time_range(start, end)
         try:
             return self._stitched(record_type, self._checked_venues(venues), instruments, start_ns, end_ns)
-        except psycopg.OperationalError:  # the connection was lost: open it again (or find it unreachable)
+        except (psycopg.OperationalError, adbc.OperationalError):  # the connection was lost: open it again (or
+            # find it unreachable)
             self.close()
             return self._stitched(record_type, self._checked_venues(venues), instruments, start_ns, end_ns)
 
@@ -411,7 +421,8 @@ class Query:
             if conn is None:  # unreachable: from now on the lake holds everything
                 return self._stitched(record_type, venues, instruments, start_ns, end_ns)
             where, params = live_filter(bounds, instruments, end_ns)
-            live = pl.DataFrame(read_table(conn, record_type, where, params))
+            live = pl.DataFrame(read_arrow(self._arrow_connection(), record_type,
+                                           select_sql(conn, record_type, where, params)))
         parts = [self._lake_rows(record_type, v, instruments, start_ns, min(end_ns, mark))
                  for v, mark in marks.items() if mark > start_ns]
         return [part for part in parts if part is not None] + ([live.lazy()] if live is not None else [])
@@ -434,6 +445,15 @@ class Query:
             conn.execute("SET default_transaction_read_only = on")
             self._conn = conn
         return self._conn
+
+    def _arrow_connection(self) -> AdbcConnection:
+        """Read-only, like `_conn`: rows travel as Arrow columns (storage.timescale_rows.read_arrow)."""
+        if self._arrow is None:
+            assert self.dsn is not None
+            self._arrow = adbc.connect(self.dsn)
+            with self._arrow.cursor() as cursor:
+                cursor.execute("SET default_transaction_read_only = on")
+        return self._arrow
 
     def _all_venues(self, record_type: str) -> list[str]:
         """What venue=None reads: every venue ticklake speaks (`venue_ids`), and any other the lake lists

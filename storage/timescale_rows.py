@@ -1,13 +1,15 @@
 """Moving contract tables in and out of the Timescale hypertables.
 
 Writes use binary COPY (the fastest path psycopg offers); timestamps travel as their exact
-int64 nanoseconds. Reads return Arrow tables with the contract schema.
+int64 nanoseconds. Reads return Arrow tables with the contract schema: through ADBC's PostgreSQL
+driver for the query API (read_arrow), through psycopg where a session's scratch tables matter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from typing import TYPE_CHECKING
 
 import psycopg
 import pyarrow as pa
@@ -15,6 +17,9 @@ from psycopg import sql
 
 from normalize.arrow_schema import plain_rows, schema_for
 from storage.ddl import columns_sql
+
+if TYPE_CHECKING:
+    from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
 
 _COPY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
                "text": "text", "boolean": "bool"}
@@ -72,18 +77,40 @@ def create_scratch_table(conn: psycopg.Connection, record_type: str) -> None:
         sql.Identifier(record_type), sql.Identifier(record_type)))
 
 
+def _select(record_type: str, where: sql.Composable | None) -> sql.Composed:
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.Identifier(name) for name in schema_for(record_type).names), sql.Identifier(record_type))
+    return query + sql.SQL(" WHERE ") + where if where is not None else query
+
+
 def read_table(conn: psycopg.Connection, record_type: str, where: sql.Composable | None = None,
                params: tuple[object, ...] = ()) -> pa.Table:
-    """SELECT a hypertable (optionally filtered) into an Arrow table with the contract schema."""
+    """SELECT a hypertable (optionally filtered) into an Arrow table with the contract schema, through
+    psycopg's Python rows: sees the session's scratch tables (create_scratch_table); the query API
+    reads with read_arrow instead."""
     schema = schema_for(record_type)
-    query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.Identifier(name) for name in schema.names), sql.Identifier(record_type)
-    )
-    if where is not None:
-        query = query + sql.SQL(" WHERE ") + where
-    rows = conn.execute(query, params).fetchall()
+    rows = conn.execute(_select(record_type, where), params).fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
     return pa.Table.from_arrays(
         [pa.array(list(column), type=field.type) for column, field in zip(columns, schema, strict=True)],
         schema=schema,
     )
+
+
+def select_sql(conn: psycopg.Connection, record_type: str, where: sql.Composable | None = None,
+               params: tuple[object, ...] = ()) -> str:
+    """The SELECT of read_table as one SQL text with its parameters bound (quoted by psycopg), for a
+    client that takes plain text (read_arrow)."""
+    return psycopg.ClientCursor(conn).mogrify(_select(record_type, where), params)
+
+
+def read_arrow(connection: AdbcConnection, record_type: str, text: str) -> pa.Table:
+    """Run select_sql's text on an ADBC PostgreSQL connection: the driver reads the server's binary
+    rows into Arrow columns in C, with no Python object per value (benchmarks/bench_pg_read.py:
+    several times psycopg's fetchall); the columns are then cast to the contract schema (int8 ns to
+    timestamps, smallint to int8)."""
+    with connection.cursor() as cursor:
+        cursor.execute(text)
+        table = cursor.fetch_arrow_table()
+    schema = schema_for(record_type)
+    return pa.Table.from_arrays([table.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema)
