@@ -22,7 +22,9 @@ from ticklake.demo import SESSIONS
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "normalize", "ingest", "storage", "pipelines", "ticklake")
 """What the wheel is built from (copied, so that the build leaves nothing in the checkout)."""
-WHEEL_LIMIT_BYTES = 6_000_000
+WHEEL_LIMIT_BYTES = 9_000_000
+"""Ten venues' recordings (6.7 MB compressed in the wheel at ten venues); a bound, so a capture added by
+mistake shows."""
 
 CHECK = """
 import sys
