@@ -222,7 +222,7 @@ class TimedSink(TimescaleSink):
 
 
 async def _sink_worker(spec: dict[str, Any]) -> None:
-    sink = TimedSink(SinkConfig(spec["nats_url"], spec["pg_dsn"], consumer=spec["consumer"],
+    sink = TimedSink(SinkConfig(nats_url=spec["nats_url"], pg_dsn=spec["pg_dsn"], consumer=spec["consumer"],
                                 filter_subject=spec["filter_subject"], batch=spec["batch"],
                                 fetch_timeout_s=spec["fetch_timeout_s"]))
     stop = asyncio.Event()

@@ -22,9 +22,3 @@ def append_dead_letters(path: Path, letters: Iterable[DeadLetter]) -> int:
         with path.open("a") as handle:
             handle.writelines(lines)
     return len(lines)
-
-
-def read_dead_letters(path: Path) -> list[DeadLetter]:
-    with path.open() as handle:
-        rows = [json.loads(line) for line in handle]
-    return [DeadLetter(r["venue"], r["ts_recv"], r["reason"], base64.b64decode(r["raw_base64"])) for r in rows]

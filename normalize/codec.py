@@ -76,12 +76,6 @@ def encode(records: Sequence[Record], encoding: Encoding = Encoding.MSGPACK) -> 
     return header + _arrow_body(to_arrow(records))
 
 
-def encode_table(table: pa.Table, record_type: str) -> bytes:
-    """Encode an Arrow table of one record type with the ARROW encoding."""
-    header = bytes((WIRE_VERSION, Encoding.ARROW, TYPE_CODES[record_type]))
-    return header + _arrow_body(table.cast(schema_for(record_type)))
-
-
 def _arrow_body(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -55,7 +55,7 @@ from normalize.arrow_schema import to_arrow
 from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import TMP_SUFFIX, filesystem_for, write_atomic, write_bytes_atomic
 from storage.record_keys import first_per_key, keys_of, stored_key_columns, without_keys
-from storage.sink_consumer import BusGap, JetStreamSink, bus_time_ns
+from storage.sink_consumer import BusGap, ConsumerSettings, JetStreamSink, bus_time_ns
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +64,16 @@ SUFFIX = ".parquet"
 T = TypeVar("T")
 
 
-@dataclass
-class ParquetSinkConfig:
-    nats_url: str
+@dataclass(kw_only=True)
+class ParquetSinkConfig(ConsumerSettings):
     lake: str
     """A local path or a URL such as s3://bucket/prefix (see storage.parquet_files.filesystem_for)."""
     consumer: str = "parquet"
-    stream: str = "TICKS"
-    filter_subject: str = "ticks.>"
-    dead_letter_prefix: str = "deadletter"
-    dead_letter_stream: str = "DEADLETTER"
-    batch: int = 256
-    fetch_timeout_s: float = 1.0
     flush_rows: int = 500_000
     flush_age_s: float = 60.0
     max_buffered_messages: int = 50_000
     ack_wait_s: float = 180.0
-    retry_s: float = 1.0
+    """Longer than the Timescale sink's: a message stays unacknowledged until its file is written."""
 
 
 def file_name(consumer: str, first_seq: int, last_seq: int) -> str:

@@ -39,7 +39,6 @@ import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 import nats
 from nats.aio.client import Client
@@ -102,17 +101,22 @@ class BusGap:
                           "bus_gap", self.consumer, self.reason, self.seq_from, self.seq_to)
 
 
-class ConsumerSettings(Protocol):
-    """The fields of a sink's configuration that concern the bus (both sink configs have them)."""
+@dataclass(kw_only=True)
+class ConsumerSettings:
+    """The bus side of a sink's configuration, shared by both sinks (each adds its store's fields).
+    Keyword-only: a positional call that meant another field fails instead of binding silently."""
 
     nats_url: str
     consumer: str
-    stream: str
-    filter_subject: str
-    dead_letter_prefix: str
-    dead_letter_stream: str
-    ack_wait_s: float
-    retry_s: float
+    stream: str = "TICKS"
+    filter_subject: str = "ticks.>"
+    dead_letter_prefix: str = "deadletter"
+    dead_letter_stream: str = "DEADLETTER"
+    batch: int = 256
+    """Messages per fetch."""
+    fetch_timeout_s: float = 1.0
+    ack_wait_s: float = 30.0
+    retry_s: float = 1.0
 
 
 class JetStreamSink:

@@ -34,25 +34,16 @@ from nats.js import JetStreamContext
 
 from normalize import codec
 from storage.pg import DatabaseUnavailable, connect
-from storage.sink_consumer import BusGap, JetStreamSink, bus_time_ns
+from storage.sink_consumer import BusGap, ConsumerSettings, JetStreamSink, bus_time_ns
 from storage.timescale_rows import copy_rows, insert_new_rows
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SinkConfig:
-    nats_url: str
+@dataclass(kw_only=True)
+class SinkConfig(ConsumerSettings):
     pg_dsn: str
     consumer: str = "timescale"
-    stream: str = "TICKS"
-    filter_subject: str = "ticks.>"
-    dead_letter_prefix: str = "deadletter"
-    dead_letter_stream: str = "DEADLETTER"
-    batch: int = 256
-    fetch_timeout_s: float = 1.0
-    ack_wait_s: float = 30.0
-    retry_s: float = 1.0
     checked_hold_s: float = 60.0
     """After a batch met a row already stored, this long of writing only new keys (duplicates are
     then expected: a redundant handler), before plain COPY is tried again."""

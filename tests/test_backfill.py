@@ -110,8 +110,8 @@ async def test_an_expired_gap_is_repaired_from_the_captures_exactly_once(
     lake = tmp_path / "lake"
     home = tmp_path / "home"
     with private_database(postgres, "ticklake_backfill") as dsn:
-        sinks = lambda: [TimescaleSink(SinkConfig(bus.url, dsn)),  # noqa: E731
-                         ParquetSink(ParquetSinkConfig(bus.url, str(lake), flush_age_s=0.5))]
+        sinks = lambda: [TimescaleSink(SinkConfig(nats_url=bus.url, pg_dsn=dsn)),  # noqa: E731
+                         ParquetSink(ParquetSinkConfig(nats_url=bus.url, lake=str(lake), flush_age_s=0.5))]
         await asyncio.to_thread(_ingest, "binance-usdm", tmp_path, bus, dsn)
         for sink in sinks():
             await _drain(sink, bus.url)

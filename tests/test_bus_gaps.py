@@ -43,8 +43,8 @@ async def _stream_range(url: str) -> tuple[int, int]:
 
 def _sink(kind: str, bus: EmbeddedNats, dsn: str, lake: Path, consumer: str) -> JetStreamSink:
     if kind == "timescale":
-        return TimescaleSink(SinkConfig(bus.url, dsn, consumer=consumer))
-    return ParquetSink(ParquetSinkConfig(bus.url, str(lake), consumer=consumer, flush_age_s=0.5))
+        return TimescaleSink(SinkConfig(nats_url=bus.url, pg_dsn=dsn, consumer=consumer))
+    return ParquetSink(ParquetSinkConfig(nats_url=bus.url, lake=str(lake), consumer=consumer, flush_age_s=0.5))
 
 
 async def _drain(sink: JetStreamSink, url: str) -> None:

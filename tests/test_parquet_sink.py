@@ -55,7 +55,7 @@ def _manifest(lake: Path, consumer: str) -> dict[str, Any]:
 def _config(url: str, lake: Path | str, venue: str, **overrides: Any) -> ParquetSinkConfig:
     settings: dict[str, Any] = {"consumer": f"pq-{venue}", "flush_rows": 4000, "flush_age_s": 0.3, "ack_wait_s": 2.0,
                                 "retry_s": 0.2, **overrides}
-    return ParquetSinkConfig(url, str(lake), **settings)
+    return ParquetSinkConfig(nats_url=url, lake=str(lake), **settings)
 
 
 def _parsed(path: Path | str) -> tuple[str, int, int]:

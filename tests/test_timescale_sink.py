@@ -28,7 +28,7 @@ from ticklake.stack.postgres import EmbeddedPostgres
 async def test_exact_key_set(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_path: Path) -> None:
     venue, records = relabel(binance_records())
     await publish(bus.url, records, tmp_path / "spool")
-    sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
+    sink = TimescaleSink(SinkConfig(nats_url=bus.url, pg_dsn=postgres.dsn, consumer=f"ts-{venue}"))
     await run_until_drained(sink, bus.url)
     assert db_keys(postgres.dsn, venue) == record_keys(records)
     assert sink.rows_written == row_count(records)
@@ -63,7 +63,7 @@ async def test_crash_between_commit_and_ack_does_not_duplicate(bus: EmbeddedNats
                                                                tmp_path: Path) -> None:
     venue, records = relabel(binance_records())
     await publish(bus.url, records, tmp_path / "spool")
-    config = SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}", ack_wait_s=1.0, batch=64)
+    config = SinkConfig(nats_url=bus.url, pg_dsn=postgres.dsn, consumer=f"ts-{venue}", ack_wait_s=1.0, batch=64)
     crashing = _CrashAfterCommit(config)
     stop = asyncio.Event()
     with pytest.raises(_Crash):
@@ -85,7 +85,7 @@ async def test_poison_envelope_is_dead_lettered(bus: EmbeddedNats, postgres: Emb
     await js.publish("ticks.trade.x.y", b"\x09\x01\x01wrong version")
     await client.close()
     await publish(bus.url, records[500:], tmp_path / "spool2")
-    sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}"))
+    sink = TimescaleSink(SinkConfig(nats_url=bus.url, pg_dsn=postgres.dsn, consumer=f"ts-{venue}"))
     await run_until_drained(sink, bus.url)
     assert sink.dead_letters == 2
     assert db_keys(postgres.dsn, venue) == record_keys(records)
@@ -101,7 +101,8 @@ async def test_poison_envelope_is_dead_lettered(bus: EmbeddedNats, postgres: Emb
 async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_path: Path) -> None:
     venue, records = relabel(binance_records())
     await publish(bus.url, records, tmp_path / "spool")
-    sink = TimescaleSink(SinkConfig(bus.url, postgres.dsn, consumer=f"ts-{venue}", batch=32, retry_s=0.2))
+    sink = TimescaleSink(SinkConfig(nats_url=bus.url, pg_dsn=postgres.dsn, consumer=f"ts-{venue}", batch=32,
+                                    retry_s=0.2))
     stop = asyncio.Event()
     task = asyncio.create_task(sink.run(stop))
     while sink.rows_written == 0:

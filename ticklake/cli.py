@@ -666,8 +666,8 @@ def sink_timescale(
     """JetStream into the hypertables: binary COPY and the offset in one transaction, acks after the commit."""
     settings = _settings()
     dsn = _database_url(settings)
-    config = SinkConfig(_bus_url(settings), dsn, consumer=consumer, filter_subject=filter_subject, batch=batch,
-                        ack_wait_s=ack_wait)
+    config = SinkConfig(nats_url=_bus_url(settings), pg_dsn=dsn, consumer=consumer, filter_subject=filter_subject,
+                        batch=batch, ack_wait_s=ack_wait)
     _run_sink(TimescaleSink(config), metrics_port)
 
 
@@ -687,7 +687,7 @@ def sink_parquet(
 ) -> None:
     """JetStream into the Parquet lake: a file per type, venue and day each flush, then the manifest, then acks."""
     settings = _settings()
-    config = ParquetSinkConfig(_bus_url(settings), lake or settings.lake_root, consumer=consumer,
+    config = ParquetSinkConfig(nats_url=_bus_url(settings), lake=lake or settings.lake_root, consumer=consumer,
                                filter_subject=filter_subject, batch=batch, flush_rows=flush_rows,
                                flush_age_s=flush_age, ack_wait_s=ack_wait)
     _run_sink(ParquetSink(config), metrics_port)
