@@ -24,8 +24,7 @@ $(STAMP): pyproject.toml setup.py normalize/_l2book.c constraints.txt
 demo: setup
 	$(BIN)/ticklake demo
 
-test: setup
-	$(BIN)/ruff check .
+test: setup lint
 	$(BIN)/pytest
 
 bench: setup
@@ -47,7 +46,7 @@ bench: setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy normalize storage ticklake
+	$(BIN)/mypy normalize ingest storage pipelines ticklake
 
 # Refresh the pinned set after changing dependencies in pyproject.toml.
 lock: $(STAMP)

@@ -1,6 +1,10 @@
 """Types of the compiled L2 book and decimal parser (normalize/_l2book.c)."""
 
-from collections.abc import Buffer, Iterable
+from collections.abc import Iterable
+from typing import overload
+
+Buffer = bytes | bytearray | memoryview
+"""What the C functions read raw bytes from (collections.abc.Buffer needs Python 3.12)."""
 
 Level = tuple[float, float]
 
@@ -23,4 +27,11 @@ class L2Book:
     @property
     def best_ask(self) -> float | None: ...
 
+@overload
+def parse_decimals(a: str, /) -> tuple[float, bool]: ...
+@overload
+def parse_decimals(a: str, b: str, /) -> tuple[float, float, bool]: ...
+@overload
+def parse_decimals(a: str, b: str, c: str, /) -> tuple[float, float, float, bool]: ...
+@overload
 def parse_decimals(*texts: str) -> tuple[float | bool, ...]: ...

@@ -25,20 +25,30 @@ class BookView(Protocol):
 
     def crossed(self) -> bool: ...
 
-    def top(self, depth: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]: ...
+    def top(self, depth: int, /) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]: ...
 
 
 class SymbolBook(Protocol):
-    """What every venue's per-symbol book state offers, for reports and top-N snapshots."""
+    """What every venue's per-symbol book state offers, for reports and top-N snapshots (read-only
+    members: each venue keeps them as it likes, a dataclass field or a property)."""
 
-    instrument: str
-    book: BookView
-    applied: int
-    """Book messages applied."""
-    breaks: int
-    """Sequence breaks or checksum failures seen."""
-    ts_event: int
-    """Venue time of the last message applied."""
+    @property
+    def instrument(self) -> str: ...
+
+    @property
+    def book(self) -> BookView: ...
+
+    @property
+    def applied(self) -> int:
+        """Book messages applied."""
+
+    @property
+    def breaks(self) -> int:
+        """Sequence breaks or checksum failures seen."""
+
+    @property
+    def ts_event(self) -> int:
+        """Venue time of the last message applied."""
 
     @property
     def synced(self) -> bool:

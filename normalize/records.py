@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Annotated, ClassVar
 
@@ -176,12 +176,13 @@ class BookDeltas(Record, frozen=True, array_like=True, gc=False):
         head = (self.venue, self.symbol, self.instrument, self.ts_event, self.ts_recv, self.ts_exch, self.exch_seq,
                 self.flags)
         bids, asks = self.levels()
+        rows: list[tuple[object, ...]]
         if self.bids_native is None and self.asks_native is None:
             rows = [(*head, 1, price, size, None) for price, size in bids]
             rows += [(*head, -1, price, size, None) for price, size in asks]
         else:
-            bids_native = self.bids_native or [None] * len(bids)
-            asks_native = self.asks_native or [None] * len(asks)
+            bids_native: Sequence[float | None] = self.bids_native or [None] * len(bids)
+            asks_native: Sequence[float | None] = self.asks_native or [None] * len(asks)
             rows = [(*head, 1, p, q, n) for (p, q), n in zip(bids, bids_native, strict=True)]
             rows += [(*head, -1, p, q, n) for (p, q), n in zip(asks, asks_native, strict=True)]
         if rows:

@@ -21,7 +21,8 @@ def replace_day(conn: psycopg.Connection, name: str, table: DerivedTable, day: d
     """Make table `name` hold exactly `frame`'s rows for `day` (by its time column); returns rows written."""
     columns, time = list(table.columns), table.time
     start_ns, end_ns = day_bounds_ns(day)
-    bounds: tuple[object, object] = (day, day + dt.timedelta(days=1)) if table.by_date else (start_ns, end_ns)
+    bounds: tuple[dt.date, dt.date] | tuple[int, int] = ((day, day + dt.timedelta(days=1)) if table.by_date
+                                                         else (start_ns, end_ns))
     rows = pl.DataFrame()  # an empty output may lack columns: nothing to write, the day's old rows still go
     if frame.height:
         rows = frame.select(columns).with_columns(pl.col(pl.Datetime).dt.epoch("ns"))

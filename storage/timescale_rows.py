@@ -90,7 +90,7 @@ def read_table(conn: psycopg.Connection, record_type: str, where: sql.Composable
     reads with read_arrow instead."""
     schema = schema_for(record_type)
     rows = conn.execute(_select(record_type, where), params).fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema.names]
+    columns: list[tuple[object, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
     return pa.Table.from_arrays(
         [pa.array(list(column), type=field.type) for column, field in zip(columns, schema, strict=True)],
         schema=schema,

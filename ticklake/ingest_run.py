@@ -54,7 +54,9 @@ class Feed:
 
 class Output(Protocol):
     rows: Counter[str]
-    dead_letters: int
+
+    @property
+    def dead_letters(self) -> int: ...
 
     def __call__(self, out: Emitted) -> None: ...
 

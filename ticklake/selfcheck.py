@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import nats
 import polars as pl
@@ -43,12 +44,27 @@ from storage.pg import connect
 from storage.timescale_rows import copy_table, create_scratch_table, read_table
 
 _TS = 1_721_687_141_062_170_123  # 2024-07-22, with nanoseconds that microsecond storage would lose
-_COMMON = {"venue": "binance-usdm", "symbol": "BTCUSDT", "instrument": "BTC-USDT-PERP"}
+
+
+class _Common(TypedDict):
+    venue: str
+    symbol: str
+    instrument: str
+
+
+class _Plain(_Common):
+    ts_event: int
+    ts_recv: int
+    ts_exch: int | None
+    exch_seq: int | None
+
+
+_COMMON = _Common(venue="binance-usdm", symbol="BTCUSDT", instrument="BTC-USDT-PERP")
 
 
 def example_records() -> list[Record]:
     """One record per type; decimals chosen to expose float formatting and rounding mistakes."""
-    plain = {**_COMMON, "ts_event": _TS, "ts_recv": _TS, "ts_exch": None, "exch_seq": None}
+    plain = _Plain(**_COMMON, ts_event=_TS, ts_recv=_TS, ts_exch=None, exch_seq=None)
     return [
         Trade(**_COMMON, ts_event=_TS, ts_recv=_TS + 1_270, ts_exch=_TS + 3, exch_seq=2**62, flags=Flag.LAST,
               price=65432.1, size=0.001, side=-1, trade_id="5933014251"),

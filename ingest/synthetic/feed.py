@@ -103,6 +103,6 @@ def synthetic_feed(venue: str, names: int | Sequence[str], rates: Rates, start_n
         raise ValueError(f"{venue} has no synthetic mode yet (venues with one: "
                          f"{', '.join(v for v, s in VENUES.items() if s.synthetic)})")
     specs = instruments(names) if isinstance(names, int) else instruments_named(names)
-    encoder = spec.synthetic(specs, list(channels) or list(spec.connection.channels))  # type: ignore[call-arg]
+    encoder = spec.synthetic(specs, channels) if channels else spec.synthetic(specs)
     market = Market(encoder.specs, rates, encoder.periodic, start_ns, duration_s, seed, scenarios)
     return SyntheticFeed(venue, market, encoder, keep_truth)

@@ -68,13 +68,24 @@ def check_route_paths(venue: str, paths: Mapping[str, str], route: str) -> None:
 
 
 class VenueConnection(Protocol):
-    venue: str
-    symbols: Sequence[str]
-    channels: Sequence[str]
-    """The venue's own channel names to subscribe per symbol (each module has a default set)."""
-    route_paths: Mapping[str, str]
-    """Route name -> URL path under the WebSocket base, as documented (an operator may override
-    one with `--route NAME=PATH` when a venue moves a route before ticklake is updated)."""
+    """Read-only members: each module is a frozen dataclass whose fields a user's overrides set
+    (ticklake.ingest_run.make_connection)."""
+
+    @property
+    def venue(self) -> str: ...
+
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+    @property
+    def channels(self) -> Sequence[str]:
+        """The venue's own channel names to subscribe per symbol (each module has a default set)."""
+
+    @property
+    def route_paths(self) -> Mapping[str, str]:
+        """Route name -> URL path under the WebSocket base, as documented (an operator may override
+        one with `--route NAME=PATH` when a venue moves a route before ticklake is updated)."""
+
     probe_symbols: ClassVar[tuple[str, ...]]
     """Liquid symbols `ticklake probe` subscribes when none are given."""
     standard_channels: ClassVar[Mapping[str, tuple[str, ...]]]
@@ -85,14 +96,20 @@ class VenueConnection(Protocol):
     def symbol_of(instrument: str) -> str:
         """The venue symbol of a normalized instrument id; ValueError for an id the venue's naming
         cannot express, saying which forms it can."""
-    max_connection_age_s: float
-    """Reconnect before the venue cuts the connection itself."""
-    reconnect_interval_s: float
-    """The shortest time between two connection attempts of one route: venues ban an IP that
-    connects faster than their documented rate."""
-    snapshots_per_second: float
-    """REST book snapshots and trade backfills allowed per second across all symbols of this
-    connection (or book resubscriptions, where the venue resends snapshots on the socket)."""
+
+    @property
+    def max_connection_age_s(self) -> float:
+        """Reconnect before the venue cuts the connection itself."""
+
+    @property
+    def reconnect_interval_s(self) -> float:
+        """The shortest time between two connection attempts of one route: venues ban an IP that
+        connects faster than their documented rate."""
+
+    @property
+    def snapshots_per_second(self) -> float:
+        """REST book snapshots and trade backfills allowed per second across all symbols of this
+        connection (or book resubscriptions, where the venue resends snapshots on the socket)."""
 
     def routes(self) -> list[Route]:
         """The WebSocket connections that together carry `channels` for `symbols`."""
@@ -171,9 +188,9 @@ class SyntheticVenue(Protocol):
     periodic: dict[str, float]
     """Venue channels pushed on a timer -> seconds between two messages per instrument."""
 
-    def __init__(self, specs: Sequence[InstrumentSpec], channels: Sequence[str]) -> None:
-        """`channels`: the venue channel names to send (those a handler subscribes); ValueError for
-        one the synthetic venue cannot send."""
+    def __init__(self, specs: Sequence[InstrumentSpec], channels: Sequence[str] = ...) -> None:
+        """`channels`: the venue channel names to send (those a handler subscribes; by default its
+        connection's default set); ValueError for one the synthetic venue cannot send."""
 
     def rest_frames(self, market: Market, ts: int) -> list[Frame]:
         """The REST bodies the replay protocol starts from (metadata, book snapshots), at `ts`."""

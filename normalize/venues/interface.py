@@ -14,7 +14,9 @@ from normalize.emitted import Emitted
 
 
 class VenueNormalizer(Protocol):
-    venue: str
+    @property
+    def venue(self) -> str: ...
+
     connection_id: str
     """The connection the frames being fed came from ("offline" for captures without one): the
     journal rows the normalizer writes name it. The live handler sets it per frame."""

@@ -74,7 +74,9 @@ class BinanceSpotConnection(BinanceUsdmConnection):
         "trades": ("aggTrade",), "book": ("depth@100ms",), "bbo": ("bookTicker",), "funding": (),
         "mark_index": (), "open_interest": (), "liquidations": ()}
     """Spot has no funding, mark or index price, open interest or liquidations."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     @staticmethod
     def route_of(channel: str) -> str:

@@ -96,7 +96,9 @@ class BinanceUsdmConnection:
         "funding": ("markPrice@1s",), "mark_index": ("markPrice@1s",), "open_interest": (),
         "liquidations": ("forceOrder",)}
     """Open interest is polled over REST whatever the channels."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -86,7 +86,9 @@ class BitmexConnection:
         "mark_index": ("instrument",), "open_interest": ("instrument",), "liquidations": ("liquidation",)}
     """Mark and index prices, open interest and the funding forecast come with the instrument table;
     settled fundings with the funding table."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

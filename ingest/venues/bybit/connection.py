@@ -78,7 +78,9 @@ class BybitConnection:
         "funding": ("tickers",), "mark_index": ("tickers",), "open_interest": ("tickers",),
         "liquidations": ("allLiquidation",)}
     """The BBO is the book's own (DERIVED); funding, mark and open interest come with tickers."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -94,7 +94,9 @@ class CoinbaseConnection:
         "trades": ("market_trades",), "book": ("level2",), "bbo": ("ticker",), "funding": (), "mark_index": (),
         "open_interest": (), "liquidations": ()}
     """Coinbase publishes no funding, mark or index price, open interest or liquidation stream."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

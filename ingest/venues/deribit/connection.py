@@ -107,7 +107,9 @@ class DeribitConnection:
         "mark_index": ("ticker",), "open_interest": ("ticker",), "liquidations": ("trades",)}
     """Funding, mark and index prices and open interest come with the ticker; liquidations are the
     liquidation fills of the trades channel."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -85,7 +85,9 @@ class HyperliquidConnection:
         "mark_index": ("activeAssetCtx",), "open_interest": ("activeAssetCtx",),
         "liquidations": ()}
     """Hyperliquid publishes no liquidation stream."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -81,7 +81,9 @@ class KrakenConnection:
         "trades": ("trade",), "book": ("book",), "bbo": ("ticker",), "funding": (), "mark_index": (),
         "open_interest": (), "liquidations": ()}
     """Spot: no funding, mark price, open interest or liquidations."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -91,7 +91,9 @@ class KrakenFuturesConnection:
         "mark_index": ("ticker",), "open_interest": ("ticker",), "liquidations": ("trade",)}
     """Kraken Futures has no liquidation feed: liquidation fills come in `trade` (type liquidation),
     kept as trades marked trade_type liquidation."""
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -111,6 +111,7 @@ class KrakenFuturesReplay:
         if payload.startswith(b'{"feed":"book'):
             message = json.loads(payload)
             product = message["product_id"]
+            book: _TruthBook | None
             if message["feed"] == "book_snapshot":
                 book = self.books[product] = _TruthBook()
                 book.bids = {level["price"]: level["qty"] for level in message["bids"] if level["qty"]}

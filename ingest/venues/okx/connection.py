@@ -121,7 +121,9 @@ class OkxConnection:
         "trades": ("trades",), "book": ("books",), "bbo": ("bbo-tbt",), "funding": ("funding-rate",),
         "mark_index": ("mark-price", "index-tickers"), "open_interest": ("open-interest",),
         "liquidations": ("liquidation-orders",)}
-    symbol_of = staticmethod(venue_symbol)
+    @staticmethod
+    def symbol_of(instrument: str) -> str:
+        return venue_symbol(instrument)
 
     def __post_init__(self) -> None:
         for channel in self.channels:

@@ -215,9 +215,10 @@ class Kraken:
                                      _V2_SIDES.get(t.side, 0), str(t.trade_id)))
             self._emit(records, out)
         elif frame.channel == "ticker":
-            for t in v2_ticker_decoder.decode(frame.data):
-                self._bbo(t.symbol, bytes(t.bid).decode(), bytes(t.bid_qty).decode(), bytes(t.ask).decode(),
-                          bytes(t.ask_qty).decode(), _rfc3339_ns(t.timestamp) if t.timestamp else 0, ts_recv, out)
+            for ticker in v2_ticker_decoder.decode(frame.data):
+                self._bbo(ticker.symbol, bytes(ticker.bid).decode(), bytes(ticker.bid_qty).decode(),
+                          bytes(ticker.ask).decode(), bytes(ticker.ask_qty).decode(),
+                          _rfc3339_ns(ticker.timestamp) if ticker.timestamp else 0, ts_recv, out)
         elif frame.channel == "instrument":
             pairs = v2_instruments_decoder.decode(frame.data).pairs
             out.records.extend(self.instrument_log.news(self.master.load_pairs(pairs, ts_recv)))
