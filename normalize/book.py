@@ -4,6 +4,12 @@
 cleaned heap for the best price, and `apply_json` parses a message's raw JSON levels and applies
 them in one call. In Python the same work cost about 20 us per Binance depth@0ms message (68
 levels), a quarter of what the depth benchmark asks for; see the C file for the design.
+
+`TextBook` (same file) is the book of a venue whose checksum covers its best levels in its own
+text (OKX): each side sorted, each level's price and size strings kept, contract sizes converted
+to base units and the checksum computed in C. Its Python predecessor (sorted lists and a dict of
+text per side, still `normalize.sorted_book.SortedBook` for Kraken spot) held OKX to 1.7x
+cryptofeed.
 """
 
 from __future__ import annotations
@@ -13,15 +19,15 @@ from typing import Protocol
 
 import msgspec
 
-from normalize._l2book import L2Book
+from normalize._l2book import L2Book, TextBook
 from normalize.flags import DERIVED, LAST, MAYBE_BAD_BOOK
 from normalize.records import BookTop
 
-__all__ = ["L2Book", "SymbolBook", "books_report", "books_tops", "top_rows"]
+__all__ = ["L2Book", "SymbolBook", "TextBook", "books_report", "books_tops", "top_rows"]
 
 
 class BookView(Protocol):
-    """What top-N snapshots read from a book (L2Book, or OKX's text-keeping SortedBook)."""
+    """What top-N snapshots read from a book (L2Book, TextBook, or Kraken's SortedBook)."""
 
     def crossed(self) -> bool: ...
 
@@ -36,9 +42,6 @@ class SymbolBook(Protocol):
     def instrument(self) -> str: ...
 
     @property
-    def book(self) -> BookView: ...
-
-    @property
     def applied(self) -> int:
         """Book messages applied."""
 
@@ -49,6 +52,10 @@ class SymbolBook(Protocol):
     @property
     def ts_event(self) -> int:
         """Venue time of the last message applied."""
+
+    @property
+    def book(self) -> BookView:
+        """The book (read-only here, so each venue's state may hold its own book type)."""
 
     @property
     def synced(self) -> bool:

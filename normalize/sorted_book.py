@@ -1,23 +1,21 @@
-"""An L2 book for venues whose checksum covers the top levels as the venue wrote them.
+"""An L2 book for venues whose checksum covers the top levels as the venue wrote them: Kraken spot's.
 
-OKX's CRC32 runs over the best 25 bids and asks in the venue's own price and size strings
-("30261", not 30261.0), so those strings must be kept per level, and the best 25 must be found
-after every message. `L2Book` finds its best level from a heap, which is right for one level and
-wrong for 25 on every message, and keeps no text: here each side keeps its prices in a sorted
-list (bisect: a C memmove of at most a few hundred floats per new or removed level, OKX books
-being 400 levels deep), so the best N are a slice. Sizes in the dicts are base units (converted
-by the caller's `to_base` where the venue counts contracts); the text is the venue's.
+Kraken's CRC32 runs over the best 10 asks and bids in the venue's own price and quantity text, so
+those strings are kept per level, and the best 10 found after every message (and the book cut to
+the subscribed depth). `L2Book` finds its best level from a heap, which is right for one level and
+wrong for N on every message, and keeps no text: here each side keeps its prices in a sorted
+list (bisect: a C memmove of at most a few hundred floats per new or removed level), so the best
+N are a slice. OKX, whose checksum is of the same kind over 400-level books, moved to the compiled
+`TextBook` (normalize/_l2book.c), which does the same in C (OKX's books went from 1.7x to over 10x
+cryptofeed's speed); Kraken's books, cut to 10-1000 levels, have not been moved yet.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from normalize.records import Level
-
-ToBase = Callable[[float, float, str], float]
-"""(native size, price, native size text) -> size in base units."""
 
 
 class SortedBook:
@@ -41,26 +39,19 @@ class SortedBook:
         self.bid_text.clear()
         self.ask_text.clear()
 
-    def apply_text(self, levels: Sequence[Sequence[str]], bid: bool,
-                   to_base: ToBase | None = None) -> tuple[list[Level], list[float] | None]:
+    def apply_text(self, levels: Sequence[Sequence[str]], bid: bool) -> list[Level]:
         """Apply one side of a message whose levels are the venue's strings `[price, size, ...]`
-        (size "0" deletes). Returns the (price, size) pairs to publish, in the venue's order, and
-        the native sizes when `to_base` converts them."""
+        (size "0" deletes). Returns the (price, size) pairs to publish, in the venue's order."""
         if bid:
             sizes, prices, text = self.bids, self.bid_prices, self.bid_text
         else:
             sizes, prices, text = self.asks, self.ask_prices, self.ask_text
         out: list[Level] = []
-        native: list[float] = []
         for level in levels:
             px = level[0]
             sz = level[1]
             price = float(px)
             size = float(sz)
-            if to_base is not None:
-                native.append(size)
-                if size:
-                    size = to_base(size, price, sz)
             out.append((price, size))
             if size:
                 if price not in sizes:
@@ -70,7 +61,7 @@ class SortedBook:
             elif sizes.pop(price, None) is not None:
                 del text[price]
                 del prices[bisect_left(prices, price)]
-        return out, native if to_base is not None else None
+        return out
 
     def bbo(self) -> tuple[float | None, float | None, float | None, float | None]:
         """(bid price, bid size, ask price, ask size); None for an empty side."""

@@ -15,7 +15,7 @@ from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus
 from normalize.venues.okx import Okx
-from normalize.venues.okx.book_sync import checksum
+from normalize.venues.okx.book_sync import CHECKSUM_DEPTH
 from tests.okx_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
 MS = 1_000_000
@@ -45,8 +45,8 @@ def test_every_checksum_of_the_capture_matches() -> None:
     assert len(books) == 290 and all(b.flags & Flag.DEPTH_LIMITED for b in books)
     # the books end where the venue's last checksum of each instrument says they are
     last = {m["arg"]["instId"]: m["data"][0]["checksum"] for m in messages}
-    assert {s: checksum(b.book) for s, b in normalizer.books.items()} == last
-    # top-N snapshots read the sorted book: best first on each side
+    assert {s: b.book.checksum(CHECKSUM_DEPTH) for s, b in normalizer.books.items()} == last
+    # top-N snapshots read the book: best first on each side
     tops = Emitted()
     normalizer.book_tops(3, 123, tops)
     spot = normalizer.books["BTC-USDT"].book

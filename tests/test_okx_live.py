@@ -20,7 +20,7 @@ from normalize.emitted import Emitted
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus, Trade
 from normalize.venues.okx import Okx
-from normalize.venues.okx.book_sync import checksum
+from normalize.venues.okx.book_sync import CHECKSUM_DEPTH
 from tests.okx_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
 
 OTHERS = ("BTC-USD-220527", "BTC-USDT")
@@ -107,7 +107,7 @@ async def test_corrupted_checksum_resyncs_only_that_instrument() -> None:
     # and the book it rebuilt is the venue's: its last checksum matches the server's truth book
     book = normalizer.books["UNI-USD-SWAP"].book
     last = next(json.loads(f.payload) for f in reversed(frames) if b'"instId":"UNI-USD-SWAP"},"action"' in f.payload)
-    assert checksum(book) == last["data"][0]["checksum"]
+    assert book.checksum(CHECKSUM_DEPTH) == last["data"][0]["checksum"]
     truth = _protocol(server).books["UNI-USD-SWAP"]
     assert (set(book.bids), set(book.asks)) == ({float(p) for p in truth.bids}, {float(p) for p in truth.asks})
     assert sorted(r.trade_id for r in sink.emitted.records if isinstance(r, Trade)) == sorted(_offline_trades())

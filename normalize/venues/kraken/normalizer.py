@@ -266,8 +266,8 @@ class Kraken:
         if snapshot:
             flags |= SNAPSHOT | (GAP_BEFORE if resync or sync.synced else 0)
             book.clear()
-        ask_levels, _ = book.apply_text(asks, False)
-        bid_levels, _ = book.apply_text(bids, True)
+        ask_levels = book.apply_text(asks, False)
+        bid_levels = book.apply_text(bids, True)
         cut_bids, cut_asks = book.truncate(sync.depth)
         ts_event = ts_event or ts_recv
         if sent is not None:

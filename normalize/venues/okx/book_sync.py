@@ -1,27 +1,20 @@
-"""OKX's per-instrument book state and its checksum (the seqId and checksum rules are applied in
-normalizer.py)."""
+"""OKX's per-instrument book state (the seqId and checksum rules are applied in normalizer.py).
+
+The book is a compiled `TextBook` (normalize/_l2book.c): OKX's checksum is a CRC32 of the best 25
+bids and asks interleaved in the venue's own price and size strings, so every level's text is
+kept and each side kept sorted; the book parses a message's raw levels, converts contracts to
+base units (as `Contract.to_base` does, bit for bit) and computes the checksum, all in C.
+"""
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
-from normalize.sorted_book import SortedBook
+from normalize.book import TextBook
 from normalize.venues.okx.instruments import Contract
 
 CHECKSUM_DEPTH = 25
-
-
-def checksum(book: SortedBook) -> int:
-    """OKX's book checksum: CRC32 of the best 25 bids and asks interleaved, signed 32-bit."""
-    bids, asks = book.top_text(CHECKSUM_DEPTH)
-    both = min(len(bids), len(asks))
-    parts = [""] * (2 * both)
-    parts[0::2] = bids[:both]
-    parts[1::2] = asks[:both]
-    parts += bids[both:] or asks[both:]
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - 0x100000000 if crc & 0x80000000 else crc
+"""OKX's checksum covers the best 25 levels of each side."""
 
 
 @dataclass
@@ -31,7 +24,8 @@ class BookSync:
     symbol: str
     instrument: str
     contract: Contract | None
-    book: SortedBook = field(default_factory=SortedBook)
+    book: TextBook = field(init=False)
+    """Sizes in base units (the contract's, converted by the book); the text is the venue's."""
     synced: bool = False
     gap_pending: bool = False
     """A failure happened: the next snapshot is a resync (GAP_BEFORE, resync_done)."""
@@ -41,3 +35,6 @@ class BookSync:
     snapshots: int = 0
     applied: int = 0
     breaks: int = 0
+
+    def __post_init__(self) -> None:
+        self.book = TextBook(self.contract)

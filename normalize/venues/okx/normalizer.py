@@ -30,20 +30,19 @@ from normalize.records import (
     BookDeltas,
     FeedStatus,
     Funding,
-    Level,
     Liquidation,
     MarkIndex,
     OpenInterest,
     Trade,
-    pack_levels,
 )
-from normalize.venues.okx.book_sync import BookSync, checksum
+from normalize.venues.okx.book_sync import CHECKSUM_DEPTH, BookSync
 from normalize.venues.okx.instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
 from normalize.venues.okx.wire import (
     MS,
     PREFIX,
     VENUE,
     Book,
+    bbo_decoder,
     books_decoder,
     envelope_decoder,
     funding_decoder,
@@ -153,7 +152,7 @@ class Okx:
             out.records.extend(trades)
 
     def _on_bbo(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        frame = books_decoder.decode(payload)
+        frame = bbo_decoder.decode(payload)
         symbol = frame.arg.instId
         spec = self._spec(symbol)
         extra = INEXACT if frame_has_inexact_decimal(payload) else 0
@@ -235,28 +234,29 @@ class Okx:
 
     # -- order books --------------------------------------------------------------------------
     def _on_books(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
+        """Levels stay raw JSON until the book parses them (and reports INEXACT ones), so a
+        message's Python work is one decode, one apply, one checksum and two records."""
         frame = books_decoder.decode(payload)
         symbol = frame.arg.instId
         sync = self.books.get(symbol)
         if sync is None:
             spec = self._spec(symbol)
             sync = self.books[symbol] = BookSync(symbol, spec.instrument, spec.contract)
-        extra = DEPTH_LIMITED | (INEXACT if frame_has_inexact_decimal(payload) else 0)
         snapshot = frame.action == "snapshot"
         for data in frame.data:
             if snapshot:
-                self._snapshot(sync, data, ts_recv, out, extra)
+                self._snapshot(sync, data, ts_recv, out)
             elif sync.synced:
-                self._update(sync, data, ts_recv, out, extra)
+                self._update(sync, data, ts_recv, out)
             else:
                 out.snapshot_requests.add(symbol)  # nothing to apply it to until a snapshot comes
 
-    def _snapshot(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, extra: int) -> None:
+    def _snapshot(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted) -> None:
         resync = sync.gap_pending
         # a snapshot replacing a live book (resubscribe, reconnect) may follow lost updates,
         # unless its seqId shows nothing was missed
         continues = sync.synced and data.seqId is not None and data.seqId == sync.seq
-        flags = extra | SNAPSHOT | (GAP_BEFORE if resync or (sync.synced and not continues) else 0)
+        flags = DEPTH_LIMITED | SNAPSHOT | (GAP_BEFORE if resync or (sync.synced and not continues) else 0)
         sync.book.clear()
         if not self._apply(sync, data, ts_recv, out, flags, "snapshot"):
             return
@@ -267,12 +267,12 @@ class Okx:
             out.records.append(self._status(sync, "resync_done", ts_recv, f"book reset from a snapshot at ts "
                                             f"{data.ts}", None, data.seqId, data.ts * MS))
 
-    def _update(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, extra: int) -> None:
+    def _update(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted) -> None:
         if data.prevSeqId is not None and sync.seq is not None and data.prevSeqId != sync.seq:
             self._break(sync, "gap", ts_recv, f"update prevSeqId={data.prevSeqId} does not follow seqId={sync.seq}",
                         sync.seq, data.prevSeqId, data.ts * MS, out)
             return
-        if self._apply(sync, data, ts_recv, out, extra, "update"):
+        if self._apply(sync, data, ts_recv, out, DEPTH_LIMITED, "update"):
             sync.applied += 1
 
     def _apply(self, sync: BookSync, data: Book, ts_recv: int, out: Emitted, flags: int, what: str) -> bool:
@@ -280,39 +280,35 @@ class Okx:
         failure publish nothing of it and resync the instrument (an unreadable level also raises:
         the frame is a dead letter)."""
         book = sync.book
-        to_base = sync.contract.to_base if sync.contract is not None else None
         try:
-            bids, bids_native = book.apply_text(data.bids, True, to_base)
-            asks, asks_native = book.apply_text(data.asks, False, to_base)
-        except (ValueError, IndexError, ZeroDivisionError) as exc:
+            bids, asks, bids_native, asks_native, inexact = book.apply_json(data.bids, data.asks)
+        except (ValueError, ArithmeticError) as exc:  # malformed levels; a contract size with no base value
             self._break(sync, "gap", ts_recv, f"unreadable level in {what}: {exc}", sync.seq, data.seqId,
                         data.ts * MS, out)
             raise ValueError(f"unreadable level in {what}: {exc}") from exc
         if data.checksum:
-            mine = checksum(book)
+            mine = book.checksum(CHECKSUM_DEPTH)
             if mine != data.checksum:
                 self._break(sync, "checksum_failure", ts_recv, f"{what} checksum {data.checksum}, book gives {mine}",
                             sync.seq, data.seqId, data.ts * MS, out)
                 return False
         ts_event = data.ts * MS
         sync.ts_event = ts_event
-        if data.seqId is not None:
-            sync.seq = data.seqId
+        seq = data.seqId
+        if seq is not None:
+            sync.seq = seq
         if bids or asks or flags & SNAPSHOT:
-            self._publish(sync, bids, asks, bids_native, asks_native, ts_event, ts_recv, data.seqId, flags, out)
+            if inexact:
+                flags |= INEXACT
+            symbol, instrument = sync.symbol, sync.instrument
+            records = out.records
+            records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, flags, bids, asks,
+                                      bids_native, asks_native))
+            derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
+            if book.crossed():
+                derived |= MAYBE_BAD_BOOK
+            records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, derived, *book.bbo()))
         return True
-
-    def _publish(self, sync: BookSync, bids: list[Level], asks: list[Level], bids_native: list[float] | None,
-                 asks_native: list[float] | None, ts_event: int, ts_recv: int, seq: int | None, flags: int,
-                 out: Emitted) -> None:
-        symbol, instrument, book = sync.symbol, sync.instrument, sync.book
-        records = out.records
-        records.append(BookDeltas(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, flags, pack_levels(bids),
-                                  pack_levels(asks), bids_native, asks_native))
-        derived = DERIVED | LAST | (flags & (GAP_BEFORE | INEXACT))
-        if book.crossed():
-            derived |= MAYBE_BAD_BOOK
-        records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, None, seq, derived, *book.bbo()))
 
     def _break(self, sync: BookSync, event: str, ts_recv: int, detail: str, seq_from: int | None,
                seq_to: int | None, ts_event: int, out: Emitted) -> None:

@@ -27,15 +27,26 @@ class DataFrame(msgspec.Struct, Generic[T], frozen=True):
     action: str = ""  # books: snapshot or update
 
 
-class Book(msgspec.Struct, frozen=True):
-    """Levels stay strings: the checksum is over the venue's own text."""
+class Book(msgspec.Struct, frozen=True, gc=False):
+    """A books message. Its levels stay raw JSON, `[[px, sz, liquidated orders (deprecated, "0"),
+    orders], ...]`: the book (TextBook.apply_json) parses them in C and keeps each level's text,
+    which the checksum is computed over."""
 
-    asks: list[tuple[str, ...]]  # [px, sz, liquidated orders (deprecated, "0"), orders]
-    bids: list[tuple[str, ...]]
+    asks: msgspec.Raw
+    bids: msgspec.Raw
     ts: int  # book time, ms
     checksum: int = 0  # signed CRC32 of the top 25 levels; 0 when not sent
     seqId: int | None = None  # sequence id of this message
     prevSeqId: int | None = None  # seqId of the previous message; -1 on a snapshot
+
+
+class BboMessage(msgspec.Struct, frozen=True):
+    """A bbo-tbt message: one level a side, as text (`[px, sz, "0", orders]`)."""
+
+    asks: list[tuple[str, ...]]
+    bids: list[tuple[str, ...]]
+    ts: int  # ms
+    seqId: int | None = None
 
 
 class TradeData(msgspec.Struct, frozen=True):
@@ -102,6 +113,7 @@ class Envelope(msgspec.Struct, frozen=True):
 
 envelope_decoder = msgspec.json.Decoder(Envelope, strict=False)
 books_decoder = msgspec.json.Decoder(DataFrame[Book], strict=False)
+bbo_decoder = msgspec.json.Decoder(DataFrame[BboMessage], strict=False)
 trades_decoder = msgspec.json.Decoder(DataFrame[TradeData], strict=False)
 funding_decoder = msgspec.json.Decoder(DataFrame[FundingData], strict=False)
 mark_decoder = msgspec.json.Decoder(DataFrame[MarkPriceData], strict=False)
