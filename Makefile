@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_coinbase
 	$(BIN)/python -m benchmarks.bench_deribit
 	$(BIN)/python -m benchmarks.bench_bitmex
+	$(BIN)/python -m benchmarks.bench_kraken
 	$(BIN)/python -m benchmarks.bench_sink
 	$(BIN)/python -m benchmarks.bench_bars
 	$(BIN)/python -m benchmarks.bench_query

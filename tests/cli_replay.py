@@ -1,4 +1,4 @@
-"""Running `ticklake replay-server` and `ticklake ingest` as separate processes, as the README
+"""Running `ticklake replay-server` and `ticklake ingest` as separate processes, as docs/ingest.md
 does: one helper for every venue's CLI test."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`ticklake replay-server` and `ticklake ingest` as separate processes, as the README runs them."""
+"""`ticklake replay-server` and `ticklake ingest` as separate processes, as docs/ingest.md runs them."""
 
 from __future__ import annotations
 

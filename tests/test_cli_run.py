@@ -1,4 +1,4 @@
-"""`ticklake run` as the README runs it: recorded Binance frames through the live handler, the
+"""`ticklake run` as docs/bus-and-sinks.md runs it: recorded Binance frames through the live handler, the
 bus and both sinks; afterwards TimescaleDB and the Parquet lake hold the same rows, every trade
 exactly once."""
 

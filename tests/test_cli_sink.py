@@ -1,4 +1,4 @@
-"""`ticklake sink parquet` and `ticklake sink timescale` as separate processes, as the README runs
+"""`ticklake sink parquet` and `ticklake sink timescale` as separate processes, as docs/bus-and-sinks.md runs
 them: a clean stop on SIGTERM flushes what is buffered, and a `kill -9` at a random moment followed
 by a restart leaves nothing missing and nothing twice."""
 

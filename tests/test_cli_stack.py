@@ -1,4 +1,4 @@
-"""The README's stack commands, run as a user would: `ticklake up`, `status`, `db migrate`,
+"""The stack commands (docs/stack.md), run as a user would: `ticklake up`, `status`, `db migrate`,
 `selfcheck`, `down`, each in a fresh TICKLAKE_HOME; and one clear line for bad configuration."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`ticklake normalize okx` on the real capture, and `ticklake replay-server okx` + `ticklake ingest
---venue okx` as separate processes, as the README runs them."""
+--venue okx` as separate processes, as docs/ingest.md runs them."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ HOUR_MS = 3_600_000
 MS = 1_000_000
 YEAR_S = 365 * 24 * 3600
 HOURLY_SINCE_MS = int(dt.datetime(2023, 6, 8, 0, 30, tzinfo=dt.UTC).timestamp() * 1000)
-"""Hyperliquid settled every 8 h until 2023-06-08 00:00, then every hour (README, hyperliquid)."""
+"""Hyperliquid settled every 8 h until 2023-06-08 00:00, then every hour (docs/venues.md, Hyperliquid)."""
 
 
 def ns(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:

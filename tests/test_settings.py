@@ -49,6 +49,14 @@ def test_unknown_environment_key_is_named(monkeypatch: pytest.MonkeyPatch) -> No
         load_settings()
 
 
+@pytest.mark.parametrize("name", ["TICKLAKE_LOG_JSON", "TICKLAKE_TIMESCALE_SUITE"])
+def test_variables_that_are_not_settings_are_not_rejected(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """TICKLAKE_LOG_JSON=1 is how the logs are asked for as JSON (ticklake/logs.py); it was refused as an
+    unknown setting by every command."""
+    monkeypatch.setenv(name, "1")
+    assert load_settings().home == Path(".ticklake")
+
+
 @pytest.mark.parametrize(
     ("url", "masked"),
     [

@@ -96,7 +96,10 @@ class Settings(BaseSettings):
         return self.lake if self.lake else str(self.home / "lake")
 
 
-_NOT_SETTINGS = {CONFIG_PATH_VARIABLE}
+_NOT_SETTINGS = {CONFIG_PATH_VARIABLE, "TICKLAKE_LOG_JSON", "TICKLAKE_TIMESCALE_SUITE"}
+"""TICKLAKE_* variables that are not settings and so not rejected: the config file's path, JSON log
+lines (ticklake/logs.py), and the TimescaleDB source suite of infra/install.sh (which `make demo`
+passes on to `ticklake demo` when it is set for the install)."""
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 
