@@ -50,7 +50,8 @@ class BusConfig:
     stream: str = "TICKS"
     subject_prefix: str = "ticks"
     max_age_s: float = 7 * 86_400
-    max_bytes: int = 20 * 1024**3
+    max_bytes: int = -1
+    """-1: no byte limit (max_age bounds the stream); see ticklake.settings.Settings.bus_max_bytes."""
     duplicate_window_s: float = 600
     max_records: int = 500
     max_delay_s: float = 0.01

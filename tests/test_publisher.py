@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import nats
 import pytest
 
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
-from ingest.publisher import BusConfig, Publisher
+from ingest.publisher import BusConfig, Publisher, ensure_stream
 from normalize.records import Record
 from tests.binance_data import DATA
 from tests.bus_data import stream_records
@@ -68,3 +69,19 @@ async def test_bus_outage_spools_and_drains_without_loss(bus: EmbeddedNats, reco
     stored = await stream_records(bus.url)
     assert len(stored) == len(records)
     assert sorted(map(_key, stored)) == sorted(map(_key, records))
+
+
+async def test_the_stream_takes_the_configured_limits(bus: EmbeddedNats) -> None:
+    """No byte limit unless one is set (JetStream reserves it on disk and refuses more than the store
+    holds: a fixed default would stop ticklake on a small disk); a set one is applied to the
+    existing stream."""
+    client = await nats.connect(bus.url)
+    js = client.jetstream()
+    try:
+        await ensure_stream(js, BusConfig(bus.url))
+        assert (await js.stream_info("TICKS")).config.max_bytes == -1
+        await ensure_stream(js, BusConfig(bus.url, max_bytes=2**30, max_age_s=3600, duplicate_window_s=60))
+        config = (await js.stream_info("TICKS")).config
+        assert (config.max_bytes, config.max_age) == (2**30, 3600)
+    finally:
+        await client.close()

@@ -370,7 +370,7 @@ def ingest(
     settings = _settings()
     output = (lake_output(str(out), settings.home) if out
               else bus_output(local.nats_url(settings), settings.home, feeds, settings.bus_max_age_s,
-                              settings.bus_max_bytes))
+                              settings.bus_max_bytes or -1))
     capture_root = settings.home / "capture" if capture else None
     if clock not in ("local", "recorded"):
         raise SettingsError(f"--clock takes local or recorded, not {clock!r}")

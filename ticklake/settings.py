@@ -50,8 +50,11 @@ class Settings(BaseSettings):
     bus_max_age_s: float = Field(default=7 * 86_400, gt=0)
     """How long the ticks stream keeps a message (JetStream max_age); a sink away longer than this
     finds a bus_gap, which `ticklake backfill` repairs from the raw captures."""
-    bus_max_bytes: int = Field(default=20 * 1024**3, gt=0)
-    """The most the ticks stream holds before it discards its oldest messages."""
+    bus_max_bytes: int | None = Field(default=None, gt=0)
+    """The most the ticks stream holds before it discards its oldest messages; unset, the age limit
+    alone bounds it. JetStream reserves a byte limit on disk when the stream is created and refuses
+    one larger than the store can hold, so a fixed default would stop ticklake on a small disk:
+    set it below the disk the NATS store has (docs/capacity.md gives bytes per record)."""
 
     @field_validator("pg_dsn")
     @classmethod
