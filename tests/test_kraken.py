@@ -235,7 +235,7 @@ async def _run(faults: Faults) -> tuple[CollectingSink, Kraken, ReplayServer]:
     connection = KrakenConnection(SYMBOLS, ws_base=server.url, rest_base=server.rest_url, reconnect_interval_s=0.05,
                                   heartbeat_s=0.5)
     handler = FeedHandler(connection, normalizer, sink, None,
-                          HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=0.5))
+                          HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=5.0))
     stop = asyncio.Event()
     task = asyncio.create_task(handler.run(stop))
     await server.drained(timeout_s=90)
