@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 from normalize import codec
 from normalize.bus_keys import message_id, subject_for
 from normalize.records import BookDeltas, Record
+from ticklake.bus_auth import connect as bus_connect
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class Publisher:
         self.retries = 0
 
     async def start(self) -> None:
-        self.nc = await nats.connect(
+        self.nc = await bus_connect(  # with this process's credentials and TLS (ticklake.bus_auth)
             self.config.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, allow_reconnect=True,
             disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect, connect_timeout=5,
         )

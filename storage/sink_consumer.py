@@ -50,6 +50,7 @@ from prometheus_client import Counter, Gauge
 
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
+from ticklake.bus_auth import connect as bus_connect
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class JetStreamSink:
     async def _connect(self) -> tuple[Client, JetStreamContext]:
         """Connect (riding out later disconnects) and make sure the dead-letter stream exists."""
         s = self.settings
-        nc = await nats.connect(s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        nc = await bus_connect(s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)  # credentials, TLS
         js = nc.jetstream()
         with contextlib.suppress(BadRequestError):  # already there
             await js.add_stream(StreamConfig(name=s.dead_letter_stream, subjects=[f"{s.dead_letter_prefix}.>"]))

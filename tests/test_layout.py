@@ -1,7 +1,8 @@
 """The package dependency direction: normalize <- ingest, storage <- pipelines.
 
 `ticklake` (settings, stack, CLI) is the application shell: data packages may import only
-its leaf module `ticklake.settings`, which itself imports nothing of the project.
+its leaf module `ticklake.settings`, which itself imports nothing of the project, and
+`ticklake.bus_auth` (how every client connects to the bus), which imports only the settings.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = {"normalize", "ingest", "storage", "pipelines", "ticklake"}
 ALLOWED = {
     "normalize": set(),
-    "ingest": {"normalize", "ticklake.settings"},
-    "storage": {"normalize", "ticklake.settings"},
-    "pipelines": {"normalize", "storage", "ticklake.settings"},
+    "ingest": {"normalize", "ticklake.settings", "ticklake.bus_auth"},
+    "storage": {"normalize", "ticklake.settings", "ticklake.bus_auth"},
+    "pipelines": {"normalize", "storage", "ticklake.settings", "ticklake.bus_auth"},
 }
 
 
@@ -46,3 +47,7 @@ def test_dependency_direction(package: str) -> None:
 
 def test_settings_is_a_leaf() -> None:
     assert _imports(ROOT / "ticklake" / "settings.py") == set()
+
+
+def test_bus_auth_needs_only_the_settings() -> None:
+    assert _imports(ROOT / "ticklake" / "bus_auth.py") == {"ticklake.settings"}

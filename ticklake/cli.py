@@ -21,6 +21,7 @@ from storage.pg import DatabaseUnavailable
 from storage.sink_consumer import JetStreamSink
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake import __version__
+from ticklake.bus_auth import BusAuthError, bus_auth
 from ticklake.demo_state import DemoError
 from ticklake.settings import Settings, SettingsError, load_settings, mask_url
 from ticklake.stack import local
@@ -35,7 +36,8 @@ app.add_typer(db_app, name="db")
 console = Console(width=120)
 
 USER_ERRORS = (SettingsError, DatabaseUnavailable, local.StackNotUp, MigrationError, PostgresError, NatsError,
-               ManifestBehind, UnknownChannel, UnknownInstrument, VenueLimitExceeded, DemoError, CaptureFormatError)
+               ManifestBehind, UnknownChannel, UnknownInstrument, VenueLimitExceeded, DemoError, CaptureFormatError,
+               BusAuthError, local.StackError)
 """Errors whose message is the whole story: printed as one line, no traceback, exit code 2."""
 USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EROFS,
                   errno.ENOSPC, errno.EADDRINUSE, errno.EADDRNOTAVAIL}
@@ -81,19 +83,54 @@ def config() -> None:
     """Print the effective settings (secrets masked) and where each server URL comes from."""
     settings = _settings()
     table = Table("setting", "value", "source")
+    table.columns[1].overflow = "fold"  # a long DSN wraps whole, rather than losing its end to an ellipsis
     home_source = "configured" if "home" in settings.model_fields_set else "default"
     table.add_row("TICKLAKE_HOME", str(settings.home.absolute()), home_source)
-    for name, value in (("TICKLAKE_PG_DSN", settings.pg_dsn), ("TICKLAKE_NATS_URL", settings.nats_url)):
+    for name, value, resolve in (("TICKLAKE_PG_DSN", settings.pg_dsn, local.pg_dsn),
+                                 ("TICKLAKE_PG_READER_DSN", settings.pg_reader_dsn, local.pg_reader_dsn),
+                                 ("TICKLAKE_NATS_URL", settings.nats_url, local.nats_url)):
+        try:
+            shown = mask_url(resolve(settings))
+        except local.StackNotUp:
+            table.add_row(name, "-", "embedded, not up")
+            continue
         if value:
-            table.add_row(name, mask_url(value), "configured")
+            source = "configured"
+        elif name == "TICKLAKE_PG_READER_DSN" and (settings.pg_dsn or not local.load_state(settings).secure):
+            source = "as TICKLAKE_PG_DSN"
         else:
-            resolve = local.pg_dsn if name == "TICKLAKE_PG_DSN" else local.nats_url
-            try:
-                table.add_row(name, mask_url(resolve(settings)), "embedded (ticklake up)")
-            except local.StackNotUp:
-                table.add_row(name, "-", "embedded, not up")
+            source = "embedded (ticklake up)"
+        table.add_row(name, shown, source)
     table.add_row("TICKLAKE_LAKE", settings.lake_root, "configured" if settings.lake else "default")
+    for name, shown, source in _security_rows(settings):
+        table.add_row(name, shown, source)
     console.print(table)
+
+
+def _security_rows(settings: Settings) -> list[tuple[str, str, str]]:
+    """The credentials in use, never their values: where each password comes from, the TLS files."""
+    rows = [(f"TICKLAKE_{name.upper()}", "***", source) for name in ("pg_password", "pg_reader_password")
+            if (source := settings.secret_source(name))]
+    if local.load_state(settings).secure:
+        rows.append(("embedded stack", f"secure: secrets in {settings.home.absolute() / 'secrets'}",
+                     "ticklake up --secure"))
+    try:
+        url = local.nats_url(settings)
+    except local.StackNotUp:
+        url = settings.nats_url or ""
+    auth = bus_auth(settings, url)
+    embedded = "embedded (ticklake up --secure)"
+    if auth.user:
+        rows.append(("TICKLAKE_NATS_USER", auth.user, "configured" if settings.nats_user else embedded))
+    if auth.password is not None:
+        rows.append(("TICKLAKE_NATS_PASSWORD", "***", settings.secret_source("nats_password") or embedded))
+    for name, path in (("TICKLAKE_NATS_TLS_CA", auth.ca), ("TICKLAKE_NATS_TLS_CERT", auth.cert),
+                       ("TICKLAKE_NATS_TLS_KEY", auth.key)):
+        if path is not None:
+            rows.append((name, str(path), "configured" if getattr(settings, name[9:].lower()) else embedded))
+    if settings.nats_tls_first:
+        rows.append(("TICKLAKE_NATS_TLS_FIRST", "true", "configured"))
+    return rows
 
 
 def _print_health(results: list[Health]) -> bool:
@@ -110,14 +147,23 @@ def _health(settings: Settings) -> list[Health]:
             results.append(probe(resolve(settings)))
         except local.StackNotUp as exc:
             results.append(Health(name, "-", False, str(exc)))
+            continue
+        if name == "postgres" and (reader := local.pg_reader_dsn(settings)) != resolve(settings):
+            health = postgres_health(reader, "TICKLAKE_PG_READER_DSN")
+            results.append(Health("reader", health.address, health.ok, health.detail))
     return results
 
 
 @app.command()
-def up() -> None:
+def up(
+    secure: Annotated[bool, typer.Option(help="Require passwords and TLS from now on (docs/security.md): "
+                                              "scram-sha-256 roles in PostgreSQL, a user, password and TLS in "
+                                              "nats-server; the secrets are generated under $TICKLAKE_HOME/secrets. "
+                                              "A stack running without them must be stopped first.")] = False,
+) -> None:
     """Start the embedded PostgreSQL+TimescaleDB and nats-server (unless URLs are configured)."""
     settings = _settings()
-    local.up(settings)
+    local.up(settings, secure=secure)
     if not _print_health(_health(settings)):
         raise typer.Exit(1)
 
@@ -150,7 +196,7 @@ def status() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations (a no-op when up to date)."""
-    applied = migrate(local.pg_dsn(_settings()))
+    applied = migrate(local.pg_owner_dsn(_settings()))  # DDL: the tables' owner
     if applied:
         for migration in applied:
             console.print(f"applied {migration.version:04d}_{migration.name}")
@@ -172,7 +218,7 @@ def db_retention(
 
     settings = _settings()
     days = settings.retention_days if keep_days is None else keep_days
-    with connect(local.pg_dsn(settings)) as conn:
+    with connect(local.pg_owner_dsn(settings)) as conn:  # drop_chunks needs the hypertables' owner
         results = apply_retention(conn, settings.lake_root, days, time.time_ns(), dry_run=dry_run)
     for plan, dropped in results:
         cutoff = dt.datetime.fromtimestamp(plan.cutoff_ns / 1e9, dt.UTC).date()

@@ -239,7 +239,7 @@ def _stack(settings: Settings, console: Console) -> Stores:
     """Start what is not configured, migrate, check every hop; then empty an earlier demo's data."""
     local.up(settings)
     stores = Stores(local.pg_dsn(settings), local.nats_url(settings), settings.lake_root)
-    applied = migrate(stores.dsn)
+    applied = migrate(local.pg_owner_dsn(settings))  # the tables' owner (the superuser of a secure stack)
     console.print(f"  database {mask_url(stores.dsn)} ({len(applied)} migrations applied), bus "
                   f"{mask_url(stores.nats_url)}, lake {stores.lake_root}", soft_wrap=True)
     if not run_selfcheck(stores.dsn, stores.nats_url, settings.home).ok:

@@ -21,13 +21,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import nats
 from nats.js.errors import NotFoundError
 from psycopg import sql
 from pyarrow import fs
 
 from storage.parquet_files import filesystem_for
 from storage.pg import connect
+from ticklake.bus_auth import connect as bus_connect
 from ticklake.settings import mask_url
 
 STREAMS = ("TICKS", "DEADLETTER")
@@ -69,7 +69,7 @@ def _tables_with_rows(dsn: str) -> list[str]:
 
 
 async def _stream_messages(nats_url: str, streams: tuple[str, ...]) -> dict[str, int]:
-    client = await nats.connect(nats_url, connect_timeout=5)
+    client = await bus_connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
         found = {}
@@ -89,7 +89,7 @@ def stream_messages(nats_url: str, streams: tuple[str, ...]) -> dict[str, int]:
 
 
 async def _delete_streams(nats_url: str) -> None:
-    client = await nats.connect(nats_url, connect_timeout=5)
+    client = await bus_connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
         for name in STREAMS:

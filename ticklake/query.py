@@ -110,7 +110,7 @@ def connect(strict: bool = False) -> Query:
     read that needs it: the lake alone then, with one LakeOnlyWarning, or DatabaseUnavailable if `strict`."""
     settings = load_settings()
     try:
-        dsn: str | None = local.pg_dsn(settings)
+        dsn: str | None = local.pg_reader_dsn(settings)  # the read-only role where there is one
     except local.StackNotUp:
         dsn = None
     return Query(settings.lake_root, dsn, strict=strict)

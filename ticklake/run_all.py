@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-import nats
 from nats.js.errors import NotFoundError
+
+from ticklake.bus_auth import connect as bus_connect
 
 SINKS = ("timescale", "parquet")
 
@@ -44,7 +45,7 @@ async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS"
 
     Delivered but unacknowledged ones do not count: a sink stopped by SIGTERM finishes what it holds
     (writes, commits, acknowledges), and the lake sink may hold a buffer for its whole flush age."""
-    client = await nats.connect(nats_url, connect_timeout=5)
+    client = await bus_connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
         total = 0

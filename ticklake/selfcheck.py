@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
-import nats
 import polars as pl
 import pyarrow as pa
 
@@ -42,6 +41,7 @@ from storage.lake_layout import partition_path, split_partitions
 from storage.parquet_files import filesystem_for, write_atomic
 from storage.pg import connect
 from storage.timescale_rows import copy_table, create_scratch_table, read_table
+from ticklake.bus_auth import connect as bus_connect
 
 _TS = 1_721_687_141_062_170_123  # 2024-07-22, with nanoseconds that microsecond storage would lose
 
@@ -110,7 +110,7 @@ class Report:
 
 
 async def _through_jetstream(nats_url: str, payloads: list[bytes]) -> list[bytes]:
-    client = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
+    client = await bus_connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
     name = f"TICKLAKE_SELFCHECK_{uuid.uuid4().hex[:8].upper()}"
     subject = f"selfcheck.{name.lower()}"
     js = client.jetstream()

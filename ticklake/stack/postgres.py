@@ -6,6 +6,13 @@ the requested directory (a home under /root, say), the cluster lives under
 /var/lib/ticklake/pg-<hash of the requested path>-<home id> instead, and `data_dir` says where.
 The home id is the home's own (ticklake.stack.local): a new home at the path of a deleted one
 gets a new cluster, never the old one's.
+
+Without `auth` the cluster trusts every local connection (initdb's --auth=trust), fine for a throwaway
+stack on a laptop. With `auth` (`ticklake up --secure`) pg_hba.conf holds scram-sha-256 lines only, for
+the socket and 127.0.0.1, and is written before the server first runs with it, so it never trusts
+anyone. The roles' passwords are set before each start, in single-user mode (no server running, no
+connection to authenticate), as scram verifiers computed here: the superuser's, the writer's and the
+reader's.
 """
 
 from __future__ import annotations
@@ -16,9 +23,14 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psycopg
+
+from storage.pg_auth import READER, login_statements, with_passfile, with_password
 from ticklake.stack.ports import wait_listening
 from ticklake.stack.processes import alive
 
@@ -48,10 +60,10 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
-def _run(args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     if _as_root():
         args = ["runuser", "-u", _SYSTEM_USER, "--", *args]
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    result = subprocess.run(args, capture_output=True, text=True, check=False, input=stdin)
     if check and result.returncode != 0:
         raise PostgresError(f"{' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
     return result
@@ -85,14 +97,37 @@ def left_behind(requested: Path, data_dir: Path) -> list[Path]:
     return sorted(p for p in FALLBACK_ROOT.glob(f"{prefix}*") if p != data_dir and (p / "PG_VERSION").exists())
 
 
+SECURE_HBA = """\
+# Written by ticklake (`ticklake up --secure`, docs/security.md): passwords (scram-sha-256) only, never trust.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class PostgresAuth:
+    """scram-sha-256 logins: the superuser's password and other roles' (the writer's and the reader's)."""
+
+    admin_password: str = field(repr=False)
+    passwords: Mapping[str, str] = field(repr=False, default_factory=dict)
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path
     port: int
+    auth: PostgresAuth | None = None
 
     @property
     def dsn(self) -> str:
+        """The superuser's DSN, without a password (with `auth`, connecting needs one: `connect_admin`)."""
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def role_dsn(self, role: str, passfile: Path | None = None) -> str:
+        """A role's DSN for the ticklake database; with `passfile`, libpq takes the password from it."""
+        dsn = f"postgresql://{role}@127.0.0.1:{self.port}/{DATABASE}"
+        return with_passfile(dsn, str(passfile)) if passfile is not None else dsn
 
     @property
     def admin_dsn(self) -> str:
@@ -116,6 +151,8 @@ class EmbeddedPostgres:
             _run([str(bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
                   "--auth=trust", "-E", "UTF8", "--no-locale"])
         self._write_conf()
+        if self.auth is not None:
+            self._write_owned(self.data_dir / "pg_hba.conf", SECURE_HBA)
 
     def _write_conf(self) -> None:
         conf = self.data_dir / "ticklake.conf"
@@ -129,6 +166,7 @@ class EmbeddedPostgres:
                 "max_connections = 200",
                 "shared_buffers = 256MB",
                 "max_wal_size = 2GB",
+                "password_encryption = 'scram-sha-256'",
                 "",
             ])
         )
@@ -140,24 +178,61 @@ class EmbeddedPostgres:
         if _as_root():
             shutil.chown(conf, _SYSTEM_USER, _SYSTEM_USER)
 
+    def _write_owned(self, path: Path, text: str) -> None:
+        """A file in the data directory, owned by the cluster's user (and readable by it alone)."""
+        path.write_text(text)
+        os.chmod(path, 0o600)
+        if _as_root():
+            shutil.chown(path, _SYSTEM_USER, _SYSTEM_USER)
+
     def start(self, timeout_s: float = 60) -> None:
         self.init()
-        if self.pid() is None:
+        was_running = self.pid() is not None
+        if not was_running:
             # A postmaster killed by a crash can linger as a zombie nobody reaps (containers
             # whose PID 1 is not an init); PostgreSQL would take its lock file as a live server.
             for stale in ("postmaster.pid", f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
                 (self.data_dir / stale).unlink(missing_ok=True)
             bindir = find_bindir()
+            if self.auth is not None:
+                self._set_passwords_offline(bindir)
             _run([str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                   "-w", "-t", str(int(timeout_s)), "start"])
         if not wait_listening(self.port, timeout_s):
             raise PostgresError(f"PostgreSQL did not listen on 127.0.0.1:{self.port}; see {self.log_file}")
+        if was_running and self.auth is not None:  # set the passwords through the server
+            with self.connect_admin("postgres") as conn:
+                for statement in self._login_statements():
+                    conn.execute(statement.encode())
         self._ensure_database()
 
-    def _ensure_database(self) -> None:
-        import psycopg
+    def _login_statements(self) -> list[str]:
+        assert self.auth is not None
+        statements = login_statements(SUPERUSER, self.auth.admin_password)
+        for role, password in self.auth.passwords.items():
+            statements += login_statements(role, password)
+        if READER in self.auth.passwords:  # as migration 0002 does, in case a reader logs in before it ran
+            statements.append(f"ALTER ROLE {READER} SET default_transaction_read_only = on")
+        return statements
 
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+    def _set_passwords_offline(self, bindir: Path) -> None:
+        """Create the roles and set their passwords in single-user mode, before the server starts."""
+        script = "".join(f"{statement};\n\n" for statement in self._login_statements())
+        result = _run([str(bindir / "postgres"), "--single", "-j", "-D", str(self.data_dir), "postgres"],
+                      check=False, stdin=script)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if "ERROR" in line or "FATAL" in line]
+        if result.returncode != 0 or errors:
+            raise PostgresError(f"setting the roles' passwords failed: {'; '.join(errors) or result.returncode}")
+
+    def connect_admin(self, dbname: str = DATABASE) -> psycopg.Connection[tuple[Any, ...]]:
+        """A superuser connection (autocommit), with the superuser's password when the cluster has `auth`."""
+        dsn = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        if self.auth is not None:
+            dsn = with_password(dsn, self.auth.admin_password)
+        return psycopg.connect(dsn, autocommit=True)
+
+    def _ensure_database(self) -> None:
+        with self.connect_admin("postgres") as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
