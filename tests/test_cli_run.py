@@ -4,10 +4,13 @@ exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +26,11 @@ from ticklake.stack.postgres import EmbeddedPostgres
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 TABLES = ("trade", "book_delta", "bbo", "instrument", "feed_status")
+
+
+def _played(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
+        return bool(json.loads(response.read())["done"])
 
 
 def _timescale(dsn: str, table: str, instruments: list[str], since_ns: int) -> pl.DataFrame:
@@ -53,10 +61,19 @@ def test_run_lands_the_same_rows_in_timescale_and_the_lake(tmp_path: Path, bus: 
                TICKLAKE_LAKE=str(tmp_path / "lake"))
     try:
         assert wait_listening(port, 20)
-        result = subprocess.run(
+        # Stopped once the server has written every frame (as the demo does), not after a fixed time:
+        # a loaded machine may take seconds just to start the handler.
+        run = subprocess.Popen(
             [TICKLAKE, "run", "--venue", "binance-usdm", "--symbols", ",".join(CRYPTOFEED_SYMBOLS),
-             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--duration", "5"],
-            env=env, capture_output=True, text=True, timeout=180, check=False)
+             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not _played(port) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.5)
+        time.sleep(1)  # the handler reads the last frames from its socket
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=180)
+        result = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     finally:
         server.terminate()
         server.wait(10)
@@ -71,3 +88,13 @@ def test_run_lands_the_same_rows_in_timescale_and_the_lake(tmp_path: Path, bus: 
         lake = _lake(tmp_path / "lake", table, instruments).select(db.columns)
         assert db.height > 0, table
         assert db.sort(db.columns).equals(lake.cast(dict(db.schema)).sort(db.columns)), table
+
+
+def test_nothing_is_pending_when_no_handler_ever_created_the_stream(bus: EmbeddedNats) -> None:
+    """`ticklake run` stopped before any handler published must not wait its whole catch-up for sinks
+    that have nothing to read."""
+    import asyncio
+
+    from ticklake.run_all import pending
+
+    assert asyncio.run(pending(bus.url, ("timescale", "parquet"), stream="NEVER_CREATED")) == 0

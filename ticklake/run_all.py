@@ -41,13 +41,18 @@ def child(args: Sequence[str], log: Path | None = None) -> subprocess.Popen[byte
 
 
 async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS") -> int:
-    """Messages not yet delivered to the consumers (-1 while a consumer does not exist yet).
+    """Messages not yet delivered to the consumers (-1 while a consumer does not exist yet; 0 when
+    the stream does not: no handler published anything, so there is nothing to wait for).
 
     Delivered but unacknowledged ones do not count: a sink stopped by SIGTERM finishes what it holds
     (writes, commits, acknowledges), and the lake sink may hold a buffer for its whole flush age."""
     client = await bus_connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:
+            return 0
         total = 0
         for name in consumers:
             try:
