@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml setup.py normalize/_l2book.c constraints.txt
 demo: setup
 	$(BIN)/ticklake demo
 
+# Two workers: most tests wait on servers and subprocesses. The modules that read the demo's stores
+# share one worker (xdist_group "demo"), so the demo runs once.
 test: setup lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_codec

@@ -30,6 +30,9 @@ from ticklake.demo_state import DemoError, Held, Stores, contents, prepare
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.postgres import EmbeddedPostgres
 
+pytestmark = pytest.mark.xdist_group("demo")
+"""Every module reading the demo's stores runs on one xdist worker, so the demo runs once."""
+
 VENUES = ["binance-usdm", "bybit", "hyperliquid", "okx"]
 
 

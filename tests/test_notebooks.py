@@ -38,6 +38,9 @@ from papermill.parameterize import parameterize_notebook
 
 from tests.demo_data import DemoRun
 
+pytestmark = pytest.mark.xdist_group("demo")
+"""Every module reading the demo's stores runs on one xdist worker, so the demo runs once."""
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 PLOT_TAG = "plot"

@@ -31,6 +31,9 @@ import pytest
 
 from tests.demo_data import DemoRun
 
+pytestmark = pytest.mark.xdist_group("demo")
+"""Every module reading the demo's stores runs on one xdist worker, so the demo runs once."""
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\s*$")
