@@ -67,6 +67,11 @@ DUPLICATES = Counter("ticklake_sink_duplicates", "Rows not written because their
 RESYNCS = Counter("ticklake_sink_resyncs", "Resubscriptions from the durable offset after a delivery was lost in "
                   "flight", ["consumer"])
 LAST_SEQ = Gauge("ticklake_sink_last_seq", "Highest stream sequence whose effect is durable", ["consumer"])
+PENDING = Gauge("ticklake_sink_pending_messages", "Messages of the consumer's subjects the stream holds and has "
+                "not delivered yet, as of the last fetch: the consumer's lag", ["consumer"])
+OLDEST_UNACKED = Gauge("ticklake_sink_oldest_unacked_timestamp_seconds", "Bus time (Unix s) of the oldest message "
+                       "the sink holds and has not made durable and acknowledged; 0 when it holds none",
+                       ["consumer"])
 
 BUS_AWAY = (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError)
 """Fetch errors of a bus that is restarting or reconnecting: retried, not fatal."""
@@ -143,6 +148,8 @@ class JetStreamSink:
         self.last_time_ns = 0
         """Bus time of the message at the offset."""
         self.bus_gaps: list[BusGap] = []
+        self.oldest_unacked_s = 0.0
+        """Bus time (s) of the oldest message held and not yet acknowledged; 0 when none is held."""
         self._next_delivery = 1
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -267,7 +274,17 @@ class JetStreamSink:
                 RESYNCS.labels(self.settings.consumer).inc()
                 return None
             self._next_delivery += 1
+        if messages:
+            PENDING.labels(self.settings.consumer).set(messages[-1].metadata.num_pending)
+            if not self.oldest_unacked_s:  # the earliest held message stays the oldest until all are acked
+                self.oldest_unacked_s = bus_time_ns(messages[0]) / 1e9
+                OLDEST_UNACKED.labels(self.settings.consumer).set(self.oldest_unacked_s)
         return messages
+
+    def _released(self) -> None:
+        """The sink holds nothing unacknowledged any more (for the oldest-unacked gauge)."""
+        self.oldest_unacked_s = 0.0
+        OLDEST_UNACKED.labels(self.settings.consumer).set(0)
 
     async def _dead_letter(self, js: JetStreamContext, message: Msg, reason: str) -> None:
         """Publish an undecodable envelope to `<prefix>.<consumer>` with the reason in a header.

@@ -190,3 +190,4 @@ class TimescaleSink(JetStreamSink):
         self._count_skipped(len(messages) - len(fresh))
         for message in messages:
             await message.ack()
+        self._released()
