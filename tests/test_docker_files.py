@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from ingest.venues.registry import PROTOCOLS
+from tests.cli_options import check_parses
 from ticklake.stack.ports import free_port
 from ticklake.stack.postgres import EmbeddedPostgres, find_bindir
 
@@ -114,26 +115,13 @@ def test_no_trust_and_every_secret_from_a_file() -> None:
     assert not tracked.stdout.strip()
 
 
-def _check_parses(argv: list[str], where: str) -> None:
-    """`argv`'s command words with --help exit 0, and every option `argv` uses is in that help."""
-    options = {word.split("=")[0] for word in argv[1:] if word.startswith("-")}
-    first_option = next((i for i, word in enumerate(argv) if word.startswith("-")), len(argv))
-    command = [str(BIN / argv[0]) if (BIN / argv[0]).exists() else argv[0], *argv[1:first_option]]
-    result = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False,
-                            env={"COLUMNS": "250", "PATH": f"{BIN}:/usr/bin:/bin"})
-    assert result.returncode == 0, f"{where}: {' '.join(command)} --help: {result.stderr[-500:]}"
-    helptext = result.stdout + result.stderr
-    for option in options:
-        assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", helptext), f"{where}: {option} unknown to {command}"
-
-
 def test_every_command_parses() -> None:
     """ticklake commands as the image's entrypoint runs them, Dagster's and Prometheus's as given,
     each step of a shell entrypoint that runs one of those."""
     checked = 0
     for name, service in SERVICES.items():
         if _app(service) and "entrypoint" not in service:
-            _check_parses(["ticklake", *service["command"]], name)
+            check_parses(["ticklake", *service["command"]], name)
             checked += 1
             continue
         entrypoint = service.get("entrypoint") or []
@@ -144,10 +132,10 @@ def test_every_command_parses() -> None:
             steps = [entrypoint]
         for step in steps:
             if step and step[0] in {"dagster", "dagster-daemon", "dagster-webserver"}:
-                _check_parses(step, name)
+                check_parses(step, name)
                 checked += 1
         if name == "prometheus":
-            _check_parses(["prometheus", *service["command"]], name)  # Debian's prometheus (infra/install.sh)
+            check_parses(["prometheus", *service["command"]], name)  # Debian's prometheus (infra/install.sh)
             checked += 1
     assert checked >= len([s for s in SERVICES.values() if _app(s)]) + 1
 
