@@ -140,6 +140,24 @@ def test_every_command_parses() -> None:
     assert checked >= len([s for s in SERVICES.values() if _app(s)]) + 1
 
 
+def test_app_environments_are_accepted_by_ticklake(tmp_path: Path) -> None:
+    """Each distinct environment an app service gets passes ticklake's settings (which refuse unknown
+    TICKLAKE_* names and malformed values), with its passwords taken from their files."""
+    environments = {tuple(sorted(_environment(service).items())) for service in SERVICES.values() if _app(service)}
+    assert len(environments) >= 2  # the app's, the migration's as the owner, Dagster's
+    for secret in COMPOSE["secrets"]:
+        (tmp_path / secret).write_text("not-a-real-one\n")
+    for environment in environments:
+        env = {key: value.replace("/run/secrets/", f"{tmp_path}/") for key, value in environment}
+        env |= {"TICKLAKE_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "COLUMNS": "250"}
+        result = subprocess.run([str(BIN / "ticklake"), "config"], capture_output=True, text=True, check=False,
+                                env=env)
+        assert result.returncode == 0, f"{env}: {result.stderr}"
+        assert "not-a-real-one" not in result.stdout
+        rows = [line for line in result.stdout.splitlines() if re.match(r"│ TICKLAKE_\w*PASSWORD +│", line)]
+        assert len(rows) == 3 and all(re.search(r"│ \*\*\* +│ file\b", row) for row in rows), rows
+
+
 def test_volumes_hold_the_nats_store_the_lake_and_the_captures() -> None:
     volumes = COMPOSE["volumes"].keys()
 

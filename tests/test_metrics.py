@@ -49,6 +49,10 @@ def _manifest(record_type: str, venue: str, day: str, state: str) -> SealManifes
     return SealManifest(record_type, venue, day, state, 1, ["instrument", "ts_event"], [], [], 0, 0)
 
 
+def day_of(samples: Samples, venue: str) -> float:
+    return samples[("ticklake_lake_last_sealed_day_timestamp_seconds", (("record_type", "trade"), ("venue", venue)))]
+
+
 def test_seal_state_is_the_newest_sealed_day_and_a_stuck_commit(tmp_path: Path) -> None:
     """okx trades: sealed on the 7th, the 8th stuck committing -> last sealed the 7th, committing 1;
     binance trades sealed through the 8th -> committing 0. A lake without seals yields no series."""
@@ -62,13 +66,19 @@ def test_seal_state_is_the_newest_sealed_day_and_a_stuck_commit(tmp_path: Path) 
     samples = scrape(registry)
 
     def day(venue: str) -> float:
-        return samples[("ticklake_lake_last_sealed_day_timestamp_seconds",
-                        (("record_type", "trade"), ("venue", venue)))]
+        return day_of(samples, venue)
 
     assert day("okx") == dt.datetime(2024, 8, 7, tzinfo=dt.UTC).timestamp()
     assert day("binance-usdm") == dt.datetime(2024, 8, 8, tzinfo=dt.UTC).timestamp()
     assert samples[("ticklake_lake_seal_committing", (("record_type", "trade"), ("venue", "okx")))] == 1
     assert samples[("ticklake_lake_seal_committing", (("record_type", "trade"), ("venue", "binance-usdm")))] == 0
+
+    write_manifest(filesystem, base, _manifest("trade", "okx", "2024-08-08", SEALED))  # the stuck seal completes
+    assert scrape(registry) == samples, "read again only after refresh_s"
+    fresh = CollectorRegistry()
+    fresh.register(SealCollector(str(tmp_path), refresh_s=0))
+    assert scrape(fresh)[("ticklake_lake_seal_committing", (("record_type", "trade"), ("venue", "okx")))] == 0
+    assert day_of(scrape(fresh), "okx") == dt.datetime(2024, 8, 8, tzinfo=dt.UTC).timestamp()
 
     empty = CollectorRegistry()
     empty.register(SealCollector(str(tmp_path / "no-lake")))

@@ -10,8 +10,10 @@ is computed when nobody scrapes.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -82,13 +84,24 @@ class DiskCollector(Collector):
 class SealCollector(Collector):
     """The day seal's progress from the lake's own manifests (storage/seal_manifest.py), per record
     type and venue: the newest sealed day, and whether the newest manifest is stuck in `committing`
-    (a seal that failed between swapping files and its commit). Only the newest manifests are read,
-    so a scrape costs a listing and a few small reads however long the lake's history."""
+    (a seal that failed between swapping files and its commit). Only the newest manifests are read
+    (down to the newest sealed one), so a refresh costs a listing and a few small reads however long
+    the lake's history."""
 
-    def __init__(self, lake: str) -> None:
+    def __init__(self, lake: str, refresh_s: float = 300.0) -> None:
         self.filesystem, self.base = filesystem_for(lake)
+        self.refresh_s = refresh_s
+        self._cached: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        """The seal state, read again at most every `refresh_s` (seals happen once a day; a listing of
+        an S3 lake on every 15 s scrape would cost requests for nothing)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= self.refresh_s:
+            self._cached = (now, list(self._read()))
+        yield from self._cached[1]
+
+    def _read(self) -> Iterator[Metric]:
         sealed = GaugeMetricFamily("ticklake_lake_last_sealed_day_timestamp_seconds", "Start (UTC midnight, Unix "
                                    "time) of the newest day sealed", labels=["record_type", "venue"])
         committing = GaugeMetricFamily("ticklake_lake_seal_committing", "1 when the newest seal manifest is "
@@ -104,7 +117,7 @@ class SealCollector(Collector):
             states = (self._state(path) for path in sorted(paths, reverse=True))
             first = next(states)
             committing.add_metric([record_type, venue], float(first[1] == COMMITTING))
-            day = next((d for d, state in [first, *states] if state == SEALED), None)
+            day = next((d for d, state in itertools.chain([first], states) if state == SEALED), None)
             if day is not None:
                 start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
                 sealed.add_metric([record_type, venue], start.timestamp())
