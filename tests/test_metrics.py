@@ -4,9 +4,13 @@ by venue and event, and the spool's size. Each is read from a real registry as P
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -17,7 +21,11 @@ from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus, Trade
 from storage.parquet_files import filesystem_for
 from storage.seal_manifest import COMMITTING, SEALED, SealManifest, write_manifest
+from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
+from tests.cli_replay import TICKLAKE, replay_server_process
 from ticklake.metrics import DiskCollector, SealCollector
+from ticklake.stack.nats import EmbeddedNats
+from ticklake.stack.ports import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -116,3 +124,45 @@ def test_spool_bytes_follow_the_file(tmp_path: Path) -> None:
     assert REGISTRY.get_sample_value("ticklake_publisher_spool_bytes") == spool.path.stat().st_size
     reopened.clear()
     assert REGISTRY.get_sample_value("ticklake_publisher_spool_bytes") == 0
+
+
+def test_a_handler_process_serves_what_the_rules_read(tmp_path: Path, bus: EmbeddedNats) -> None:
+    """`ticklake ingest --metrics-port` against the replay server, publishing to a real bus: while it
+    runs, the scrape holds frames per venue, the journal's connect events, the spool (empty) and the
+    disks of its captures and spool, each under the name and labels the alert rules use."""
+    port = free_port()
+    with replay_server_process("binance-usdm", CRYPTOFEED_RUN) as venue_port:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+        env |= {"TICKLAKE_HOME": str(tmp_path / "home"), "TICKLAKE_NATS_URL": bus.url}
+        process = subprocess.Popen(
+            [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", ",".join(CRYPTOFEED_SYMBOLS),
+             "--ws-url", f"ws://127.0.0.1:{venue_port}", "--rest-url", f"http://127.0.0.1:{venue_port}",
+             "--duration", "20", "--metrics-port", str(port)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            deadline, samples = time.monotonic() + 30, {}
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+                    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                               for family in text_string_to_metric_families(text) for s in family.samples}
+                    frames = sum(v for (name, _), v in samples.items() if name == "ticklake_handler_frames_total")
+                    if frames and _sample(samples, "ticklake_feed_events_total", event="connect"):
+                        break
+                time.sleep(0.5)
+        finally:
+            process.terminate()
+            process.wait(30)
+    home = tmp_path / "home"
+    assert sum(v for (name, labels), v in samples.items()
+               if name == "ticklake_handler_frames_total" and ("venue", "binance-usdm") in labels) > 0
+    assert _sample(samples, "ticklake_feed_events_total", event="connect", venue="binance-usdm") >= 1
+    assert _sample(samples, "ticklake_publisher_spool_bytes") == 0
+    assert _sample(samples, "ticklake_disk_free_bytes", role="captures", path=str(home / "capture")) > 0
+    assert _sample(samples, "ticklake_disk_free_bytes", role="spool", path=str(home / "spool")) > 0
+
+
+def _sample(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and set(labels.items()) <= set(sample_labels))
