@@ -239,6 +239,7 @@ class ParquetSink(JetStreamSink):
         self._count_duplicates(sum(table.num_rows for table in received.values()) - rows)
         self._recent_keys = keys
         self._set_last_seq(last_seq)
+        self._observe_durable(messages)
         await self._acknowledge(messages)
 
     def _once_each(self, tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, pl.DataFrame]]:

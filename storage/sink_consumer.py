@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 import nats
@@ -46,7 +47,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
@@ -69,6 +70,10 @@ RESYNCS = Counter("ticklake_sink_resyncs", "Resubscriptions from the durable off
 LAST_SEQ = Gauge("ticklake_sink_last_seq", "Highest stream sequence whose effect is durable", ["consumer"])
 PENDING = Gauge("ticklake_sink_pending_messages", "Messages of the consumer's subjects the stream holds and has "
                 "not delivered yet, as of the last fetch: the consumer's lag", ["consumer"])
+BUS_TO_DURABLE = Histogram("ticklake_sink_bus_to_durable_seconds", "From the bus storing a message to its rows "
+                           "being durable (committed, or in a lake file under the manifest), per message: the "
+                           "sink's part of receive-to-queryable (the freshness SLO, docs/alerting.md)", ["consumer"],
+                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900))
 OLDEST_UNACKED = Gauge("ticklake_sink_oldest_unacked_timestamp_seconds", "Bus time (Unix s) of the oldest message "
                        "the sink holds and has not made durable and acknowledged; 0 when it holds none",
                        ["consumer"])
@@ -280,6 +285,14 @@ class JetStreamSink:
                 self.oldest_unacked_s = bus_time_ns(messages[0]) / 1e9
                 OLDEST_UNACKED.labels(self.settings.consumer).set(self.oldest_unacked_s)
         return messages
+
+    def _observe_durable(self, messages: list[Msg]) -> None:
+        """Each message's time from the bus to durable, now that its effect is (skipped redeliveries
+        are left out: they were durable before)."""
+        now_ns = time.time_ns()
+        histogram = BUS_TO_DURABLE.labels(self.settings.consumer)
+        for message in messages:
+            histogram.observe((now_ns - bus_time_ns(message)) / 1e9)
 
     def _released(self) -> None:
         """The sink holds nothing unacknowledged any more (for the oldest-unacked gauge)."""

@@ -56,11 +56,13 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 
 
 def _exported() -> set[str]:
-    """Every sample name the ticklake processes can expose, as Prometheus sees it (counters with _total)."""
+    """Every sample name the ticklake processes can expose, as Prometheus sees it (counters with _total,
+    histograms as their buckets, count and sum)."""
     assert ingest.publisher.ENVELOPES and storage.sink_consumer.ROWS_WRITTEN  # their metrics are registered
     families = [*REGISTRY.collect(), *HandlerCollector(list).collect(), *DiskCollector({}).collect(),
                 *SealCollector(str(ROOT / "no-lake-here")).collect()]
-    return {family.name + "_total" if family.type == "counter" else family.name for family in families}
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+    return {family.name + suffix for family in families for suffix in suffixes.get(family.type, [""])}
 
 
 def test_rules_read_metrics_that_exist() -> None:
