@@ -72,8 +72,10 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     sink = next(unit for unit in units if unit.name == "ticklake-sink-parquet.service")
     sink.write_text(sink.read_text().replace("ProtectSystem=", "ProtectSystm="))
     assert "Unknown key 'ProtectSystm'" in _verify([sink]).stderr
-    sink.write_text(sink.read_text().replace(TICKLAKE, INSTALLED))
-    assert _verify([sink]).returncode != 0 or not Path(INSTALLED).exists()
+    fixed = sink.read_text().replace("ProtectSystm=", "ProtectSystem=")
+    sink.write_text(fixed.replace(TICKLAKE, "/nonexistent/ticklake"))
+    missing = _verify([sink])
+    assert missing.returncode != 0 and "/nonexistent/ticklake" in missing.stderr
 
 
 @pytest.mark.parametrize("unit", SERVICES, ids=[unit.name for unit in SERVICES])
