@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the system parts ticklake needs on Debian/Ubuntu, as root, idempotently:
 # PostgreSQL (server + headers) and the TimescaleDB extension, built from Debian's own
-# source package when no packaged build is present (Debian 12 ships none).
+# source package when no packaged build is present (Debian 12 ships none); promtool (Debian's
+# prometheus package) for the alert rules' unit tests (infra/prometheus/alerts_test.yml) and
+# systemd-analyze for the units' check (infra/systemd/).
 # The system's apt sources are never changed: trixie's source index lives in a private
 # apt configuration under /var/lib/ticklake-apt.
 set -euo pipefail
@@ -13,13 +15,30 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf 'install.sh: %s\n' "$*"; }
 
 need_packages=()
-for pkg in python3-venv python3-dev postgresql postgresql-contrib cmake gcc make dpkg-dev libssl-dev libkrb5-dev debian-archive-keyring; do
+for pkg in python3-venv python3-dev postgresql postgresql-contrib cmake gcc make dpkg-dev libssl-dev libkrb5-dev debian-archive-keyring systemd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_packages+=("$pkg")
 done
 if [ "${#need_packages[@]}" -gt 0 ]; then
   log "installing ${need_packages[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+fi
+
+# promtool comes only with Debian's prometheus server package. Install it without starting or
+# enabling that server (policy-rc.d refuses service starts during the install): this machine
+# needs the tool, not a Prometheus listening on :9090.
+if ! command -v promtool >/dev/null 2>&1; then
+  log "installing prometheus for promtool (its service is left stopped and disabled)"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy" && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || { apt-get update -qq; apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+  [ "$own_policy" = 1 ] && rm -f "$policy"
+  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  command -v promtool >/dev/null
 fi
 
 pg_major=$(ls /usr/lib/postgresql | sort -n | tail -n 1)

@@ -39,6 +39,11 @@ RECORDS = Counter("ticklake_publisher_records_total", "Records in acknowledged e
 RETRIES = Counter("ticklake_publisher_retries_total", "Envelopes re-published after an ack timeout or error")
 IN_FLIGHT = Gauge("ticklake_publisher_in_flight", "Envelopes published and not yet acknowledged")
 SPOOL_DEPTH = Gauge("ticklake_publisher_spool_depth", "Envelopes waiting in the local spool")
+SPOOL_BYTES = Gauge("ticklake_publisher_spool_bytes", "Size of the local spool file: what a bus outage has cost "
+                    "in disk so far")
+FEED_EVENTS = Counter("ticklake_feed_events", "feed_status journal rows published, by venue and event (gap, "
+                      "resync_start, stale, trades_lost, ...): the alert rules' view of the journal",
+                      ["venue", "event"])
 
 _LENGTH = struct.Struct(">I")
 _spool_encoder = msgspec.msgpack.Encoder()
@@ -125,6 +130,9 @@ class Batcher:
         del self.opened_at[key]
         rows = self.rows.pop(key)
         record_type, venue, instrument = key
+        if record_type == "feed_status":  # rare envelopes: counting here costs nothing per tick
+            for record in batch:
+                FEED_EVENTS.labels(venue, record.event).inc()  # type: ignore[attr-defined]
         return Envelope(subject_for(self.prefix, record_type.rstrip("+"), venue, instrument), message_id(batch),
                         codec.encode(batch), rows)
 
@@ -137,12 +145,14 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.depth = sum(1 for _ in self.read())
         SPOOL_DEPTH.set(self.depth)
+        SPOOL_BYTES.set(path.stat().st_size if path.exists() else 0)
 
     def append(self, envelope: Envelope) -> None:
         record = _spool_encoder.encode((envelope.subject, envelope.msg_id, envelope.payload, envelope.records))
         with self.path.open("ab") as handle:
             handle.write(_LENGTH.pack(len(record)) + record)
             handle.flush()
+            SPOOL_BYTES.set(handle.tell())
         self.depth += 1
         SPOOL_DEPTH.set(self.depth)
 
@@ -164,6 +174,7 @@ class Spool:
         self.path.unlink(missing_ok=True)
         self.depth = 0
         SPOOL_DEPTH.set(0)
+        SPOOL_BYTES.set(0)
 
 
 class Publisher:

@@ -191,6 +191,8 @@ class ParquetSink(JetStreamSink):
         if seq <= self.last_seq:
             self._count_skipped(1)
             await message.ack()
+            if not self._pending:
+                self._released()
             return
         if seq in self._pending:  # redelivered while buffered: it sat there longer than the ack wait
             self._pending[seq] = message  # acknowledge the latest delivery; the rows are buffered once
@@ -200,6 +202,8 @@ class ParquetSink(JetStreamSink):
         except codec.CodecError as reason:
             await self._dead_letter(js, message, str(reason))
             await message.ack()
+            if not self._pending:
+                self._released()
             return
         self._tables[record_type].append(table)
         self._pending[seq] = message
@@ -235,6 +239,7 @@ class ParquetSink(JetStreamSink):
         self._count_duplicates(sum(table.num_rows for table in received.values()) - rows)
         self._recent_keys = keys
         self._set_last_seq(last_seq)
+        self._observe_durable(messages)
         await self._acknowledge(messages)
 
     def _once_each(self, tables: dict[str, pa.Table]) -> tuple[dict[str, pa.Table], dict[str, pl.DataFrame]]:
@@ -302,6 +307,8 @@ class ParquetSink(JetStreamSink):
     async def _acknowledge(self, messages: list[Msg]) -> None:
         for message in messages:
             await message.ack()
+        if not self._pending:
+            self._released()
 
     async def _lake_io(self, stop: asyncio.Event, what: str, call: Callable[[], T]) -> T | None:
         """Run blocking lake I/O in a thread (the bus connection stays serviced), retrying while

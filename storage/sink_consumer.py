@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 import nats
@@ -46,7 +47,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from normalize.flags import TS_EVENT_IMPUTED
 from normalize.records import FeedStatus
@@ -67,6 +68,15 @@ DUPLICATES = Counter("ticklake_sink_duplicates", "Rows not written because their
 RESYNCS = Counter("ticklake_sink_resyncs", "Resubscriptions from the durable offset after a delivery was lost in "
                   "flight", ["consumer"])
 LAST_SEQ = Gauge("ticklake_sink_last_seq", "Highest stream sequence whose effect is durable", ["consumer"])
+PENDING = Gauge("ticklake_sink_pending_messages", "Messages of the consumer's subjects the stream holds and has "
+                "not delivered yet, as of the last fetch: the consumer's lag", ["consumer"])
+BUS_TO_DURABLE = Histogram("ticklake_sink_bus_to_durable_seconds", "From the bus storing a message to its rows "
+                           "being durable (committed, or in a lake file under the manifest), per message: the "
+                           "sink's part of receive-to-queryable (the freshness SLO, docs/alerting.md)", ["consumer"],
+                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900))
+OLDEST_UNACKED = Gauge("ticklake_sink_oldest_unacked_timestamp_seconds", "Bus time (Unix s) of the oldest message "
+                       "the sink holds and has not made durable and acknowledged; 0 when it holds none",
+                       ["consumer"])
 
 BUS_AWAY = (ServiceUnavailableError, nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError)
 """Fetch errors of a bus that is restarting or reconnecting: retried, not fatal."""
@@ -143,6 +153,8 @@ class JetStreamSink:
         self.last_time_ns = 0
         """Bus time of the message at the offset."""
         self.bus_gaps: list[BusGap] = []
+        self.oldest_unacked_s = 0.0
+        """Bus time (s) of the oldest message held and not yet acknowledged; 0 when none is held."""
         self._next_delivery = 1
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -267,7 +279,25 @@ class JetStreamSink:
                 RESYNCS.labels(self.settings.consumer).inc()
                 return None
             self._next_delivery += 1
+        if messages:
+            PENDING.labels(self.settings.consumer).set(messages[-1].metadata.num_pending)
+            if not self.oldest_unacked_s:  # the earliest held message stays the oldest until all are acked
+                self.oldest_unacked_s = bus_time_ns(messages[0]) / 1e9
+                OLDEST_UNACKED.labels(self.settings.consumer).set(self.oldest_unacked_s)
         return messages
+
+    def _observe_durable(self, messages: list[Msg]) -> None:
+        """Each message's time from the bus to durable, now that its effect is (skipped redeliveries
+        are left out: they were durable before)."""
+        now_ns = time.time_ns()
+        histogram = BUS_TO_DURABLE.labels(self.settings.consumer)
+        for message in messages:
+            histogram.observe((now_ns - bus_time_ns(message)) / 1e9)
+
+    def _released(self) -> None:
+        """The sink holds nothing unacknowledged any more (for the oldest-unacked gauge)."""
+        self.oldest_unacked_s = 0.0
+        OLDEST_UNACKED.labels(self.settings.consumer).set(0)
 
     async def _dead_letter(self, js: JetStreamContext, message: Msg, reason: str) -> None:
         """Publish an undecodable envelope to `<prefix>.<consumer>` with the reason in a header.

@@ -187,6 +187,8 @@ class TimescaleSink(JetStreamSink):
             self._count_written(written)
             self._count_duplicates(rows - written)
             self._set_last_seq(highest, last_time_ns)
+            self._observe_durable(fresh)
         self._count_skipped(len(messages) - len(fresh))
         for message in messages:
             await message.ack()
+        self._released()

@@ -8,9 +8,11 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -117,6 +119,12 @@ async def test_sigterm_flushes_the_buffer_and_prints_a_summary(bus: EmbeddedNats
         await sink.wait_for("every message to be buffered", all_buffered)
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert f'ticklake_sink_last_seq{{consumer="{consumer}"}} 0.0' in scraped, "buffered, nothing durable yet"
+        # what the alert rules watch: the buffer's age, the lag, the lake's disk
+        oldest = float(re.search(rf'ticklake_sink_oldest_unacked_timestamp_seconds{{consumer="{consumer}"}} (\S+)',
+                                 scraped).group(1))  # type: ignore[union-attr]
+        assert time.time() - 120 < oldest <= time.time(), "the first buffered message's bus time"
+        assert f'ticklake_sink_pending_messages{{consumer="{consumer}"}} 0.0' in scraped, "all delivered"
+        assert f'ticklake_disk_free_bytes{{path="{lake}",role="lake"}}' in scraped
         assert not lake.exists()
     finally:
         stdout = await sink.stop()

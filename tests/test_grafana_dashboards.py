@@ -2,8 +2,9 @@
 every template variable's query, expanded as Grafana would (tests/grafana_sql.py), runs as the
 read-only role ticklake_reader against a database holding the real demo data of every venue (the
 contract tables, and the derived tables of the daily pipelines for the days with trades or funding)
-and returns rows; the data source is the read-only role and every query uses it; the compose service
-mounts and configures what the provisioning files expect."""
+and returns rows; the SQL data source is the read-only role and every SQL query uses it; the
+operations dashboard's Prometheus queries parse (promtool) and read metrics the code exports; the
+compose service mounts and configures what the provisioning files expect."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from ticklake.stack.postgres import EmbeddedPostgres
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "infra/grafana"
 DATASOURCES = GRAFANA / "provisioning/datasources/ticklake.yaml"
+PROMETHEUS_SOURCE = GRAFANA / "provisioning/datasources/prometheus.yaml"
 PROVIDERS = GRAFANA / "provisioning/dashboards/ticklake.yaml"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 DATABASE = "ticklake_grafana_test"
@@ -62,8 +64,16 @@ def datasource_uid() -> str:
     return uid
 
 
+def sql_targets(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    return [target for target in panel.get("targets", []) if "rawSql" in target]
+
+
+def prometheus_targets(panel: dict[str, Any]) -> list[dict[str, Any]]:
+    return [target for target in panel.get("targets", []) if "expr" in target]
+
+
 SQL_PANELS = [(path.name, panel["title"]) for path in DASHBOARDS for panel in panels(dashboard(path.name))
-              if panel.get("targets")]
+              if sql_targets(panel)]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +147,7 @@ def test_panel_sql_returns_rows(reader: psycopg.Connection, selections: dict[str
     ascending `time` column (Grafana refuses a long frame that is not sorted by time)."""
     board = dashboard(name)
     panel = next(p for p in panels(board) if p["title"] == title)
-    for target in panel["targets"]:
+    for target in sql_targets(panel):
         for selection in selections[name]:
             single = {key: value.values[0] for key, value in selection.items() if not value.quoted}
             where = f"{board['title']} / {title} / {target['refId']} {single or ''}"
@@ -160,25 +170,60 @@ def test_the_datasource_is_the_read_only_role() -> None:
     assert source["jsonData"]["timescaledb"] is True and source["jsonData"]["sslmode"] == "disable"
 
 
+def prometheus_uid() -> str:
+    source = yaml.safe_load(PROMETHEUS_SOURCE.read_text())["datasources"][0]
+    assert source["type"] == "prometheus" and source["url"] == "${GRAFANA_PROMETHEUS_URL}"
+    uid: str = source["uid"]
+    return uid
+
+
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[path.name for path in DASHBOARDS])
 def test_every_query_uses_the_provisioned_datasource(path: Path) -> None:
+    """SQL through the read-only `ticklake` source, PromQL through `prometheus`; a panel's own data
+    source is its targets'."""
     board = dashboard(path.name)
-    uid = datasource_uid()
-    queries = [(f"panel {panel['title']}", panel) for panel in panels(board) if panel.get("targets")]
-    queries += [(f"{panel['title']} / {target['refId']}", target) for panel in panels(board)
-                for target in panel.get("targets", [])]
-    queries += [(f"variable {variable['name']}", variable) for variable in board["templating"]["list"]
-                if variable["type"] == "query"]
+    sources = {"rawSql": {"type": "grafana-postgresql-datasource", "uid": datasource_uid()},
+               "expr": {"type": "prometheus", "uid": prometheus_uid()}}
+    queries = [(f"{panel['title']} / {target['refId']}", target) for panel in panels(board)
+               for target in panel.get("targets", [])]
+    queries += [(f"variable {variable['name']}", {**variable, "rawSql": variable["query"]})
+                for variable in board["templating"]["list"] if variable["type"] == "query"]
     assert len(queries) >= 3
     for where, query in queries:
-        assert query["datasource"] == {"type": "grafana-postgresql-datasource", "uid": uid}, where
-    assert all(panel["type"] in {"row", "text"} for panel in panels(board) if not panel.get("targets"))
+        kinds = [kind for kind in sources if kind in query]
+        assert len(kinds) == 1 and query["datasource"] == sources[kinds[0]], where
+    for panel in panels(board):
+        targets = panel.get("targets", [])
+        if targets:
+            assert all(panel["datasource"] == target["datasource"] for target in targets), panel["title"]
+        else:
+            assert panel["type"] in {"row", "text"}, panel["title"]
+
+
+def test_operations_queries_parse_and_read_exported_metrics(tmp_path: Path) -> None:
+    """Every PromQL target of the dashboards, with Grafana's $__rate_interval as a duration, parses
+    (promtool checks it as a recording rule) and reads only metrics ticklake or NATS's exporter export
+    (or Prometheus's own ALERTS)."""
+    from tests.test_prometheus_rules import NATS_EXPORTER, _exported, _promtool
+
+    exprs = {f"{path.name} / {panel['title']} / {target['refId']}": target["expr"]
+             for path in DASHBOARDS for panel in panels(dashboard(path.name)) for target in prometheus_targets(panel)}
+    assert len(exprs) >= 8
+    rules = [{"record": f"dashboard:query_{i}", "expr": expr.replace("$__rate_interval", "1m")}
+             for i, expr in enumerate(exprs.values())]
+    (tmp_path / "queries.yml").write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = _promtool("check", "rules", str(tmp_path / "queries.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    exported = _exported() | NATS_EXPORTER | {"ALERTS"}
+    for where, expr in exprs.items():
+        names = set(re.findall(r"\b((?:ticklake|jetstream)_[a-z0-9_]+|ALERTS)\b", expr))
+        assert names and names <= exported, f"{where}: {names - exported}"
 
 
 def test_dashboard_uids_and_panel_titles_are_unique() -> None:
     """Panels are found by title here, so a repeated title would leave one untested."""
     uids = [dashboard(path.name)["uid"] for path in DASHBOARDS]
-    assert len(DASHBOARDS) == 3 and len(set(uids)) == len(uids)
+    assert len(DASHBOARDS) == 4 and len(set(uids)) == len(uids)
     for path in DASHBOARDS:
         titles = [panel["title"] for panel in panels(dashboard(path.name))]
         assert len(set(titles)) == len(titles), path.name
@@ -195,11 +240,18 @@ def test_compose_serves_the_provisioning() -> None:
     assert service["environment"]["GRAFANA_DASHBOARDS"] == mounts["../grafana/dashboards"]
     provider = yaml.safe_load(PROVIDERS.read_text())["providers"][0]
     assert provider["options"]["path"] == "${GRAFANA_DASHBOARDS}"
-    values = json.dumps([yaml.safe_load(path.read_text()) for path in (DATASOURCES, PROVIDERS)])  # no comments
+    values = json.dumps([yaml.safe_load(path.read_text())
+                         for path in (DATASOURCES, PROMETHEUS_SOURCE, PROVIDERS)])  # no comments
     used = set(re.findall(r"\$\{?(\w+)", values))
     assert used == {"GRAFANA_PG_HOST", "GRAFANA_PG_PORT", "GRAFANA_PG_DATABASE", "GRAFANA_PG_PASSWORD",
-                    "GRAFANA_DASHBOARDS"}
-    assert used <= service["environment"].keys()
+                    "GRAFANA_DASHBOARDS", "GRAFANA_PROMETHEUS_URL"}
+    # the password is the reader's secret file, read into the environment by the entrypoint
+    entrypoint = service["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"] and entrypoint[2] == (
+        'GRAFANA_PG_PASSWORD="$$(cat /run/secrets/pg_reader_password)" exec /run.sh')
+    assert "pg_reader_password" in service["secrets"]
+    assert used - {"GRAFANA_PG_PASSWORD"} <= service["environment"].keys()
+    assert service["environment"]["GRAFANA_PROMETHEUS_URL"] == "http://prometheus:9090"
 
 
 SAMPLE = TimeRange(from_ns=1_723_161_600_000_000_000, to_ns=1_723_248_000_000_000_000, interval_ms=60_000)

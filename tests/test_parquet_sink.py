@@ -111,6 +111,9 @@ async def test_published_records_land_exactly_once(bus: EmbeddedNats, tmp_path: 
     assert REGISTRY.get_sample_value("ticklake_sink_rows_written_total", labels) == row_count(records)
     assert REGISTRY.get_sample_value("ticklake_sink_files_written_total", labels) == sink.files_written
     assert REGISTRY.get_sample_value("ticklake_sink_last_seq", labels) == stream_last
+    # every message's bus-to-durable time observed once, none of them negative or absurd
+    assert REGISTRY.get_sample_value("ticklake_sink_bus_to_durable_seconds_count", labels) == stream_last
+    assert 0 < REGISTRY.get_sample_value("ticklake_sink_bus_to_durable_seconds_sum", labels) < 60 * stream_last
     assert sink.skipped == sink.dead_letters == 0
 
 

@@ -37,6 +37,12 @@ async def test_exact_key_set(bus: EmbeddedNats, postgres: EmbeddedPostgres, tmp_
     labels = {"consumer": sink.config.consumer}
     assert REGISTRY.get_sample_value("ticklake_sink_rows_written_total", labels) == row_count(records)
     assert REGISTRY.get_sample_value("ticklake_sink_last_seq", labels) == stream_last
+    assert REGISTRY.get_sample_value("ticklake_sink_pending_messages", labels) == 0
+    # every message's bus-to-durable time observed once, none of them negative or absurd
+    assert REGISTRY.get_sample_value("ticklake_sink_bus_to_durable_seconds_count", labels) == stream_last
+    assert 0 < REGISTRY.get_sample_value("ticklake_sink_bus_to_durable_seconds_sum", labels) < 60 * stream_last
+    assert sink.oldest_unacked_s == 0, "everything held was acknowledged"
+    assert REGISTRY.get_sample_value("ticklake_sink_oldest_unacked_timestamp_seconds", labels) == 0
 
 
 class _Crash(Exception):

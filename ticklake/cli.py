@@ -688,7 +688,9 @@ def _run_sink(sink: JetStreamSink, metrics_port: int) -> None:
     from ticklake import logs, metrics
 
     logs.configure()
-    metrics.serve(metrics_port)
+    lake = sink.config.lake if isinstance(sink, ParquetSink) else None  # its disk and the seals' state
+    disks = {"home": _settings().home} | ({"lake": lake} if lake and "://" not in lake else {})
+    metrics.serve(metrics_port, disks=disks, lake=lake)
 
     async def until_signalled() -> None:
         stop = asyncio.Event()

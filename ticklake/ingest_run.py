@@ -211,7 +211,10 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
         captures.append(capture)
         handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture,
                                     config or HandlerConfig(), label=feed.label))
-    metrics.serve(metrics_port, lambda: handlers)
+    disks: dict[str, str | Path] = {"captures": capture_root} if capture_root else {}
+    if isinstance(output, BusOutput):
+        disks["spool"] = output.publisher.spool.path.parent
+    metrics.serve(metrics_port, lambda: handlers, disks=disks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
