@@ -120,6 +120,8 @@ class Step:
     """CPU microseconds per stored record, by process group."""
     disk: dict[str, float] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    """Resident memory by process group at the end of the step (MiB)."""
 
     @property
     def kept_up(self) -> bool:
@@ -180,6 +182,14 @@ def _cpu(processes: Sequence[psutil.Process]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def _rss_mb(processes: Sequence[psutil.Process]) -> float:
+    total = 0
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total / 2**20
 
 
 def _rates(mix: Mix, messages_per_s: float) -> Rates:
@@ -279,7 +289,8 @@ def _lake_latency(lake: Path, offset_ns: int, start_ns: int, warmup_s: float) ->
             "p999": latency.quantile(0.999) or 0.0}
 
 
-def _disk(dsn: str, lake: Path, home: Path, bus: EmbeddedNats, rows: dict[str, int], frames: int) -> dict[str, float]:
+def _disk(dsn: str, lake: Path, home: Path, bus: EmbeddedNats, rows: dict[str, int], frames: int,
+          raw_bytes: int) -> dict[str, float]:
     out: dict[str, float] = {}
     with psycopg.connect(dsn) as conn:
         for table in ("trade", "book_delta", "bbo"):
@@ -293,6 +304,7 @@ def _disk(dsn: str, lake: Path, home: Path, bus: EmbeddedNats, rows: dict[str, i
     captured = sum(p.stat().st_size for p in (home / "capture").rglob("*") if p.is_file())
     if frames:
         out["capture B/frame"] = captured / frames
+        out["raw B/frame"] = raw_bytes / frames
 
     async def stream_bytes() -> int:
         client = await nats.connect(bus.url)
@@ -330,7 +342,7 @@ def run_step(stack: Stack, mix: Mix, target: float, seconds: float, instruments:
     step.trades_stored = step.rows["trade"]
     step.latency_ms, step.p50_by_fifth_ms = _latencies(dsn, offset_ns, start, seconds, warmup_s)
     step.lake_latency_ms = _lake_latency(lake, offset_ns, start, warmup_s)
-    step.disk = _disk(dsn, lake, home, stack.bus, step.rows, len(frames))
+    step.disk = _disk(dsn, lake, home, stack.bus, step.rows, len(frames), sum(len(f.payload) for f in frames))
     step.cpu_us = {name: seconds_used * 1e6 / max(1, step.records) for name, seconds_used in step.cpu_us.items()}
     return step
 
@@ -370,6 +382,7 @@ async def _play(stack: Stack, feed: SyntheticFeed, frames: list[Frame], routes: 
             step.drained_s = max(0.0, still - played)
             groups["postgres"] = stack.postgres_processes()
             after = {name: _cpu(processes) for name, processes in groups.items()}
+            step.rss_mb = {name: _rss_mb(processes) for name, processes in groups.items()}
             step.cpu_us = {name: after[name] - before[name] for name in groups}
     finally:
         await server.stop()
@@ -414,7 +427,9 @@ def report(step: Step) -> None:
     print(f"  {step.mix:<16} {step.instruments:>5} instr  target {step.target:>9,.0f}  stored {step.rate:>9,.0f} rec/s"
           f"  {'kept up' if step.kept_up else 'BEHIND '}  trades {step.trades_stored:,}/{step.trades_expected:,}"
           f"  venue late {step.max_late_s:.2f}s  queryable p50/p99/p999 {latency} ms  lake {lake} ms", flush=True)
-    print(f"      p50 by fifth {[round(v, 1) for v in step.p50_by_fifth_ms]} ms; cpu us/record: {cpu}", flush=True)
+    rss = ", ".join(f"{name} {value:.0f}" for name, value in step.rss_mb.items())
+    print(f"      p50 by fifth {[round(v, 1) for v in step.p50_by_fifth_ms]} ms; cpu us/record: {cpu}; rss MiB: {rss}",
+          flush=True)
 
 
 def peer(mix: Mix, seconds: float, rate: float) -> tuple[float, float, int]:

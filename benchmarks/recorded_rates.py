@@ -68,6 +68,7 @@ def measure(recording: Recording) -> dict[str, object]:
         per_type[kind] += n
     return {"venue": recording.venue, "what": recording.what, "seconds": round(seconds, 1),
             "instruments": len(instruments), "frames": len(ws),
+            "frames_per_s_per_instrument": round(len(ws) / seconds / max(len(instruments), 1), 1),
             "raw_bytes_per_frame": round(sum(len(f.payload) for f in ws) / max(len(ws), 1), 1),
             "rows_per_s": {kind: round(n / seconds, 1) for kind, n in sorted(per_type.items())},
             "rows_per_s_per_instrument": {kind: round(n / seconds / max(len(instruments), 1), 1)
