@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
 
 COPY_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
-               "text": "text", "boolean": "bool", "timestamp with time zone": "int8"}
+              "text": "text", "boolean": "bool", "timestamp with time zone": "int8"}
 """Binary COPY types; timestamptz goes as the int8 it is on the wire (see the module docstring)."""
 PG_EPOCH_US = 946_684_800_000_000
 """2000-01-01 UTC, PostgreSQL's timestamp epoch, in microseconds since 1970."""
