@@ -76,9 +76,10 @@ from ingest.publisher import BusConfig, Publisher
 from normalize import codec
 from normalize.arrow_schema import to_arrow
 from normalize.records import Trade
-from storage.ddl import columns_sql
+from storage.ddl import table_columns
 from storage.migrate import migrate
-from storage.timescale_rows import copy_table
+from storage.timescale_rows import COPY_TYPES as PG_COPY_TYPES
+from storage.timescale_rows import copy_table, time_value
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake.recordings import RECORDINGS
 from ticklake.stack.nats import EmbeddedNats
@@ -93,10 +94,8 @@ TRADE_CAPTURES = (
     DATA / "ws_depth100ms+aggTrade+bookTicker+kline.cryptofeed.BINANCE_FUTURES.ws.1.0.txt",
 )
 STREAM = "TICKS"
-_PG_TYPES = {"bigint": "int8", "integer": "int4", "smallint": "int2", "double precision": "float8",
-             "text": "text", "boolean": "bool"}
-COLUMNS = [name for name, _, _ in columns_sql("trade")]
-COPY_TYPES = [_PG_TYPES[pg_type] for _, pg_type, _ in columns_sql("trade")]
+COLUMNS = [name for name, _, _ in table_columns("trade")]
+COPY_TYPES = [PG_COPY_TYPES[pg_type] for _, pg_type, _ in table_columns("trade")]
 COPY_IN = sql.SQL("COPY trade ({}) FROM STDIN (FORMAT BINARY)").format(sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
 COMMIT_NS = "(extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000000)::bigint"
 
@@ -152,8 +151,13 @@ def bench_copy_table(dsn: str, records: Sequence[Trade], txn_rows: int) -> float
         return time.perf_counter() - start
 
 
+def table_rows(records: Sequence[Trade]) -> list[tuple[object, ...]]:
+    """Rows as the table holds them: the contract's columns, then `time` (binary COPY's int8)."""
+    return [(*msgspec.structs.astuple(r), time_value(r.ts_event)) for r in records]
+
+
 def bench_write_row(dsn: str, records: Sequence[Trade], txn_rows: int) -> float:
-    parts = [[msgspec.structs.astuple(r) for r in part] for part in chunks(records, txn_rows)]
+    parts = [table_rows(part) for part in chunks(records, txn_rows)]
     truncate(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         start = time.perf_counter()
@@ -186,9 +190,9 @@ def bench_server_only(dsn: str, rows: int, txn_rows: int) -> float:
 
 
 def bench_executemany(dsn: str, records: Sequence[Trade], txn_rows: int) -> float:
-    parts = [[msgspec.structs.astuple(r) for r in part] for part in chunks(records, txn_rows)]
-    statement = sql.SQL("INSERT INTO trade ({}) VALUES ({})").format(
-        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)))
+    parts = [[(*msgspec.structs.astuple(r), r.ts_event) for r in part] for part in chunks(records, txn_rows)]
+    statement = sql.SQL("INSERT INTO trade ({}) VALUES ({}, ticklake_ts(%s))").format(
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), sql.SQL(", ").join(sql.Placeholder() * (len(COLUMNS) - 1)))
     truncate(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         start = time.perf_counter()

@@ -5,7 +5,8 @@ On every `sealed_<type>`: `no_duplicate_keys` (one row per key_columns) and `ts_
 (derived BBO from ticklake's own books never crossed or flagged MAYBE_BAD_BOOK). On
 `sealed_feed_status`: `completeness`, the gap journal's events and a completeness score per venue
 and day (WARN below MIN_COMPLETENESS). On each time-bar asset: `bars_consistent` (low <= open,
-close <= high; volume and trade count equal the bar's trades).
+close <= high; volume and trade count equal the bar's trades); on bars_1s and bars_1m also
+`live_bars_equal_sealed` (the day's live bars in TimescaleDB equal them bit for bit: pipelines/live_bars.py).
 
 A check covers every day of its run (one, or a backfill range) and fails if any day fails; its
 metadata holds the numbers per day and up to 20 offending rows.
@@ -31,8 +32,9 @@ from pipelines import bars, quality
 from pipelines.assets_bars import TIME_BARS
 from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import partition_venues, read_day, read_derived, read_partition
+from pipelines.live_bars import RESOLUTIONS, read_live_bars
 from pipelines.partitions import run_days
-from pipelines.resources import LakeResource
+from pipelines.resources import LakeResource, TimescaleResource
 from storage.record_keys import key_names, keys_of
 
 MIN_COMPLETENESS = 0.99
@@ -136,8 +138,23 @@ def _bar_check(every: str) -> AssetChecksDefinition:
     return bars_consistent
 
 
+def _live_bars_check(every: str) -> AssetChecksDefinition:
+    @asset_check(asset=AssetKey(f"bars_{every}"), name="live_bars_equal_sealed",
+                 description=f"The day's {every} live bars in TimescaleDB (bars_live) equal these sealed bars bit "
+                             "for bit; a day without live bars (loaded afterwards) passes.")
+    def live_bars_equal_sealed(context: AssetCheckExecutionContext, lake: LakeResource,
+                               timescale: TimescaleResource) -> AssetCheckResult:
+        with timescale.connect() as conn:
+            return _result((day, quality.same_bars(read_live_bars(conn, every, day),
+                                                   read_derived(lake.root, f"bars_{every}", day, bars.BAR_SCHEMA)))
+                           for day in run_days(context))
+
+    return live_bars_equal_sealed
+
+
 CHECKS: list[AssetChecksDefinition] = [
     *(check for record_type in RECORD_TYPES for check in _sealed_checks(record_type)),
     no_crossed_books, completeness,
     *(_bar_check(every) for every in TIME_BARS),
+    *(_live_bars_check(every) for every in RESOLUTIONS),
 ]

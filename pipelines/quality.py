@@ -108,6 +108,28 @@ def bar_consistency(bars: pl.DataFrame, trades: pl.DataFrame) -> Check:
                  failing.drop("_ohlc", "_volume", "_count").sort(*keys, "ts"))
 
 
+def same_bars(live: pl.DataFrame, sealed: pl.DataFrame) -> Check:
+    """Live bars (pipelines/live_bars.py) against the sealed bars of the same interval and day, both with
+    the bars' schema: every column equal bit for bit (floats compared as their bits, nulls equal). No live
+    bars at all passes (the day was not live: history loaded afterwards); otherwise a bar on one side only,
+    or with any value different, fails.
+
+    Metadata: live_bars, sealed_bars, only_live, only_sealed. Failures: the differing bars, `side` saying
+    which side the row is from."""
+    if live.is_empty():
+        return Check(True, {"live_bars": 0, "sealed_bars": sealed.height, "only_live": 0, "only_sealed": 0})
+    floats = [name for name, dtype in sealed.schema.items() if dtype == pl.Float64()]
+    bits = [pl.col(name).cast(pl.String) for name in floats]  # the shortest repr: one text per float, -0.0 too
+    live_bits, sealed_bits = live.select(sealed.columns).with_columns(bits), sealed.with_columns(bits)
+    only_live = live_bits.join(sealed_bits, on=sealed.columns, how="anti", nulls_equal=True)
+    only_sealed = sealed_bits.join(live_bits, on=sealed.columns, how="anti", nulls_equal=True)
+    failures = pl.concat([only_live.with_columns(pl.lit("live").alias("side")),
+                          only_sealed.with_columns(pl.lit("sealed").alias("side"))])
+    return Check(failures.is_empty() and live.height == sealed.height,
+                 {"live_bars": live.height, "sealed_bars": sealed.height, "only_live": only_live.height,
+                  "only_sealed": only_sealed.height}, failures)
+
+
 def completeness(feed_status: pl.DataFrame, book_delta: pl.DataFrame | None = None) -> pl.DataFrame:
     """Per venue and UTC day: the gap journal's events and a completeness score.
 

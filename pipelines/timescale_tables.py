@@ -1,22 +1,26 @@
 """The derived tables published to TimescaleDB for dashboards, declared once from the frames' schemas.
 
 Each table has the columns of its asset's output frame, taken from the pure functions themselves (their
-output on empty input), with timestamps as bigint ns UTC like every ticklake table (`ticklake_ts(ts)`
-displays them) and days as `date`. They are hypertables on their time column (7-day chunks), indexed on
-(instrument, time) where there is an instrument. `python -m pipelines.timescale_tables` prints the DDL
-that migration 0005 holds; a test checks the migrated tables against these declarations.
+output on empty input), with timestamps as bigint ns UTC like every ticklake table and days as `date`,
+then a `time timestamptz` column: the row's time column as a timestamptz (`ticklake_ts(ts)`, a day at
+UTC midnight), which dashboards filter and bucket on (docs/timescale.md). They are hypertables on `time`
+(7-day chunks), indexed on (instrument, time) where there is an instrument. `python -m
+pipelines.timescale_tables` prints the DDL (migrations 0005 and 0011 hold it); a test checks the
+migrated tables against these declarations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
 
 from normalize.arrow_schema import schema_for
 from pipelines import analytics, bars, funding
+from storage.ddl import retime_ddl
 
-CHUNK_NS = 7 * 86_400 * 10**9
+CHUNK_INTERVAL = "INTERVAL '7 days'"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class DerivedTable:
     @property
     def by_date(self) -> bool:
         return self.columns[self.time] == pl.Date()
+
+    @property
+    def time_sql(self) -> str:
+        """The `time` column's value from the table's own time column, in SQL."""
+        return f"(\"{self.time}\"::timestamp AT TIME ZONE 'UTC')" if self.by_date else f'ticklake_ts("{self.time}")'
 
 
 def _output_schema(frame: pl.DataFrame) -> dict[str, pl.DataType]:
@@ -72,15 +81,25 @@ def pg_type(dtype: pl.DataType) -> str:
     return simple[dtype.base_type()]
 
 
+def index_ddl(name: str) -> str:
+    index = "(instrument, time DESC)" if "instrument" in TIMESCALE_TABLES[name].columns else "(time DESC)"
+    return f"CREATE INDEX {name}_time ON {name} {index};"
+
+
 def table_ddl(name: str) -> str:
     table = TIMESCALE_TABLES[name]
-    body = ",\n".join(f'    "{column}" {pg_type(dtype)}' for column, dtype in table.columns.items())
-    interval = "INTERVAL '7 days'" if table.by_date else f"{CHUNK_NS}::bigint"
-    index = f'(instrument, "{table.time}" DESC)' if "instrument" in table.columns else f'("{table.time}" DESC)'
+    body = ",\n".join([*(f'    "{column}" {pg_type(dtype)}' for column, dtype in table.columns.items()),
+                       "    time timestamptz NOT NULL"])
     return "\n".join([
         f"CREATE TABLE {name} (\n{body}\n);",
-        f"SELECT create_hypertable('{name}', by_range('{table.time}', {interval}), create_default_indexes => false);",
-        f"CREATE INDEX {name}_time ON {name} {index};"])
+        f"SELECT create_hypertable('{name}', by_range('time', {CHUNK_INTERVAL}), create_default_indexes => false);",
+        index_ddl(name)])
+
+
+def retime_derived_ddl(names: Iterable[str] = TIMESCALE_TABLES) -> str:
+    """storage.ddl.retime_ddl of derived tables (migration 0011 holds it for those of migration 0005)."""
+    return "\n".join(retime_ddl(name, TIMESCALE_TABLES[name].time_sql, CHUNK_INTERVAL, index_ddl(name) + "\n")
+                     for name in names)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Timescale retention that never drops what the Parquet lake does not hold.
 
 Timescale keeps recent days for live queries; the lake keeps everything. `apply_retention`
-drops hypertable chunks older than a cutoff (drop_chunks works in the Apache edition), but
+drops hypertable chunks older than a cutoff (drop_chunks works in the Apache edition; chunks are by
+`time`, and a cutoff at a UTC midnight in ns is the same instant there), but
 first checks, per table, venue and UTC day before the cutoff, that the lake's partition is sealed
 (its seal manifest, storage/seal_manifest.py, says `sealed`: compacted, deduplicated and verified)
 and compares the rows in Timescale with the rows in that partition (Parquet footers only, no data
@@ -63,7 +64,8 @@ def plan_table(table: str, wanted_cutoff_ns: int, db_rows: Mapping[DayKey, int],
 
 
 def timescale_day_rows(conn: psycopg.Connection, table: str, before_ns: int) -> dict[DayKey, int]:
-    query = sql.SQL("SELECT venue, ts_event / {day} AS day, count(*) FROM {table} WHERE ts_event < %s GROUP BY 1, 2")
+    query = sql.SQL("SELECT venue, ts_event / {day} AS day, count(*) FROM {table} WHERE time < ticklake_ts(%s) "
+                    "GROUP BY 1, 2")
     rows = conn.execute(query.format(day=sql.Literal(NS_PER_DAY), table=sql.Identifier(table)),
                         (before_ns,)).fetchall()
     return {(venue, day_of(day * NS_PER_DAY)): count for venue, day, count in rows}
@@ -93,7 +95,7 @@ def apply_retention(conn: psycopg.Connection, lake_root: str, keep_days: int, no
                           sealed_days(lake_root, table))
         dropped = 0
         if not dry_run and plan.checked_days:
-            dropped = len(conn.execute("SELECT drop_chunks(%s, older_than => %s::bigint)",
+            dropped = len(conn.execute("SELECT drop_chunks(%s, older_than => ticklake_ts(%s))",
                                        (table, plan.cutoff_ns)).fetchall())
         results.append((plan, dropped))
     conn.commit()

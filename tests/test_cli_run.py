@@ -34,12 +34,13 @@ def _played(port: int) -> bool:
 
 
 def _timescale(dsn: str, table: str, instruments: list[str], since_ns: int) -> pl.DataFrame:
-    """This run's rows (other tests share the database): received since it started."""
+    """This run's rows (other tests share the database): received since it started; the contract's columns
+    (not `time`, the hypertables' own)."""
     with psycopg.connect(dsn) as conn:
         cursor = conn.execute(f"SELECT * FROM {table} WHERE venue = 'binance-usdm' AND ts_recv >= %s "
                               "AND (instrument = ANY(%s) OR instrument = '')", (since_ns, instruments))
         names = [c.name for c in cursor.description or []]
-        return pl.DataFrame(cursor.fetchall(), schema=names, orient="row")
+        return pl.DataFrame(cursor.fetchall(), schema=names, orient="row").drop("time")
 
 
 def _lake(root: Path, table: str, instruments: list[str]) -> pl.DataFrame:

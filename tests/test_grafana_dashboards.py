@@ -24,6 +24,7 @@ from dagster import DagsterInstance
 
 from normalize.records import RECORD_TYPES
 from pipelines.definitions import build_definitions
+from pipelines.live_bars import refresh
 from storage.timescale_rows import copy_table
 from tests.grafana_sql import ExpansionError, TimeRange, Variable, expand
 from tests.pg_databases import private_database
@@ -79,12 +80,14 @@ SQL_PANELS = [(path.name, panel["title"]) for path in DASHBOARDS for panel in pa
 @pytest.fixture(scope="module")
 def reader(postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[psycopg.Connection]:
     """A connection as ticklake_reader to a database of this module's own: the contract tables hold every
-    record of the real captures of all venues, the derived tables what the daily job wrote for DAYS."""
+    record of the real captures of all venues, bars_live their live bars, the derived tables what the daily
+    job wrote for DAYS."""
     with private_database(postgres, DATABASE) as dsn:
         with psycopg.connect(dsn) as conn:
             with conn.cursor() as cursor:
                 for record_type in RECORD_TYPES:
                     copy_table(cursor, record_type, truth(record_type).drop("date").to_arrow())
+            assert refresh(conn, 0, 0) > 0  # the live bars of every trade, as `ticklake sink live-bars` keeps them
             conn.commit()
         lake = build_chunked_lake(tmp_path_factory.mktemp("grafana-lake"))
         job = build_definitions(str(lake), dsn).resolve_job_def("daily")
@@ -269,12 +272,22 @@ def test_expansion_is_what_grafana_sends() -> None:
         "ts_event <= 1723248000000000000 AND ts < 1723248000000000000 AND ts > 1723161600000000000")
 
 
+def test_time_macros_expand_as_the_timescaledb_data_source_does() -> None:
+    """The standard macros on `time`: $__interval as the browser writes it, time_bucket in whole seconds."""
+    sql = ("SELECT $__timeGroupAlias(time, $__interval), $__timeGroup(time, '5m') FROM trade "
+           "WHERE $__timeFilter(time)")
+    assert expand(sql, {}, SAMPLE) == (
+        "SELECT time_bucket('60s',time) AS \"time\", time_bucket('300s',time) FROM trade "
+        "WHERE time BETWEEN '2024-08-09T00:00:00Z' AND '2024-08-10T00:00:00Z'")
+
+
 @pytest.mark.parametrize("sql", [
-    "SELECT 1 WHERE $__timeFilter(ts)",            # a macro the expander does not know
+    "SELECT 1 WHERE $__timeEpoch(time)",           # a macro the expander does not know
+    "SELECT $__timeGroup(time)",                    # a known one without its interval
     "SELECT 1 WHERE $__unixEpochNanoFilter()",      # a known one without its column
     "SELECT 1 WHERE venue IN ($venu)",              # an undefined variable
     "SELECT 1 WHERE venue IN (${venue:csv})",       # a format the expander does not apply
-    "SELECT $__interval",                           # a global it does not replace
+    "SELECT $__range",                              # a global it does not replace
 ])
 def test_expansion_refuses_what_it_cannot_expand(sql: str) -> None:
     with pytest.raises(ExpansionError):

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from normalize.records import RECORD_TYPES
-from storage.ddl import columns_sql, key_index_columns
+from storage.ddl import key_index_columns, table_columns
 from storage.migrate import MIGRATIONS_DIR, MigrationError, applied_versions, discover, migrate
 from storage.pg import timescale_info
 from ticklake.stack.postgres import EmbeddedPostgres
@@ -26,11 +26,11 @@ def test_tables_match_the_contract(pg_conn: psycopg.Connection, record_type: str
            WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position""",
         (record_type,),
     ).fetchall()
-    assert [tuple(row) for row in rows] == columns_sql(record_type)
+    assert [tuple(row) for row in rows] == table_columns(record_type)
     dimension = pg_conn.execute(
         "SELECT column_name FROM timescaledb_information.dimensions WHERE hypertable_name = %s", (record_type,)
     ).fetchall()
-    assert dimension == [("ts_event",)]
+    assert dimension == [("time",)]
     indexes = pg_conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
                               (record_type,)).fetchall()
     # one index: the record's key, unique, led by (instrument, ts_event) for every query by time
@@ -38,7 +38,7 @@ def test_tables_match_the_contract(pg_conn: psycopg.Connection, record_type: str
     assert name == f"{record_type}_key"
     assert definition.startswith(f"CREATE UNIQUE INDEX {record_type}_key ON public.{record_type} USING btree "
                                  f"(instrument, ts_event, ")
-    assert definition.endswith("NULLS NOT DISTINCT")
+    assert definition.endswith(", \"time\") NULLS NOT DISTINCT")
     assert definition.count(",") + 1 == len(key_index_columns(record_type))
 
 

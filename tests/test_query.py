@@ -338,8 +338,9 @@ def test_venue_none_sends_each_venue_only_its_rows_past_its_watermark(
             bounds = {venue: max(0, q.watermark("trade", venue)) for venue in ("binance-usdm", "okx")}
             assert bounds == {"binance-usdm": to_ns(LIVE), "okx": 0}
             where, params = live_filter(bounds, None, to_ns("2030-01-01"))
-            assert where.as_string(conn) == ("ts_event >= %s AND ts_event < %s AND ((venue = %s AND ts_event >= %s) "
-                                             "OR (venue = %s AND ts_event >= %s))")
+            assert where.as_string(conn) == ("time >= ticklake_ts(%s) AND time <= ticklake_ts(%s - 1) "
+                                             "AND ts_event >= %s AND ts_event < %s "
+                                             "AND ((venue = %s AND ts_event >= %s) OR (venue = %s AND ts_event >= %s))")
             sent = pl.DataFrame(read_table(conn, "trade", where, params))
             expected = truth["trade"].filter(
                 (pl.col("venue") == "okx") | ((pl.col("venue") == BINANCE) & (pl.col("ts_event") >= LIVE)))

@@ -17,8 +17,9 @@ from ingest.venues.interface import UnknownChannel, VenueLimitExceeded
 from ingest.venues.names import UnknownInstrument
 from storage.migrate import MigrationError, migrate
 from storage.parquet_sink import ManifestBehind, ParquetSink, ParquetSinkConfig
-from storage.pg import DatabaseUnavailable
+from storage.pg import DatabaseUnavailable, connect
 from storage.sink_consumer import JetStreamSink
+from storage.timescale_features import apply_full_edition
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from ticklake import __version__
 from ticklake.bus_auth import BusAuthError, bus_auth
@@ -195,13 +196,18 @@ def status() -> None:
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Apply pending schema migrations (a no-op when up to date)."""
-    applied = migrate(local.pg_owner_dsn(_settings()))  # DDL: the tables' owner
+    """Apply pending schema migrations (a no-op when up to date); on TimescaleDB's full edition also its
+    compression policies and continuous aggregate (storage/timescale_features.py)."""
+    dsn = local.pg_owner_dsn(_settings())  # DDL: the tables' owner
+    applied = migrate(dsn)
     if applied:
         for migration in applied:
             console.print(f"applied {migration.version:04d}_{migration.name}")
     else:
         console.print("schema is up to date")
+    with connect(dsn) as conn:
+        if apply_full_edition(conn):
+            console.print("full edition: compression policies and the trade_ohlcv_1m continuous aggregate in place")
 
 
 @db_app.command("retention")
@@ -213,7 +219,6 @@ def db_retention(
     """Drop hypertable chunks older than the kept days, but only days the Parquet lake holds."""
     import time
 
-    from storage.pg import connect
     from storage.retention import apply_retention
 
     settings = _settings()
@@ -739,6 +744,37 @@ def sink_parquet(
                                filter_subject=filter_subject, batch=batch, flush_rows=flush_rows,
                                flush_age_s=flush_age, ack_wait_s=ack_wait)
     _run_sink(ParquetSink(config), metrics_port)
+
+
+@sink_app.command("live-bars")
+def sink_live_bars(
+    interval: Annotated[float, Positive(help="Seconds between two refreshes.")] = 1.0,
+    max_lag: Annotated[float, Positive(help="Seconds a trade's event time may lie before its bus time and still "
+                                            "be in the live bars.")] = 10.0,
+) -> None:
+    """Today's 1 s and 1 m bars in TimescaleDB's bars_live, rebuilt every second from the trade table with the
+    sealed bars' own code (docs/timescale.md)."""
+    import os
+    import signal
+    import threading
+
+    stopping = threading.Event()  # before the imports below (Dagster's, seconds): a stop then is a clean one
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopping.set())
+    os.nice(10)  # derived data: capture and the sinks beside it (`ticklake run`) get the CPU first
+
+    from pipelines.live_bars import LiveBarsConfig, run_live_bars
+    from ticklake import logs
+
+    logs.configure()
+    config = LiveBarsConfig(pg_dsn=_database_url(_settings()), interval_s=interval, max_lag_s=max_lag)
+    passes = [0, 0]
+
+    def counted(start_ns: int, written: int) -> None:
+        passes[0], passes[1] = passes[0] + 1, written
+
+    run_live_bars(config, stopping, counted)
+    console.print(f"live bars: {passes[0]} refreshes, {passes[1]} bars in the last window")
 
 
 def main() -> None:

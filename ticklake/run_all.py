@@ -1,6 +1,7 @@
-"""`ticklake run`: handlers, both sinks and nothing else, as one process tree for a laptop.
+"""`ticklake run`: handlers, both sinks and the live bars, as one process tree for a laptop.
 
-Three children (`ticklake ingest`, `ticklake sink timescale`, `ticklake sink parquet`), so a
+Four children (`ticklake ingest`, `ticklake sink timescale`, `ticklake sink parquet`, and `ticklake
+sink live-bars`, which keeps today's 1 s and 1 m bars in TimescaleDB: pipelines/live_bars.py), so a
 slow sink never slows capture and the two cores are both used. Shutdown on SIGINT/SIGTERM or
 after `--duration` keeps the delivery promise: the handlers stop first and publish everything
 they received; then the sinks are given time to catch up with the stream (their consumers have
@@ -29,6 +30,8 @@ from nats.js.errors import NotFoundError
 from ticklake.bus_auth import connect as bus_connect
 
 SINKS = ("timescale", "parquet")
+"""The children that consume the bus (their JetStream consumers have these names)."""
+LIVE_BARS = "live-bars"
 
 
 def child(args: Sequence[str], log: Path | None = None) -> subprocess.Popen[bytes]:
@@ -95,8 +98,12 @@ class ProcessTree:
     SIGINT/SIGTERM into `stopping` (the owner's loop then calls `finish`); leaving kills whatever
     still runs. With `logs`, each child's output goes to `<logs>/<name>.log`."""
 
-    def __init__(self, nats_url: str, sink_args: dict[str, list[str]], logs: Path | None = None) -> None:
+    def __init__(self, nats_url: str, sink_args: dict[str, list[str]], logs: Path | None = None,
+                 live_bars: bool = False) -> None:
+        """`live_bars`: also run `ticklake sink live-bars`, stopped with the sinks (`ticklake run` does;
+        the demo, whose data is history, does not)."""
         self.nats_url, self.sink_args, self.logs = nats_url, sink_args, logs
+        self.children = (*SINKS, LIVE_BARS) if live_bars else SINKS
         self.stopping = False
         self.sinks: dict[str, subprocess.Popen[bytes]] = {}
         self.ingests: list[subprocess.Popen[bytes]] = []
@@ -106,7 +113,7 @@ class ProcessTree:
     def __enter__(self) -> ProcessTree:
         self._previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         self.sinks = {name: child(["sink", name, *self.sink_args.get(name, [])], self._log(f"sink-{name}"))
-                      for name in SINKS}
+                      for name in self.children}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -150,9 +157,9 @@ class ProcessTree:
 
 def run_all(ingest_args: Sequence[Sequence[str]], sink_args: dict[str, list[str]], nats_url: str,
             duration_s: float | None, catch_up_s: float) -> int:
-    """Run one ingest child per argument list and both sinks until every ingest child has exited, a
+    """Run one ingest child per argument list, both sinks and the live bars until every ingest child has exited, a
     sink has died, SIGINT/SIGTERM or `duration_s`; the exit code is the first failing child's, else 0."""
-    with ProcessTree(nats_url, sink_args) as tree:
+    with ProcessTree(nats_url, sink_args, live_bars=True) as tree:
         ingests = [tree.start_ingest(args) for args in ingest_args]
         started = time.monotonic()
         while not tree.stopping and any(p.poll() is None for p in ingests) and tree.sinks_running():

@@ -1,0 +1,135 @@
+"""Live bars: 1 s and 1 m bars of the trades in TimescaleDB, rewritten every second into `bars_live`.
+
+The pipelines' bars exist for sealed days only; a live chart needs today's. `ticklake sink live-bars`
+(started by `ticklake run` beside the two sinks) runs `refresh` every `interval_s`: it reads the
+trades of a trailing window from the `trade` hypertable, builds the bars with the very function the
+sealed bars come from (pipelines.bars.time_bars: market prints only, open and close in trade order,
+exact decimal sums), and replaces the window's rows of `bars_live` in one transaction. The same
+trades therefore give the same bars bit for bit: once a day is sealed, its live bars equal its
+sealed bars (the `live_bars_equal_sealed` asset check, pipelines/checks.py). Prices and sizes are
+doubles in both stores (docs/contract.md); floats travel as their repr, which round-trips exactly.
+
+The window starts at the minute boundary before the oldest trade that may have been stored since the
+last pass: the Timescale sinks' progress (`ticklake_sink_offsets.last_time_ns`, the bus time of the
+last message each committed) minus `max_lag_s`, how far a trade's ts_event may lie before the bus
+time of its message. A sink catching up a backlog is thus followed wherever it writes; a trade whose
+event time is older than that (a backfill of last week) is not, until the next pass that covers it,
+and a window is never longer than `max_window_s` (a stale offset row of a retired consumer cannot make
+every pass read a day). Each pass reads every trade of its window: about (window) x (trade rate)
+rows, a minute or two of trades.
+
+Continuous aggregates (the full edition) are not used for this: they order `first`/`last` by one
+column and sum in float, so their bars could not equal the sealed ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from pipelines import bars
+from pipelines.partitions import day_bounds_ns
+from pipelines.timescale_out import copy_frame, table_rows
+from storage.pg import DatabaseUnavailable, connect
+from storage.timescale_rows import read_table
+
+log = logging.getLogger(__name__)
+
+TABLE = "bars_live"
+RESOLUTIONS = ("1s", "1m")
+"""Bar widths kept live; each divides the widest, so a window starting on its boundary holds whole bars."""
+WIDEST_NS = 60 * 10**9
+LIVE_COLUMNS = [*bars.BAR_SCHEMA, "resolution"]
+
+
+@dataclass(frozen=True)
+class LiveBarsConfig:
+    pg_dsn: str
+    interval_s: float = 1.0
+    """Seconds between the starts of two passes."""
+    max_lag_s: float = 10.0
+    """How far before its message's bus time a trade's ts_event may lie and still be in the live bars."""
+    max_window_s: float = 3600.0
+    """The longest window a pass reads."""
+    keep_days: int = 7
+    """Days of live bars kept; older ones are deleted (the sealed bars are in bars_1m and the lake)."""
+
+
+def window_start(now_ns: int, sink_time_ns: int | None, config: LiveBarsConfig) -> int:
+    """Pure: the first ns a pass recomputes, on a minute boundary (see the module docstring)."""
+    since = now_ns if sink_time_ns is None else min(now_ns, sink_time_ns)
+    start = max(since - int(config.max_lag_s * 1e9), now_ns - int(config.max_window_s * 1e9))
+    return start - start % WIDEST_NS
+
+
+def live_bars(trades: pl.DataFrame) -> pl.DataFrame:
+    """The bars of every resolution, with its name in `resolution` (LIVE_COLUMNS)."""
+    return pl.concat([bars.time_bars(trades, every).with_columns(pl.lit(every).alias("resolution"))
+                      for every in RESOLUTIONS])
+
+
+def sink_time_ns(conn: psycopg.Connection) -> int | None:
+    """The bus time of the last message every Timescale sink has committed (the slowest one's)."""
+    row = conn.execute("SELECT min(last_time_ns) FROM ticklake_sink_offsets").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def refresh(conn: psycopg.Connection, start_ns: int, keep_before_ns: int) -> int:
+    """Rebuild `bars_live` from start_ns on from the trades stored, and delete the rows before
+    keep_before_ns, in one transaction; returns the bars written. The filter on `time` (the dimension)
+    keeps the read to the window's chunks."""
+    where = sql.SQL("time >= ticklake_ts(%s) AND ts_event >= %s")
+    frame = pl.from_arrow(read_table(conn, "trade", where, (start_ns, start_ns)))
+    assert isinstance(frame, pl.DataFrame)
+    rows = table_rows(live_bars(frame), LIVE_COLUMNS, "ts")
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("DELETE FROM bars_live WHERE time >= ticklake_ts(%s) OR time < ticklake_ts(%s)",
+                       (start_ns, keep_before_ns))
+        if rows.height:
+            copy_frame(cursor, TABLE, rows)
+    return rows.height
+
+
+def read_live_bars(conn: psycopg.Connection, every: str, day: dt.date) -> pl.DataFrame:
+    """The live bars of one resolution whose bucket starts on `day` (UTC), with the bars' schema."""
+    start_ns, end_ns = day_bounds_ns(day)
+    cursor = conn.execute(sql.SQL("SELECT {} FROM bars_live WHERE resolution = %s AND time >= ticklake_ts(%s) "
+                                  "AND time < ticklake_ts(%s)").format(
+        sql.SQL(", ").join(sql.Identifier(name) for name in bars.BAR_SCHEMA)), (every, start_ns, end_ns))
+    frame = pl.DataFrame(cursor.fetchall(), schema=[(name, pl.Int64 if isinstance(dtype, pl.Datetime) else dtype)
+                                                    for name, dtype in bars.BAR_SCHEMA.items()], orient="row")
+    return frame.with_columns(pl.col(name).cast(dtype) for name, dtype in bars.BAR_SCHEMA.items()
+                              if isinstance(dtype, pl.Datetime))
+
+
+def run_live_bars(config: LiveBarsConfig, stopping: threading.Event,
+                  on_pass: Callable[[int, int], None] | None = None) -> None:
+    """Refresh every interval_s until `stopping` is set. A lost database costs one log line a pass,
+    and the next pass connects again; `on_pass(window_start_ns, bars)` is told of every pass."""
+    conn: psycopg.Connection | None = None
+    while not stopping.is_set():
+        began = time.monotonic()
+        try:
+            if conn is None or conn.closed:
+                conn = connect(config.pg_dsn, autocommit=True)
+            now_ns = time.time_ns()
+            start = window_start(now_ns, sink_time_ns(conn), config)
+            written = refresh(conn, start, now_ns - config.keep_days * 86_400 * 10**9)
+            if on_pass is not None:
+                on_pass(start, written)
+        except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+            log.warning("live bars: database unavailable, retrying: %s", " ".join(str(exc).split()))
+            if conn is not None:
+                conn.close()
+            conn = None
+        stopping.wait(max(0.0, config.interval_s - (time.monotonic() - began)))
+    if conn is not None:
+        conn.close()
