@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Sequence
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -27,6 +26,7 @@ from normalize.flags import (
 from normalize.instruments import InstrumentLog
 from normalize.records import Bbo, BookDeltas, FeedStatus, Level, Record, Trade, pack_levels
 from normalize.venues.books import SymbolBooks
+from normalize.venues.instruments_rest import on_instruments_rest
 from normalize.venues.kraken.book_sync import BookSync, checksum
 from normalize.venues.kraken.instruments import InstrumentMaster, instrument_id, v2_symbol
 from normalize.venues.kraken.wire import (
@@ -322,11 +322,5 @@ class Kraken(SymbolBooks):
 
     # -- REST ----------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        path = urlsplit(url).path
-        if not path.endswith("/AssetPairs"):
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
-            return
-        try:
-            out.records.extend(self.instrument_log.news(self.master.load_asset_pairs(payload, ts_recv)))
-        except (msgspec.DecodeError, ValueError, ArithmeticError, OverflowError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+        on_instruments_rest(VENUE, "/AssetPairs", self.master.load_asset_pairs, self.instrument_log,
+                            url, payload, ts_recv, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -15,6 +14,7 @@ from normalize.flags import DERIVED, GAP_BEFORE, INEXACT, LAST, MAYBE_BAD_BOOK, 
 from normalize.instruments import InstrumentLog
 from normalize.records import Bbo, BookDeltas, Funding, MarkIndex, OpenInterest, Record, Trade
 from normalize.venues.books import ResubscribedBooks
+from normalize.venues.instruments_rest import on_instruments_rest
 from normalize.venues.kraken_futures.book_sync import BookSync
 from normalize.venues.kraken_futures.instruments import FUNDING_INTERVAL_S, InstrumentMaster, Spec
 from normalize.venues.kraken_futures.wire import (
@@ -253,14 +253,7 @@ class KrakenFutures(ResubscribedBooks):
 
     # -- REST ----------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        path = urlsplit(url).path
-        if not path.endswith("/instruments"):
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
-            return
-        try:
-            out.records.extend(self.instrument_log.news(self.master.load(payload, ts_recv)))
-        except (msgspec.DecodeError, ValueError, ArithmeticError, OverflowError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+        on_instruments_rest(VENUE, "/instruments", self.master.load, self.instrument_log, url, payload, ts_recv, out)
 
 
 def _levels(levels: list[Level], to_base: Callable[[float, float], float]) -> tuple[list[tuple[float, float]],

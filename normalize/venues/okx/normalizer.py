@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -35,6 +34,7 @@ from normalize.records import (
     Trade,
 )
 from normalize.venues.books import ResubscribedBooks
+from normalize.venues.instruments_rest import on_instruments_rest
 from normalize.venues.okx.book_sync import CHECKSUM_DEPTH, BookSync
 from normalize.venues.okx.instruments import Contract, InstrumentMaster, Spec, index_id, instrument_id
 from normalize.venues.okx.wire import (
@@ -313,14 +313,8 @@ class Okx(ResubscribedBooks):
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        path = urlsplit(url).path
-        if not path.endswith("/public/instruments"):
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
-            return
-        try:
-            out.records.extend(self.instrument_log.news(self.master.load(payload, ts_recv)))
-        except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+        on_instruments_rest(VENUE, "/public/instruments", self.master.load, self.instrument_log,
+                            url, payload, ts_recv, out)
 
 
 def _best(levels: list[tuple[str, ...]], contract: Contract | None) -> tuple[float | None, float | None]:
