@@ -20,8 +20,9 @@ import argparse
 import json
 import time
 from decimal import Decimal
+from functools import partial
 
-from benchmarks.versus import feed_rate, print_per_item, print_rates
+from benchmarks.versus import best_of, feed_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.binance_spot import BinanceSpot
@@ -105,9 +106,8 @@ def main() -> None:
     rows = []
     for name, messages, snap in (("aggTrade", cycled(trades, args.trades), None),
                                  ("depthUpdate+book", diffs, snapshot), ("bookTicker", tickers, None)):
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(messages, snap), cryptofeed_rate(messages, snap)) for _ in range(args.repeat)]
-        rows.append((name, len(messages), max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages), partial(ticklake_rate, messages, snap),
+                            partial(cryptofeed_rate, messages, snap), args.repeat))
     print_rates(rows)
     print_per_item("depth levels", levels / len(diffs), "message", "levels", rows[1])
 

@@ -20,15 +20,15 @@ import asyncio
 import itertools
 import json
 import time
-from pathlib import Path
+from functools import partial
 
-from benchmarks.versus import print_per_item, print_rates
+from benchmarks.versus import best_of, loaded, on_ws_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
-from normalize.emitted import Emitted
 from normalize.venues.bitmex import Bitmex
 from normalize.venues.bitmex.wire import iso_ns
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "bitmex"
+DATA = RECORDINGS / "bitmex"
 WS = DATA / "ws_orderBookL2+quote+trade.cryptofeed.BITMEX.ws.1.0.txt"
 INSTRUMENTS = DATA / "rest_instrument_active+config.cryptofeed.BITMEX.0.txt"
 SYMBOLS = ["XRP-BTC-21U24", "UNI-USDT-PERP", "BTC-USD-PERP", "ADA-USDT-PERP", "SOL-USDT-PERP", "TRX-BTC-21U24",
@@ -41,13 +41,6 @@ def load_frames() -> tuple[list[bytes], list[bytes]]:
     books = [p for p in payloads if p.startswith(b'{"table":"orderBookL2"')]
     others = [p for p in payloads if p.startswith((b'{"table":"quote"', b'{"table":"trade"'))]
     return books, others
-
-
-def _normalizer() -> Bitmex:
-    normalizer = Bitmex()
-    for frame in read_capture(INSTRUMENTS):
-        normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, Emitted())
-    return normalizer
 
 
 def _cryptofeed_feed():  # type: ignore[no-untyped-def]
@@ -79,19 +72,7 @@ def cryptofeed_rate(messages: list[bytes], passes: int) -> float:
 
 
 def ticklake_rate(messages: list[bytes], passes: int) -> float:
-    """Frames/s through Bitmex.on_ws, each into a fresh Emitted handed on and dropped, as the live handler
-    does; no frame may fail (dead letter or book break)."""
-    normalizer = _normalizer()
-    dead = 0
-    start = time.perf_counter()
-    for i, message in enumerate(messages * passes):
-        out = Emitted()
-        normalizer.on_ws(message, i, out)
-        dead += len(out.dead_letters)
-    elapsed = time.perf_counter() - start
-    breaks = sum(sync.breaks for sync in normalizer.books.values())
-    assert not dead and not breaks
-    return len(messages) * passes / elapsed
+    return on_ws_rate(loaded(Bitmex(), INSTRUMENTS), messages * passes)
 
 
 def main() -> None:
@@ -106,9 +87,8 @@ def main() -> None:
     changes = [m for m in books if not m.startswith(b'{"table":"orderBookL2","action":"partial"')]
     rows = []
     for name, messages, passes in (("quotes+trades", other_messages, 1), ("books", books, args.book_passes)):
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(messages, passes), cryptofeed_rate(messages, passes)) for _ in range(args.repeat)]
-        rows.append((name, len(messages) * passes, max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages) * passes, partial(ticklake_rate, messages, passes),
+                            partial(cryptofeed_rate, messages, passes), args.repeat))
     print_rates(rows)
     print_per_item("book levels", levels / len(books), "message", "levels", rows[1])
     print(f"of which {len(changes)} changes of {sum(len(json.loads(m)['data']) for m in changes) / len(changes):.1f} "

@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 
-from benchmarks.versus import feed_rate, print_rates
+from benchmarks.versus import best_of, feed_rate, print_rates
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
 from normalize.venues.coinbase import Coinbase
@@ -98,9 +99,8 @@ def main() -> None:
     trades, books, exchange = load_frames()
     rows = []
     for name, messages in (("market_trades", numbered(trades, args.trades)), ("l2_data+book", numbered(books))):
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(messages), cryptofeed_rate(messages)) for _ in range(args.repeat)]
-        rows.append((name, len(messages), max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages), partial(ticklake_rate, messages), partial(cryptofeed_rate, messages),
+                            args.repeat))
     print_rates(rows)
     alone = max(ticklake_rate(exchange) for _ in range(args.repeat))
     print(f"recorded Exchange feed ({len(exchange):,} frames: snapshot, l2update, match, ticker), ticklake only: "

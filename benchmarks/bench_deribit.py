@@ -23,14 +23,14 @@ import asyncio
 import itertools
 import json
 import time
-from pathlib import Path
+from functools import partial
 
-from benchmarks.versus import feed_rate, print_per_item, print_rates
+from benchmarks.versus import best_of, feed_rate, loaded, on_ws_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
-from normalize.emitted import Emitted
 from normalize.venues.deribit import Deribit
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "deribit"
+DATA = RECORDINGS / "deribit"
 WS = DATA / "ws_book_raw+ticker.cryptofeed.DERIBIT.ws.1.0.txt"
 INSTRUMENTS = DATA / "rest_instruments+config.cryptofeed.DERIBIT.0.txt"
 TRADES = DATA / "trades.tardis-fixture.jsonl"
@@ -49,13 +49,6 @@ def trade_frames(count: int) -> list[bytes]:
     return [json.dumps(template | {"params": template["params"] | {"data": [
         trade | {"trade_seq": seq, "trade_id": str(seq), "timestamp": trade["timestamp"] + seq}]}},
         separators=(",", ":")).encode() for seq in range(1, count + 1)]
-
-
-def _normalizer() -> Deribit:
-    normalizer = Deribit()
-    for frame in read_capture(INSTRUMENTS):
-        normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, Emitted())
-    return normalizer
 
 
 def _cryptofeed_feed():  # type: ignore[no-untyped-def]
@@ -92,19 +85,7 @@ def cryptofeed_rate(messages: list[bytes], passes: int = 1) -> float:
 
 
 def ticklake_rate(messages: list[bytes], passes: int = 1) -> float:
-    """Frames/s through Deribit.on_ws, each into a fresh Emitted handed on and dropped, as the live
-    handler does; no frame may fail (dead letter or book break)."""
-    normalizer = _normalizer()
-    dead = 0
-    start = time.perf_counter()
-    for i, message in enumerate(messages * passes):
-        out = Emitted()
-        normalizer.on_ws(message, i, out)
-        dead += len(out.dead_letters)
-    elapsed = time.perf_counter() - start
-    breaks = sum(sync.breaks for sync in normalizer.books.values())
-    assert not dead and not breaks
-    return len(messages) * passes / elapsed
+    return on_ws_rate(loaded(Deribit(), INSTRUMENTS), messages * passes)
 
 
 def main() -> None:
@@ -120,9 +101,8 @@ def main() -> None:
     rows = []
     for name, messages, passes in (("trades", trades, 1), ("tickers", ticker_messages, 1),
                                    ("books", books, args.book_passes)):
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(messages, passes), cryptofeed_rate(messages, passes)) for _ in range(args.repeat)]
-        rows.append((name, len(messages) * passes, max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages) * passes, partial(ticklake_rate, messages, passes),
+                            partial(cryptofeed_rate, messages, passes), args.repeat))
     print_rates(rows)
     print_per_item("book levels", levels / len(books), "message", "levels", rows[2])
 

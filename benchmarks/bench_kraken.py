@@ -22,18 +22,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from benchmarks.versus import feed_rate, print_rates
+from benchmarks.versus import best_of, feed_rate, loaded, on_ws_rate, print_rates
 from ingest.capture_formats import read_capture
-from normalize.emitted import Emitted
 from normalize.venues.interface import VenueNormalizer
 from normalize.venues.kraken import Kraken
 from normalize.venues.kraken_futures import KrakenFutures
+from ticklake.recordings import RECORDINGS
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+DATA = RECORDINGS
 FUTURES_WS = DATA / "kraken_futures" / "ws_book+ticker+trade.cryptofeed.KRAKEN_FUTURES.ws.1.0.txt"
 FUTURES_INSTRUMENTS = DATA / "kraken_futures" / "rest_instruments+config.cryptofeed.KRAKEN_FUTURES.0.txt"
 SPOT_BOOK = DATA / "kraken" / "ws_book1000.cryptofeed.KRAKEN.ws.50.0.txt"
@@ -59,28 +59,8 @@ def spot_frames() -> tuple[list[bytes], list[bytes]]:
     return books, trades
 
 
-def _loaded(make: Callable[[], VenueNormalizer], path: Path) -> VenueNormalizer:
-    normalizer = make()
-    for frame in read_capture(path):
-        if frame.kind == "rest":
-            normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, Emitted())
-    return normalizer
-
-
 def ticklake_rate(make: Callable[[], VenueNormalizer], metadata: Path, messages: list[bytes]) -> float:
-    """Frames/s through on_ws, each into a fresh Emitted handed on and dropped, as the live handler
-    does; no frame may fail (dead letter or book break)."""
-    normalizer = _loaded(make, metadata)
-    dead = 0
-    start = time.perf_counter()
-    for i, message in enumerate(messages):
-        out = Emitted()
-        normalizer.on_ws(message, i, out)
-        dead += len(out.dead_letters)
-    elapsed = time.perf_counter() - start
-    breaks = sum(breaks for _, breaks, _ in normalizer.book_report().values())
-    assert not dead and not breaks, (dead, breaks)
-    return len(messages) / elapsed
+    return on_ws_rate(loaded(make(), metadata), messages)
 
 
 def _cryptofeed_futures():  # type: ignore[no-untyped-def]
@@ -135,10 +115,8 @@ def main() -> None:
     ]
     rows = []
     for name, make, metadata, feed, messages, chunks in cases:
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(make, metadata, messages), cryptofeed_rate(feed, messages, chunks))
-                for _ in range(args.repeat)]
-        rows.append((name, len(messages), max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages), partial(ticklake_rate, make, metadata, messages),
+                            partial(cryptofeed_rate, feed, messages, chunks), args.repeat))
     print_rates(rows)
 
 

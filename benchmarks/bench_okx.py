@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
+from functools import partial
 
-from benchmarks.versus import feed_rate, print_per_item, print_rates
+from benchmarks.versus import best_of, feed_rate, loaded, on_ws_rate, print_per_item, print_rates
 from ingest.capture_formats import read_capture
-from normalize.emitted import Emitted
 from normalize.venues.okx import Okx
 from ticklake.recordings import RECORDINGS
 
@@ -37,13 +36,6 @@ def load_frames() -> tuple[list[bytes], list[bytes]]:
     trades = [p for p in payloads if p.startswith(b'{"arg":{"channel":"trades"')]
     books = [p for p in payloads if p.startswith(b'{"arg":{"channel":"books"')]
     return trades, books
-
-
-def _normalizer() -> Okx:
-    normalizer = Okx()
-    for frame in read_capture(INSTRUMENTS):
-        normalizer.on_rest(frame.url, frame.payload, frame.ts_recv, Emitted())
-    return normalizer
 
 
 def _cryptofeed_feed():  # type: ignore[no-untyped-def]
@@ -64,19 +56,7 @@ def cryptofeed_rate(messages: list[bytes]) -> float:
 
 
 def ticklake_rate(messages: list[bytes]) -> float:
-    """Frames/s through Okx.on_ws, each into a fresh Emitted handed on and dropped, as the live
-    handler does; no frame may fail (dead letter or book break)."""
-    normalizer = _normalizer()
-    dead = breaks = 0
-    start = time.perf_counter()
-    for i, message in enumerate(messages):
-        out = Emitted()
-        normalizer.on_ws(message, i, out)
-        dead += len(out.dead_letters)
-    elapsed = time.perf_counter() - start
-    breaks = sum(sync.breaks for sync in normalizer.books.values())
-    assert not dead and not breaks
-    return len(messages) / elapsed
+    return on_ws_rate(loaded(Okx(), INSTRUMENTS), messages)
 
 
 def main() -> None:
@@ -92,9 +72,8 @@ def main() -> None:
 
     rows = []
     for name, messages in (("trades", trade_messages), ("books+checksum", book_messages)):
-        # interleaved, best of each: on a shared machine load shifts between runs, not within one
-        runs = [(ticklake_rate(messages), cryptofeed_rate(messages)) for _ in range(args.repeat)]
-        rows.append((name, len(messages), max(r[0] for r in runs), max(r[1] for r in runs)))
+        rows.append(best_of(name, len(messages), partial(ticklake_rate, messages), partial(cryptofeed_rate, messages),
+                            args.repeat))
     print_rates(rows)
     print_per_item("book levels", levels / len(book_messages), "message", "levels", rows[1])
 

@@ -3,7 +3,6 @@ are detected and resynced for the affected symbol only, and reconnects lose noth
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from normalize.flags import Flag
 from normalize.records import BookDelta, FeedStatus, Instrument, Trade, expand
 from normalize.venues.binance_usdm import BinanceUsdm
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS, funding_info_body
+from tests.live_replay import play
 
 CAPTURES = CRYPTOFEED_RUN
 SYMBOLS = CRYPTOFEED_SYMBOLS
@@ -42,15 +42,7 @@ async def _run(faults: Faults, capture_root: Path | None = None, stale_after_s: 
     handler = FeedHandler(connection, normalizer, sink, capture,
                           HandlerConfig(backoff_initial_s=0.05, stale_after_s=stale_after_s, poll_interval_s=3600,
                                         metadata_every_s=metadata_every_s))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=60)
-    await asyncio.sleep(0.3)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler)
     if capture:
         capture.close()
     return sink, normalizer, server

@@ -4,7 +4,6 @@ aggregate trade comes back over REST, and a dropped connection loses nothing it 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from normalize.flags import Flag
 from normalize.records import Bbo, BookDelta, FeedStatus, Instrument, Trade, expand
 from normalize.venues.binance_spot import BinanceSpot
 from tests.binance_spot_data import BTCUSDT_SESSION, CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS, exchange_info_frame
+from tests.live_replay import play
 
 CHANNELS = ("aggTrade", "depth@100ms", "bookTicker", "kline_1m")
 
@@ -35,15 +35,7 @@ async def _run(frames: Sequence[Frame], symbols: Sequence[str], faults: Faults, 
                                        reconnect_interval_s=0.05)
     capture = CaptureWriter(capture_root, "binance-spot") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture, HandlerConfig(backoff_initial_s=0.05))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=120)
-    await asyncio.sleep(0.3)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler, timeout_s=120)
     if capture:
         capture.close()
     return sink, normalizer, server

@@ -4,7 +4,6 @@ dropped connection comes back with every book from the venue's partial."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus, Record, Trade
 from normalize.venues.bitmex import Bitmex
 from tests.bitmex_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
+from tests.live_replay import play
 
 
 async def _run(faults: Faults, capture_root: Path | None = None,
@@ -37,15 +37,7 @@ async def _run(faults: Faults, capture_root: Path | None = None,
     capture = CaptureWriter(capture_root, "bitmex") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture,
                           HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=1.0))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=90)
-    await asyncio.sleep(0.3)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler, timeout_s=90)
     if capture:
         capture.close()
     return sink, normalizer, server

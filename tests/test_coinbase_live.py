@@ -6,7 +6,6 @@ the trades it missed come back over REST."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from normalize.flags import Flag
 from normalize.records import BookDeltas, FeedStatus, Instrument, Trade
 from normalize.venues.coinbase import Coinbase
 from tests.coinbase_data import PRODUCT_IDS, RUN, advanced_trade, products_frame
+from tests.live_replay import play
 
 
 async def _run(frames: Sequence[Frame], faults: Faults,
@@ -37,15 +37,7 @@ async def _run(frames: Sequence[Frame], faults: Faults,
                                     reconnect_interval_s=0.05, snapshots_per_second=50)
     capture = CaptureWriter(capture_root, "coinbase") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture, HandlerConfig(backoff_initial_s=0.05))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=120)
-    await asyncio.sleep(0.3)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler, timeout_s=120)
     if capture:
         capture.close()
     return sink, normalizer, server, handler

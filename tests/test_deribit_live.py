@@ -5,7 +5,6 @@ fetched over REST, and raw channels (authenticated sessions only) are refused.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -22,6 +21,7 @@ from normalize.flags import Flag
 from normalize.records import Bbo, BookDeltas, FeedStatus, MarkIndex, OptionSummary, Record, Trade
 from normalize.venues.deribit import Deribit
 from tests.deribit_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS, DATA
+from tests.live_replay import play
 
 SPREAD = "BTC-24SEP21-8000-P"
 """The option whose book changes most (30 changes in the session)."""
@@ -37,15 +37,7 @@ async def _run(faults: Faults, frames: list[Frame] | None = None, symbols: list[
     capture = CaptureWriter(capture_root, "deribit") if capture_root else None
     handler = FeedHandler(connection, normalizer, sink, capture,
                           HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=1.0))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=60)
-    await asyncio.sleep(0.3)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler)
     if capture:
         capture.close()
     return sink, normalizer, server

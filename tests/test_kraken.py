@@ -5,7 +5,6 @@ the replay server, with a corrupted checksum and a dropped connection."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from decimal import Decimal
@@ -35,6 +34,7 @@ from tests.kraken_data import (
     DecimalBook,
     v2_capture_text,
 )
+from tests.live_replay import play
 
 UPDATES = 4269
 
@@ -236,15 +236,7 @@ async def _run(faults: Faults) -> tuple[CollectingSink, Kraken, ReplayServer]:
                                   heartbeat_s=0.5)
     handler = FeedHandler(connection, normalizer, sink, None,
                           HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=5.0))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=90)
-    await asyncio.sleep(0.5)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler, timeout_s=90, settle_s=0.5)
     return sink, normalizer, server
 
 

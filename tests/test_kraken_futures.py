@@ -4,7 +4,6 @@ per interval, ids, and the real handler against the replay server with a seq bre
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from decimal import Decimal
@@ -24,6 +23,7 @@ from normalize.records import Bbo, BookDeltas, FeedStatus, Funding, Instrument, 
 from normalize.venues.kraken_futures import KrakenFutures
 from normalize.venues.kraken_futures.instruments import spec_from_symbol, venue_symbol
 from tests.kraken_futures_data import RUN, SYMBOLS, WS
+from tests.live_replay import play
 
 DELTAS = 7014
 
@@ -226,15 +226,7 @@ async def _run(faults: Faults) -> tuple[CollectingSink, KrakenFutures, ReplaySer
                                          reconnect_interval_s=0.05)
     handler = FeedHandler(connection, normalizer, sink, None,
                           HandlerConfig(backoff_initial_s=0.05, resubscribe_retry_s=0.5))
-    stop = asyncio.Event()
-    task = asyncio.create_task(handler.run(stop))
-    await server.drained(timeout_s=90)
-    await asyncio.sleep(0.5)
-    while not handler.idle():
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 30)
-    await server.stop()
+    await play(server, handler, timeout_s=90, settle_s=0.5)
     return sink, normalizer, server
 
 

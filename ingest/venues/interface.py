@@ -13,6 +13,7 @@ parts, and one line in ingest/venues/registry.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -65,6 +66,29 @@ def check_route_paths(venue: str, paths: Mapping[str, str], route: str) -> None:
     """A route must have a path (route paths given by an operator replace the documented ones)."""
     if route not in paths:
         raise UnknownChannel(f"{venue} has no path for route '{route}' (routes: {', '.join(paths)})")
+
+
+def route_in(venue: str, routes: Mapping[str, str], channel: str, key: str | None = None,
+             unknown: str = "route for channel", known: str = "known") -> str:
+    """The route a venue's ROUTES table gives a channel, looked up by `key` where the table is by
+    family (`depth` for `depth@100ms`); UnknownChannel naming the known ones otherwise (`unknown`
+    and `known` word the message in the venue's own terms: tables, feeds, stream families)."""
+    route = routes.get(channel if key is None else key)
+    if route is None:
+        raise UnknownChannel(f"{venue} has no {unknown} '{channel}' ({known}: {', '.join(sorted(routes))})")
+    return route
+
+
+def op_messages(op: str, args: Sequence[object], per_message: int) -> tuple[str, ...]:
+    """`{"op": op, "args": [...]}` requests of at most `per_message` args each (OKX, BitMEX and Bybit
+    subscribe this way, each with its own limit)."""
+    return tuple(json.dumps({"op": op, "args": list(args[i:i + per_message])})
+                 for i in range(0, len(args), per_message))
+
+
+def first_data_within(channels: Sequence[str], quiet: Sequence[str], seconds: float) -> float | None:
+    """Route.first_data_within_s of a connection carrying `channels`: None where all are quiet."""
+    return None if len(quiet) == len(channels) else seconds
 
 
 class VenueConnection(Protocol):

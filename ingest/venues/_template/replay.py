@@ -6,20 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 
-class TemplateReplay:
+class TemplateReplay(MessageSubscribed):
+    route_name = "ws"
+
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.frames = frames
-
-    def route_of(self, path: str) -> str:
-        return "ws"
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> str | list[str] | None:
         return None

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ingest.venues.binance_usdm.connection import BinanceUsdmConnection, family
-from ingest.venues.interface import UnknownChannel
+from ingest.venues.interface import route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.binance_spot.instruments import venue_symbol
 
@@ -80,11 +80,7 @@ class BinanceSpotConnection(BinanceUsdmConnection):
 
     @staticmethod
     def route_of(channel: str) -> str:
-        route = ROUTES.get(family(channel))
-        if route is None:
-            raise UnknownChannel(f"binance-spot has no channel '{channel}' (known stream families: "
-                                 f"{', '.join(sorted(ROUTES))})")
-        return route
+        return route_in(VENUE, ROUTES, channel, family(channel), unknown="channel", known="known stream families")
 
     def stream_url(self, route: str, streams: Sequence[str]) -> str:
         return f"{self.ws_base}{self.route_paths[route]}?streams={'/'.join(streams)}"

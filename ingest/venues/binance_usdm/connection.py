@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, check_route_paths
+from ingest.venues.interface import Route, check_route_paths, first_data_within, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.binance_usdm.instruments import venue_symbol
 
@@ -71,11 +71,7 @@ def family(channel: str) -> str:
 
 
 def route_of(channel: str) -> str:
-    route = ROUTES.get(family(channel))
-    if route is None:
-        raise UnknownChannel(f"binance-usdm has no route for channel '{channel}' (known stream families: "
-                             f"{', '.join(sorted(ROUTES))})")
-    return route
+    return route_in(VENUE, ROUTES, channel, family(channel), known="known stream families")
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ class BinanceUsdmConnection:
                     channels=tuple(dict.fromkeys(stream.partition("@")[2] for _, stream in chunk)),
                     symbols=tuple(dict.fromkeys(symbol for symbol, _ in chunk)),
                     book_channel=book, quiet_channels=quiet,
-                    first_data_within_s=None if len(quiet) == len(channels) else FIRST_DATA_WITHIN_S))
+                    first_data_within_s=first_data_within(channels, quiet, FIRST_DATA_WITHIN_S)))
         return out
 
     def channel_of(self, payload: bytes) -> str | None:

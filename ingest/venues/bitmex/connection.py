@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, check_route_paths
+from ingest.venues.interface import Route, UnknownChannel, check_route_paths, first_data_within, op_messages, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.bitmex.instruments import venue_symbol
 
@@ -92,9 +92,7 @@ class BitmexConnection:
 
     def __post_init__(self) -> None:
         for channel in self.channels:
-            if channel not in ROUTES:
-                raise UnknownChannel(f"bitmex has no route for table '{channel}' (known: {', '.join(sorted(ROUTES))})")
-            check_route_paths(VENUE, self.route_paths, ROUTES[channel])
+            check_route_paths(VENUE, self.route_paths, route_in(VENUE, ROUTES, channel, unknown="route for table"))
         if {"orderBookL2", "orderBookL2_25"} <= set(self.channels):
             raise UnknownChannel("bitmex: subscribe one book table per symbol, orderBookL2 or orderBookL2_25")
 
@@ -110,10 +108,9 @@ class BitmexConnection:
         quiet = tuple(c for c in self.channels if c in EVENT_DRIVEN)
         return [Route("realtime", f"{self.ws_base}{self.route_paths['realtime']}", tuple(self.channels),
                       tuple(self.symbols),
-                      tuple(json.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_MESSAGE]})
-                            for i in range(0, len(args), ARGS_PER_MESSAGE)),
+                      op_messages("subscribe", args, ARGS_PER_MESSAGE),
                       book_channel=self.book_channel, quiet_channels=quiet,
-                      first_data_within_s=None if len(quiet) == len(self.channels) else FIRST_DATA_WITHIN_S)]
+                      first_data_within_s=first_data_within(self.channels, quiet, FIRST_DATA_WITHIN_S))]
 
     def channel_of(self, payload: bytes) -> str | None:
         """Data frames name their table first; the welcome, answers and `pong` do not."""

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel
+from ingest.venues.interface import Route, first_data_within, op_messages, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.bybit.instruments import venue_symbol
 
@@ -84,8 +84,7 @@ class BybitConnection:
 
     def __post_init__(self) -> None:
         for channel in self.channels:
-            if channel not in ROUTES:
-                raise UnknownChannel(f"bybit has no route for channel '{channel}' (known: {', '.join(sorted(ROUTES))})")
+            route_in(VENUE, ROUTES, channel)
 
     def _topic(self, channel: str, symbol: str) -> str:
         return f"orderbook.{self.book_depth}.{symbol}" if channel == "orderbook" else f"{channel}.{symbol}"
@@ -108,10 +107,9 @@ class BybitConnection:
             topics = [self._topic(channel, symbol) for symbol in symbols for channel in self.channels]
             out.append(Route(ROUTE if number == 1 else f"{ROUTE}-{number}", f"{self.ws_base}{self.route_paths[ROUTE]}",
                              tuple(self.channels), tuple(symbols),
-                             tuple(json.dumps({"op": "subscribe", "args": topics[i:i + TOPICS_PER_MESSAGE]})
-                                   for i in range(0, len(topics), TOPICS_PER_MESSAGE)),
+                             op_messages("subscribe", topics, TOPICS_PER_MESSAGE),
                              book_channel="orderbook" if "orderbook" in self.channels else "", quiet_channels=quiet,
-                             first_data_within_s=None if len(quiet) == len(self.channels) else FIRST_DATA_WITHIN_S))
+                             first_data_within_s=first_data_within(self.channels, quiet, FIRST_DATA_WITHIN_S)))
         return out
 
     def channel_of(self, payload: bytes) -> str | None:

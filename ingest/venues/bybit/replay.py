@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 _TOPIC = re.compile(rb'"topic":"([^"]+)"')
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
@@ -70,7 +71,7 @@ class _TruthBook:
         return json.dumps(message, separators=(",", ":"))
 
 
-class BybitReplay:
+class BybitReplay(MessageSubscribed):
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.books: dict[str, _TruthBook] = {}
         """Venue symbol -> its book at the playback position."""
@@ -85,15 +86,6 @@ class BybitReplay:
                 known = {item["symbol"] for item in self.listed}
                 self.listed += [item for item in body["result"]["list"] if item["symbol"] not in known]
                 self.listed_time = body.get("time", 0)
-
-    def route_of(self, path: str) -> str:
-        return path
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 ROUTE = "ws"
 VENUE_ROUTES = {ROUTE: ("level2", "market_trades", "ticker", "ticker_batch", "heartbeats", "candles", "status")}
@@ -88,7 +89,9 @@ class _TruthBook:
                 [[p, self.asks[p]] for p in sorted(self.asks, key=Decimal)])
 
 
-class CoinbaseReplay:
+class CoinbaseReplay(MessageSubscribed):
+    route_name = ROUTE
+
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.books: dict[str, _TruthBook] = {}
         self.trades: dict[str, list[dict[str, Any]]] = {}
@@ -101,15 +104,6 @@ class CoinbaseReplay:
         for frame in frames:
             if frame.kind == "rest":
                 self.bodies.setdefault(urlsplit(frame.url).path, frame.payload)
-
-    def route_of(self, path: str) -> str:
-        return ROUTE
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:

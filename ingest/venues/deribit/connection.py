@@ -39,7 +39,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, VenueLimitExceeded, check_route_paths
+from ingest.venues.interface import (
+    Route,
+    VenueLimitExceeded,
+    check_route_paths,
+    first_data_within,
+    route_in,
+)
 from normalize.trade_ids import Backfill
 from normalize.venues.deribit.instruments import venue_symbol
 from normalize.venues.deribit.wire import request as rpc
@@ -113,10 +119,7 @@ class DeribitConnection:
 
     def __post_init__(self) -> None:
         for channel in self.channels:
-            if channel not in ROUTES:
-                raise UnknownChannel(f"deribit has no route for channel '{channel}' "
-                                     f"(known: {', '.join(sorted(ROUTES))})")
-            check_route_paths(VENUE, self.route_paths, ROUTES[channel])
+            check_route_paths(VENUE, self.route_paths, route_in(VENUE, ROUTES, channel))
         messages = -(-len(self.symbols) * len(self.channels) // CHANNELS_PER_MESSAGE)
         if messages > SUBSCRIBE_BURST:
             raise VenueLimitExceeded(f"deribit: {len(self.symbols)} symbols x {len(self.channels)} channels need "
@@ -133,7 +136,7 @@ class DeribitConnection:
         return [Route("ws", f"{self.ws_base}{self.route_paths['ws']}", tuple(self.channels), tuple(self.symbols),
                       tuple(subscribe), book_channel="book" if "book" in self.channels else "",
                       quiet_channels=quiet,
-                      first_data_within_s=None if len(quiet) == len(self.channels) else FIRST_DATA_WITHIN_S)]
+                      first_data_within_s=first_data_within(self.channels, quiet, FIRST_DATA_WITHIN_S))]
 
     def channel_of(self, payload: bytes) -> str | None:
         """Notifications name their channel first; answers and heartbeats carry none."""

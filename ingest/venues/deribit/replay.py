@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 PREFIX = b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"'
 _RECORDED = "answer"
@@ -76,7 +77,9 @@ class _TruthBook:
             "asks": [["new", price, self.asks[price]] for price in sorted(self.asks)]})
 
 
-class DeribitReplay:
+class DeribitReplay(MessageSubscribed):
+    route_name = "ws"
+
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.books: dict[str, _TruthBook] = {}
         """Instrument -> its book at the playback position."""
@@ -90,15 +93,6 @@ class DeribitReplay:
             url = urlsplit(frame.url)
             if frame.kind == "rest" and url.path.endswith("/public/get_instruments"):
                 self.bodies.setdefault(parse_qs(url.query).get("currency", [""])[0], frame.payload)
-
-    def route_of(self, path: str) -> str:
-        return "ws"
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, VenueLimitExceeded
+from ingest.venues.interface import Route, VenueLimitExceeded, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.hyperliquid import is_perp
 from normalize.venues.hyperliquid.instruments import venue_symbol
@@ -91,9 +91,7 @@ class HyperliquidConnection:
 
     def __post_init__(self) -> None:
         for channel in self.channels:
-            if channel not in ROUTES:
-                raise UnknownChannel(f"hyperliquid has no route for channel '{channel}' "
-                                     f"(known: {', '.join(sorted(ROUTES))})")
+            route_in(VENUE, ROUTES, channel)
         if len(self.symbols) * len(self.channels) > SUBSCRIPTIONS_PER_IP:
             raise VenueLimitExceeded(
                 f"hyperliquid allows {SUBSCRIPTIONS_PER_IP} subscriptions per IP: {len(self.symbols)} coins x "

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 RECENT_TRADES = 30
 """Trades the venue replays on a trades subscription."""
@@ -46,7 +47,7 @@ def _request_key(body: bytes | str) -> tuple[str, str] | None:
         return None
 
 
-class HyperliquidReplay:
+class HyperliquidReplay(MessageSubscribed):
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.bodies: dict[tuple[str, str], bytes] = {}
         for frame in frames:
@@ -57,15 +58,6 @@ class HyperliquidReplay:
         """Stream (`type:coin`) -> the last frame played, for state channels."""
         self.recent_trades: dict[str, deque[Any]] = {}
         """Coin -> its most recent trades played, oldest first."""
-
-    def route_of(self, path: str) -> str:
-        return path
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, check_route_paths
+from ingest.venues.interface import Route, check_route_paths, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.kraken.instruments import v2_symbol, venue_symbol
 
@@ -56,10 +56,7 @@ _NOT_DATA = frozenset(("heartbeat", "status"))
 
 
 def route_of(channel: str) -> str:
-    route = ROUTES.get(channel)
-    if route is None:
-        raise UnknownChannel(f"kraken has no channel '{channel}' (known: {', '.join(sorted(ROUTES))})")
-    return route
+    return route_in(VENUE, ROUTES, channel, unknown="channel")
 
 
 @dataclass(frozen=True)

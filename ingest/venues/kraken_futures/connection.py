@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, check_route_paths
+from ingest.venues.interface import Route, check_route_paths, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.kraken_futures.instruments import venue_symbol
 
@@ -67,10 +67,7 @@ _FEED_CHANNELS = {"book_snapshot": "book", "trade_snapshot": "trade"}
 
 
 def route_of(channel: str) -> str:
-    route = ROUTES.get(channel)
-    if route is None:
-        raise UnknownChannel(f"kraken-futures has no feed '{channel}' (known: {', '.join(sorted(ROUTES))})")
-    return route
+    return route_in(VENUE, ROUTES, channel, unknown="feed")
 
 
 @dataclass(frozen=True)

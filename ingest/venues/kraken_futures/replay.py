@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.frames import Frame
+from ingest.venues.replay_routing import MessageSubscribed
 
 RECENT_TRADES = 100
 _FEED = re.compile(rb'^\{"feed":"([a-z_]+)","product_id":"([^"]+)"')
@@ -51,22 +52,15 @@ class _TruthBook:
                          "asks": [{"price": p, "qty": self.asks[p]} for p in sorted(self.asks)]})
 
 
-class KrakenFuturesReplay:
+class KrakenFuturesReplay(MessageSubscribed):
+    route_name = "v1"
+
     def __init__(self, frames: Sequence[Frame]) -> None:
         self.instruments = next((f.payload for f in frames if f.kind == "rest"
                                  and urlsplit(f.url).path.endswith("/instruments")), None)
         self.books: dict[str, _TruthBook] = {}
         self.trades: dict[str, deque[Any]] = {}
         """Product -> its most recent trades played, newest first."""
-
-    def route_of(self, path: str) -> str:
-        return "v1"
-
-    def serves(self, route: str, stream: str) -> bool:
-        return True
-
-    def streams_from_path(self, path: str) -> set[str]:
-        return set()
 
     def on_client_message(self, text: str, streams: set[str], route: str) -> list[str]:
         try:

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ingest.venues.interface import Route, UnknownChannel, check_route_paths
+from ingest.venues.interface import Route, check_route_paths, first_data_within, op_messages, route_in
 from normalize.trade_ids import Backfill
 from normalize.venues.okx.instruments import venue_symbol
 
@@ -84,10 +84,7 @@ def channel_family(channel: str) -> str:
 
 
 def route_of(channel: str) -> str:
-    route = ROUTES.get(channel_family(channel))
-    if route is None:
-        raise UnknownChannel(f"okx has no route for channel '{channel}' (known: {', '.join(sorted(ROUTES))})")
-    return route
+    return route_in(VENUE, ROUTES, channel, channel_family(channel))
 
 
 def inst_type(symbol: str) -> str:
@@ -139,10 +136,9 @@ class OkxConnection:
             args = self.args(channels)
             quiet = tuple(c for c in channels if channel_family(c) in EVENT_DRIVEN)
             out.append(Route(route, f"{self.ws_base}{path}", channels, tuple(self.symbols),
-                             tuple(json.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_MESSAGE]})
-                                   for i in range(0, len(args), ARGS_PER_MESSAGE)),
+                             op_messages("subscribe", args, ARGS_PER_MESSAGE),
                              book_channel="books" if "books" in channels else "", quiet_channels=quiet,
-                             first_data_within_s=None if len(quiet) == len(channels) else FIRST_DATA_WITHIN_S))
+                             first_data_within_s=first_data_within(channels, quiet, FIRST_DATA_WITHIN_S)))
         return out
 
     def channel_of(self, payload: bytes) -> str | None:

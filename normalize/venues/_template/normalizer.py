@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.emitted import DeadLetter, Emitted
 from normalize.venues._template.book_sync import BookSync
 from normalize.venues._template.wire import VENUE, envelope_decoder
+from normalize.venues.books import SymbolBooks
 
 
-class Template:
+class Template(SymbolBooks):
     venue = VENUE
 
     def __init__(self, connection_id: str = "offline") -> None:
@@ -29,15 +29,9 @@ class Template:
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
         out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"REST {url}: not normalized yet", payload))
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             sync.synced = False
             sync.breaks += 1
             out.snapshot_requests.add(symbol)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))

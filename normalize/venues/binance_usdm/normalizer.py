@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -62,6 +61,7 @@ from normalize.venues.binance_usdm.wire import (
     open_interest_decoder,
     snapshot_decoder,
 )
+from normalize.venues.books import SymbolBooks
 
 _SIDES = {"BUY": 1, "SELL": -1}
 _PRINT_TYPES: dict[str, str | None] = {"MARKET": None, "INSURANCE_FUND": "insurance_fund", "ADL": "adl"}
@@ -69,7 +69,7 @@ _PRINT_TYPES: dict[str, str | None] = {"MARKET": None, "INSURANCE_FUND": "insura
 market trades only."""
 
 
-class BinanceUsdm:
+class BinanceUsdm(SymbolBooks):
     """The Binance USD-M normalizer: feed it frames in receive order; it keeps one book per symbol."""
 
     venue: str = VENUE
@@ -174,16 +174,10 @@ class BinanceUsdm:
                 order.ap or order.p, order.z or order.q, -order_side, order_side,
             ))
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             self._break(sync, ts_recv, reason, out)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, self.venue, depth, ts_recv))
 
     # -- order books --------------------------------------------------------------------------
     def _book(self, symbol: str) -> BookSync:

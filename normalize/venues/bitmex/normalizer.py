@@ -10,7 +10,6 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.event_ids import SameTimeRepeats, number_repeats
@@ -56,6 +55,7 @@ from normalize.venues.bitmex.wire import (
     quote_decoder,
     trade_decoder,
 )
+from normalize.venues.books import SymbolBooks
 
 _SIDES = {"Buy": 1, "Sell": -1}
 Sides = tuple[list[Level], list[Level], list[float], list[float]]
@@ -98,7 +98,7 @@ def _side(text: str) -> int:
     return side
 
 
-class Bitmex:
+class Bitmex(SymbolBooks):
     """The BitMEX normalizer: feed it frames in receive order; it keeps one book and one instrument state
     per symbol."""
 
@@ -448,16 +448,10 @@ class Bitmex:
         return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_recv, ts_recv, None, None, TS_EVENT_IMPUTED, event,
                           self.connection_id, detail, None, None)
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             self._break(sync, ts_recv, reason, out)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:

@@ -8,7 +8,6 @@ from typing import Literal
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, is_exact, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.event_ids import number_repeats
@@ -36,6 +35,7 @@ from normalize.records import (
     Trade,
 )
 from normalize.rest_urls import with_query
+from normalize.venues.books import SymbolBooks
 from normalize.venues.bybit.book_sync import BookSync, to_base
 from normalize.venues.bybit.instruments import DEFAULT_FUNDING_INTERVAL_S, InstrumentMaster, Spec, instruments_info
 from normalize.venues.bybit.wire import (
@@ -65,7 +65,7 @@ def _exact_flag(*texts: str | None) -> int:
     return 0 if all(t is None or is_exact(t) for t in texts) else INEXACT
 
 
-class Bybit:
+class Bybit(SymbolBooks):
     """The Bybit normalizer: feed it frames in receive order; it keeps one book and one ticker
     state per symbol."""
 
@@ -212,12 +212,6 @@ class Bybit:
         return records
 
     # -- order books --------------------------------------------------------------------------
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
-
     def _book(self, symbol: str) -> BookSync:
         sync = self.books.get(symbol)
         if sync is None:

@@ -9,13 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import DERIVED, FROM_REST, GAP_BEFORE, INEXACT, LAST, MAYBE_BAD_BOOK, SNAPSHOT, TS_EVENT_IMPUTED
 from normalize.instruments import InstrumentLog
 from normalize.records import Bbo, BookDeltas, FeedStatus, Level, Trade
 from normalize.trade_ids import Backfill, TradeIds
+from normalize.venues.books import SymbolBooks
 from normalize.venues.coinbase.book_sync import BookSync, SameTime
 from normalize.venues.coinbase.instruments import InstrumentMaster, Spec
 from normalize.venues.coinbase.wire import (
@@ -64,7 +64,7 @@ class RestTrade(msgspec.Struct, frozen=True):
 _rest_trades = msgspec.json.Decoder(list[RestTrade])
 
 
-class Coinbase:
+class Coinbase(SymbolBooks):
     """The Coinbase normalizer: feed it frames in receive order; it keeps one book per product."""
 
     venue = VENUE
@@ -410,16 +410,10 @@ class Coinbase:
         return FeedStatus(VENUE, symbol, spec.instrument if spec else symbol, ts_event or ts_recv, ts_recv, None, None,
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             self._break(sync, "gap", ts_recv, reason, out, ts_event=sync.ts_event)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- trades -------------------------------------------------------------------------------
     def _continuity(self, product: str, trade_id: int, ts_event: int, ts_recv: int, out: Emitted) -> int | None:

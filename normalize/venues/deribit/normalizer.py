@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.event_ids import SameTimeRepeats, number_repeats
@@ -30,6 +29,7 @@ from normalize.records import (
     Trade,
 )
 from normalize.trade_ids import Backfill, TradeIds
+from normalize.venues.books import SymbolBooks
 from normalize.venues.deribit.book_sync import BookSync, levels
 from normalize.venues.deribit.instruments import FUNDING_INTERVAL_S, InstrumentMaster, Spec
 from normalize.venues.deribit.wire import (
@@ -71,7 +71,7 @@ def _base(amount: float | None, price: float | None, spec: Spec) -> float | None
     return amount / price if spec.inverse else amount
 
 
-class Deribit:
+class Deribit(SymbolBooks):
     """The Deribit normalizer: feed it frames in receive order; it keeps one book per instrument."""
 
     venue: Literal["deribit"] = "deribit"
@@ -356,16 +356,10 @@ class Deribit:
         return FeedStatus(VENUE, symbol, instrument, ts_event or ts_recv, ts_recv, None, None,
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             self._break(sync, "gap", ts_recv, reason, sync.change_id, None, sync.ts_event, out)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:

@@ -7,7 +7,6 @@ from typing import Literal
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -31,6 +30,7 @@ from normalize.records import (
     OpenInterest,
     Trade,
 )
+from normalize.venues.books import SymbolBooks
 from normalize.venues.hyperliquid.book_sync import BookState, Tape, level_changes
 from normalize.venues.hyperliquid.instruments import (
     FUNDING_INTERVAL_S,
@@ -67,7 +67,7 @@ TRADE_MEMORY = 1024
 _SIDES = {"B": 1, "A": -1}
 
 
-class Hyperliquid:
+class Hyperliquid(SymbolBooks):
     """The Hyperliquid normalizer: feed it frames in receive order; it keeps one book per coin."""
 
     venue: Literal["hyperliquid"] = "hyperliquid"
@@ -235,9 +235,6 @@ class Hyperliquid:
             derived |= MAYBE_BAD_BOOK
         records.append(Bbo(VENUE, symbol, instrument, ts_event, ts_recv, None, None, derived, *book.bbo()))
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         """Every l2Book message is the whole book: the next one, asked for by resubscribing, goes
         out as a snapshot replacing it (GAP_BEFORE)."""
@@ -250,9 +247,6 @@ class Hyperliquid:
             out.records.append(FeedStatus(VENUE, symbol, state.instrument, ts_recv, ts_recv, None, None,
                                           TS_EVENT_IMPUTED, event, self.connection_id, detail))
         out.snapshot_requests.add(symbol)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
 
     # -- REST ---------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:

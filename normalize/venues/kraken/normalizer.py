@@ -8,11 +8,9 @@ import re
 import time
 from collections.abc import Sequence
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import parse_decimals
 from normalize.emitted import DeadLetter, Emitted
 from normalize.flags import (
@@ -27,6 +25,8 @@ from normalize.flags import (
 )
 from normalize.instruments import InstrumentLog
 from normalize.records import Bbo, BookDeltas, FeedStatus, Level, Record, Trade, pack_levels
+from normalize.venues.books import SymbolBooks
+from normalize.venues.instruments_rest import on_instruments_rest
 from normalize.venues.kraken.book_sync import BookSync, checksum
 from normalize.venues.kraken.instruments import InstrumentMaster, instrument_id, v2_symbol
 from normalize.venues.kraken.wire import (
@@ -87,7 +87,7 @@ def _checked(levels: Text) -> bool:
     return inexact
 
 
-class Kraken:
+class Kraken(SymbolBooks):
     """The Kraken spot normalizer: feed it v1 or v2 frames in receive order; one book per pair."""
 
     venue: Literal["kraken"] = "kraken"
@@ -315,24 +315,12 @@ class Kraken:
         return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_event or ts_recv, ts_recv, None, None,
                           0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, None, None)
 
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
     def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
         sync = self.books.get(symbol)
         if sync is not None and sync.synced:
             self._break(sync, "gap", ts_recv, reason, sync.ts_event, out)
 
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
-
     # -- REST ----------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        path = urlsplit(url).path
-        if not path.endswith("/AssetPairs"):
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
-            return
-        try:
-            out.records.extend(self.instrument_log.news(self.master.load_asset_pairs(payload, ts_recv)))
-        except (msgspec.DecodeError, ValueError, ArithmeticError, OverflowError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+        on_instruments_rest(VENUE, "/AssetPairs", self.master.load_asset_pairs, self.instrument_log,
+                            url, payload, ts_recv, out)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
-from normalize.book import books_report, books_tops
 from normalize.decimals import frame_has_inexact_decimal, parse_decimals
 from normalize.emitted import DeadLetter, Emitted
-from normalize.flags import DERIVED, GAP_BEFORE, INEXACT, LAST, MAYBE_BAD_BOOK, SNAPSHOT, TS_EVENT_IMPUTED
+from normalize.flags import DERIVED, GAP_BEFORE, INEXACT, LAST, MAYBE_BAD_BOOK, SNAPSHOT
 from normalize.instruments import InstrumentLog
-from normalize.records import Bbo, BookDeltas, FeedStatus, Funding, MarkIndex, OpenInterest, Record, Trade
+from normalize.records import Bbo, BookDeltas, Funding, MarkIndex, OpenInterest, Record, Trade
+from normalize.venues.books import ResubscribedBooks
+from normalize.venues.instruments_rest import on_instruments_rest
 from normalize.venues.kraken_futures.book_sync import BookSync
 from normalize.venues.kraken_futures.instruments import FUNDING_INTERVAL_S, InstrumentMaster, Spec
 from normalize.venues.kraken_futures.wire import (
@@ -48,10 +48,11 @@ def _text(raw: msgspec.Raw) -> str:
     return bytes(raw).decode()
 
 
-class KrakenFutures:
+class KrakenFutures(ResubscribedBooks):
     """The Kraken Futures normalizer: feed it frames in receive order; it keeps one book per product."""
 
     venue: Literal["kraken-futures"] = "kraken-futures"
+    resync_detail = "resubscribing to the book feed"
 
     def __init__(self, connection_id: str = "offline", master: InstrumentMaster | None = None) -> None:
         self.connection_id = connection_id
@@ -250,45 +251,9 @@ class KrakenFutures:
         out.records.append(Bbo(VENUE, sync.symbol, sync.instrument, sync.ts_event, ts_recv, None, sync.seq, derived,
                                *book.bbo()))
 
-    def _break(self, sync: BookSync, event: str, ts_recv: int, detail: str, seq_from: int | None,
-               seq_to: int | None, ts_event: int, out: Emitted) -> None:
-        """This product's book is wrong or unknown: journal it, forget the book, ask for a snapshot
-        (the handler unsubscribes and subscribes its book feed)."""
-        sync.breaks += 1
-        sync.synced = False
-        sync.gap_pending = True
-        sync.seq = None
-        sync.book.clear()
-        out.records.append(self._status(sync, event, ts_recv, detail, seq_from, seq_to, ts_event))
-        out.records.append(self._status(sync, "resync_start", ts_recv, "resubscribing to the book feed"))
-        out.snapshot_requests.add(sync.symbol)
-
-    def _status(self, sync: BookSync, event: str, ts_recv: int, detail: str, seq_from: int | None = None,
-                seq_to: int | None = None, ts_event: int | None = None) -> FeedStatus:
-        return FeedStatus(VENUE, sync.symbol, sync.instrument, ts_event or ts_recv, ts_recv, None, None,
-                          0 if ts_event else TS_EVENT_IMPUTED, event, self.connection_id, detail, seq_from, seq_to)
-
-    def book_report(self) -> dict[str, tuple[int, int, bool]]:
-        return books_report(self.books)
-
-    def reset_book(self, symbol: str, ts_recv: int, reason: str, out: Emitted) -> None:
-        sync = self.books.get(symbol)
-        if sync is not None and sync.synced:
-            self._break(sync, "gap", ts_recv, reason, sync.seq, None, sync.ts_event, out)
-
-    def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
-        out.records.extend(books_tops(self.books, VENUE, depth, ts_recv))
-
     # -- REST ----------------------------------------------------------------------------------
     def on_rest(self, url: str, payload: bytes, ts_recv: int, out: Emitted) -> None:
-        path = urlsplit(url).path
-        if not path.endswith("/instruments"):
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"unknown REST endpoint {path}", payload))
-            return
-        try:
-            out.records.extend(self.instrument_log.news(self.master.load(payload, ts_recv)))
-        except (msgspec.DecodeError, ValueError, ArithmeticError, OverflowError) as exc:
-            out.dead_letters.append(DeadLetter(VENUE, ts_recv, f"undecodable REST body from {url}: {exc}", payload))
+        on_instruments_rest(VENUE, "/instruments", self.master.load, self.instrument_log, url, payload, ts_recv, out)
 
 
 def _levels(levels: list[Level], to_base: Callable[[float, float], float]) -> tuple[list[tuple[float, float]],
