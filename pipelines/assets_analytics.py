@@ -13,7 +13,6 @@ from dagster import (
 from pydantic import Field
 
 from pipelines import analytics, bars, funding
-from pipelines.assets_funding import FUNDING_WINDOW
 from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import read_day, read_derived
 from pipelines.partitions import SINGLE_RUN, run_days
@@ -75,7 +74,7 @@ def analytics_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]
         "instrument master's expiry, annualized basis and rank on the curve (pipelines/analytics.py "
         "term_structure).")
     funding_comparison = derived_asset(
-        "funding_comparison", "funding", partitions, [*FUNDING_WINDOW, AssetKey("funding_history")],
+        "funding_comparison", "funding", partitions, [AssetKey("funding_history")],
         lambda lake, day: analytics.funding_comparison(
             read_derived(lake.root, "funding_history", day, funding.HISTORY_SCHEMA)),
         "Every perpetual's funding of the day restated per 8 hours and per year, whatever its venue's interval: "
