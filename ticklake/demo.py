@@ -11,7 +11,8 @@ and a report.
    (ticklake/run_all.py `ProcessTree`). One server per session rather than per venue: sessions
    recorded years apart cannot share one playback clock, and each has its own channels. A handler
    is stopped once its server reports every frame written to its socket (`GET /_replay`), so it
-   reads them all, publishes and exits; then the sinks drain the stream and stop.
+   reads them all, publishes and exits, and the next session starts (`PARALLEL` at once); then the
+   sinks drain the stream and stop.
 4. The Dagster daily job (seal, bars, funding, analytics, checks) for each UTC day with trades
    from the first sessions' (`FIRST_DAY`, Coinbase and Kraken) on: Binance spot's last trades, after
    midnight, make 2024-08-09 one too. Days with other rows only (a few Binance USD-M book diffs after
@@ -74,6 +75,10 @@ STALL_S = 60.0
 CONNECT_S = 180.0
 """A replay whose handler has not connected for this long fails the demo: eleven handlers and their servers
 starting at once on a loaded 2-core machine took up to a minute to connect."""
+PARALLEL = 5
+"""Sessions replayed at once, the next starting as one ends. All eleven at once (twenty-two processes on a
+loaded 2-core machine) slowed Binance's 6-minute BTCUSDT session so much that its /market route, whose
+few fixture frames come first, sat silent past the handler's 30 s stale limit and reconnected."""
 CATCH_UP_S = 180.0
 FIRST_DAY = dt.date(2021, 4, 17)
 """The demo runs the pipelines for the trade days of its sessions, the first (Coinbase and Kraken) recorded
@@ -200,31 +205,36 @@ def _progress(console: Console) -> Progress:
                     TimeElapsedColumn(), console=console)
 
 
-def _start(tree: ProcessTree, replays: list[_Replay], logs: Path) -> None:
-    """A replay server per session, then its handler (appended to `replays` as they start, so the
-    caller stops every server it has, whatever fails)."""
-    for number, session in enumerate(SESSIONS, 1):
-        name, port = f"{number}-{session.venue}", free_port()
-        server = child(["replay-server", session.venue, *map(str, session_files(session)), "--port", str(port),
-                        "--speed", str(session.speed)], logs / f"replay-{name}.log")
-        replays.append(_Replay(session, name, port, server))
-    for replay in replays:
-        if not wait_listening(replay.port, 60):
-            raise DemoError(f"the replay server of {replay.session.venue} did not start: see "
-                            f"{logs / f'replay-{replay.name}.log'}")
-        replay.handler = tree.start_ingest(replay.ingest_args(), name=f"ingest-{replay.name}")
+def _start(tree: ProcessTree, number: int, session: Session, logs: Path) -> _Replay:
+    """A session's replay server, then (once it listens) its handler."""
+    name, port = f"{number}-{session.venue}", free_port()
+    server = child(["replay-server", session.venue, *map(str, session_files(session)), "--port", str(port),
+                    "--speed", str(session.speed)], logs / f"replay-{name}.log")
+    replay = _Replay(session, name, port, server)
+    if not wait_listening(replay.port, 60):
+        stop(server)
+        raise DemoError(f"the replay server of {session.venue} did not start: see {logs / f'replay-{name}.log'}")
+    replay.handler = tree.start_ingest(replay.ingest_args(), name=f"ingest-{name}")
+    return replay
 
 
 def _follow(tree: ProcessTree, replays: list[_Replay], logs: Path, progress: Progress) -> list[tuple[Session, int]]:
-    """Show each replay's progress; stop its handler (it publishes everything it read) once the server
-    has written every frame to the socket."""
-    tasks = {replay.name: progress.add_task(f"{replay.session.venue}: {replay.session.label}", total=None)
-             for replay in replays}
-    played = {replay.name: 0 for replay in replays}
-    moved = {replay.name: time.monotonic() for replay in replays}
+    """Start the sessions, at most PARALLEL at once (each started replay is appended to `replays`, so the
+    caller stops every server there is, whatever fails); show each one's progress; stop its handler (it
+    publishes everything it read) once the server has written every frame to the socket."""
+    waiting = list(enumerate(SESSIONS, 1))
+    tasks = {number: progress.add_task(f"{session.venue}: {session.label}", total=None) for number, session in waiting}
+    played: dict[str, int] = {}
+    moved: dict[str, float] = {}
     unanswered: dict[str, float] = {}
-    active = list(replays)
-    while active:
+    active: list[_Replay] = []
+    while active or waiting:
+        while waiting and len(active) < PARALLEL:
+            number, session = waiting.pop(0)
+            replay = _start(tree, number, session, logs)
+            replays.append(replay)
+            active.append(replay)
+            played[replay.name], moved[replay.name] = 0, time.monotonic()
         if tree.stopping:  # SIGINT/SIGTERM: the children got it too and stop on their own
             raise DemoError("interrupted")
         if not tree.sinks_running():
@@ -247,7 +257,7 @@ def _follow(tree: ProcessTree, replays: list[_Replay], logs: Path, progress: Pro
                                 f"{logs / f'replay-{replay.name}.log'}") from None
             unanswered.pop(replay.name, None)
             frames, now_played = int(status["frames"]), int(status["played"])  # type: ignore[call-overload]
-            progress.update(tasks[replay.name], total=frames, completed=now_played)
+            progress.update(tasks[int(replay.name.partition("-")[0])], total=frames, completed=now_played)
             if now_played != played[replay.name]:
                 played[replay.name], moved[replay.name] = now_played, time.monotonic()
             if status["done"]:
@@ -267,7 +277,6 @@ def _land(stores: Stores, logs: Path, progress: Progress) -> list[tuple[Session,
     replays: list[_Replay] = []
     try:
         with ProcessTree(stores.nats_url, SINK_ARGS, logs) as tree:
-            _start(tree, replays, logs)
             played = _follow(tree, replays, logs, progress)
             drain = progress.add_task("sinks: bus messages written to TimescaleDB and the lake", total=None)
             most = [0]
