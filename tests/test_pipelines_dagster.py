@@ -378,8 +378,9 @@ def test_funding_history_and_spreads_in_timescale(runs: dict[str, ExecuteInProce
 
 
 def test_every_check_passes_with_its_numbers(runs: dict[str, ExecuteInProcessResult]) -> None:
-    # per sealed type 2, crossed books, completeness, 5 time bars, basis 1, term structure 1, funding comparison 2
-    expected_checks = 2 * len(RECORD_TYPES) + 2 + 5 + 4
+    # per sealed type 2, crossed books, completeness, 5 time bars, 2 live bars, spot-perp basis 1, term structure 1,
+    # funding comparison 2
+    expected_checks = 2 * len(RECORD_TYPES) + 2 + 5 + 2 + 4
     for day, result in runs.items():
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == expected_checks, day
