@@ -191,3 +191,135 @@ def order_flow_imbalance(trades: pl.DataFrame, every: str = "1m") -> pl.DataFram
             .with_columns(pl.when(buy + sell > 0).then((buy - sell) / (buy + sell)).alias("imbalance"))
             .sort(*KEYS, "ts"))
 
+
+
+DOLLARS = ("USD", "USDT", "USDC")
+"""Quote currencies compared as one dollar: spot BTC-USD meets BTC-USDT-PERP, their own difference being part
+of the basis measured (as in price_dispersion)."""
+
+
+def quote_mids(bbo: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
+    """The last mid of each (venue, instrument, bucket of `every`, UTC-aligned as time bars), from bbo rows with
+    both sides: the venue's own quotes where the bucket has any, else ticklake's book-derived BBO (DERIVED),
+    so a venue quoting through both is not counted twice and one quoting only by book still has a mid.
+
+    Columns: venue, instrument, ts (bucket start), mid ((bid + ask) / 2, price units), quote_ts (ts_event of
+    the quote used)."""
+    both = bbo.filter(pl.col("bid_price").is_not_null() & pl.col("ask_price").is_not_null())
+    derived = (pl.col("flags") & DERIVED) != 0
+    mid = (pl.col("bid_price") + pl.col("ask_price")) / 2
+    return (both.sort("ts_event", "ts_recv")
+            .group_by(*KEYS, pl.col("ts_event").dt.truncate(every).alias("ts"))
+            .agg(mid.filter(~derived).last().alias("_native"), pl.col("ts_event").filter(~derived).last().alias("_nts"),
+                 mid.filter(derived).last().alias("_derived"), pl.col("ts_event").filter(derived).last().alias("_dts"))
+            .select(*KEYS, "ts", pl.coalesce("_native", "_derived").alias("mid"),
+                    pl.when(pl.col("_native").is_not_null()).then("_nts").otherwise("_dts").alias("quote_ts"))
+            .sort(*KEYS, "ts"))
+
+
+def _id_parts(instrument: str = "instrument") -> list[pl.Expr]:
+    """base, quote and the id's third part ("PERP", an expiry "YYYYMMDD", or null for spot) of a normalized id."""
+    parts = pl.col(instrument).str.split("-")
+    return [parts.list.get(0, null_on_oob=True).alias("base"), parts.list.get(1, null_on_oob=True).alias("quote"),
+            parts.list.get(2, null_on_oob=True).alias("_third"), parts.list.len().alias("_parts")]
+
+
+def _dollar(quote: pl.Expr) -> pl.Expr:
+    return pl.when(quote.is_in(DOLLARS)).then(pl.lit("USD")).otherwise(quote)
+
+
+def spot_perp_basis(bbo: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
+    """Perpetual minus spot per bucket, for every spot instrument (`BASE-QUOTE`) against every perpetual
+    (`BASE-QUOTE-PERP`) of the same base and quote, any venue, USD, USDT and USDC counting as one quote
+    (DOLLARS). A pair has a row only for the buckets where both legs quoted (quote_mids: the last mid of the
+    bucket, so the legs are at most one bucket apart).
+
+    Columns: underlying (the base), ts (bucket start), spot_venue, spot_instrument, perp_venue,
+    perp_instrument, spot_mid, perp_mid (price units), spot_ts, perp_ts (the quotes' ts_event), basis =
+    perp_mid - spot_mid (price units), basis_bps = basis / spot_mid * 1e4.
+    """
+    mids = quote_mids(bbo, every).with_columns(_id_parts()).with_columns(_dollar(pl.col("quote")).alias("_dollar"))
+    legs = ["venue", "instrument", "mid", "quote_ts"]
+    spot = mids.filter(pl.col("_parts") == 2).select("base", "_dollar", "ts", *[pl.col(c).alias(f"spot_{c}")
+                                                                                 for c in legs])
+    perp = mids.filter((pl.col("_parts") == 3) & (pl.col("_third") == "PERP")).select(
+        "base", "_dollar", "ts", *[pl.col(c).alias(f"perp_{c}") for c in legs])
+    basis = pl.col("perp_mid") - pl.col("spot_mid")
+    return (spot.join(perp, on=["base", "_dollar", "ts"], how="inner")
+            .select(pl.col("base").alias("underlying"), "ts", "spot_venue", "spot_instrument", "perp_venue",
+                    "perp_instrument", "spot_mid", "perp_mid", pl.col("spot_quote_ts").alias("spot_ts"),
+                    pl.col("perp_quote_ts").alias("perp_ts"), basis.alias("basis"),
+                    (basis / pl.col("spot_mid") * BPS).alias("basis_bps"))
+            .sort("underlying", "ts", "spot_venue", "spot_instrument", "perp_venue", "perp_instrument"))
+
+
+def term_structure(bbo: pl.DataFrame, instruments: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
+    """Each dated future against its venue's perpetual of the same base and quote, per bucket where both
+    quoted (quote_mids), with the basis annualized to the future's expiry: the curve of a venue's futures
+    (Deribit, Kraken Futures, OKX, Binance quarterlies) in one frame.
+
+    Futures are ids `BASE-QUOTE-YYYYMMDD`; their expiry is the exact `expiry_ts` of the venue's instrument
+    records given (the latest per instrument): a future without one is left out, as is a bucket at or after
+    its expiry.
+
+    Columns: venue, underlying (the base), quote, ts (bucket start), instrument (the future), expiry
+    (Datetime ns UTC), reference_instrument (the perpetual), future_mid, reference_mid (price units),
+    basis = future_mid - reference_mid (price units), basis_bps = basis / reference_mid * 1e4,
+    days_to_expiry (days of 86,400 s, fractional), annualized_basis = (future_mid / reference_mid - 1) *
+    365 / days_to_expiry (simple, a fraction per year), rank (1 = nearest expiry at that bucket).
+    """
+    mids = quote_mids(bbo, every).with_columns(_id_parts())
+    expiries = (instruments.filter(pl.col("expiry_ts").is_not_null()).sort("ts_event", "ts_recv")
+                .group_by(*KEYS).agg(pl.col("expiry_ts").last().alias("expiry")))
+    future = (mids.filter((pl.col("_parts") == 3) & pl.col("_third").str.contains(r"^\d{8}$"))
+              .join(expiries, on=KEYS, how="inner")
+              .select("venue", "base", "quote", "ts", "instrument", "expiry", pl.col("mid").alias("future_mid")))
+    reference = mids.filter((pl.col("_parts") == 3) & (pl.col("_third") == "PERP")).select(
+        "venue", "base", "quote", "ts", pl.col("instrument").alias("reference_instrument"),
+        pl.col("mid").alias("reference_mid"))
+    days = (pl.col("expiry") - pl.col("ts")).dt.total_nanoseconds() / (86_400 * 1e9)
+    basis = pl.col("future_mid") - pl.col("reference_mid")
+    curve = ["venue", "base", "quote", "reference_instrument", "ts"]
+    return (future.join(reference, on=["venue", "base", "quote", "ts"], how="inner")
+            .filter(pl.col("expiry") > pl.col("ts"))
+            .with_columns(days.alias("days_to_expiry"))
+            .select("venue", pl.col("base").alias("underlying"), "quote", "ts", "instrument", "expiry",
+                    "reference_instrument", "future_mid", "reference_mid", basis.alias("basis"),
+                    (basis / pl.col("reference_mid") * BPS).alias("basis_bps"), "days_to_expiry",
+                    ((pl.col("future_mid") / pl.col("reference_mid") - 1) * 365 / pl.col("days_to_expiry"))
+                    .alias("annualized_basis"),
+                    pl.col("expiry").rank("dense").over(curve)
+                    .cast(pl.Int64).alias("rank"))
+            .sort("venue", "underlying", "quote", "ts", "expiry", "reference_instrument"))
+
+
+EIGHT_HOURS_S = 8 * 3600
+
+
+def funding_comparison(history: pl.DataFrame) -> pl.DataFrame:
+    """Funding of every perpetual in one unit per (venue, instrument, UTC day of the settlement), from
+    `pipelines.funding.funding_history` rows: venues settle every hour (Hyperliquid, Kraken Futures), 4 h or
+    8 h (Binance, Bybit, OKX, BitMEX, Deribit), so each settled rate is restated per 8 hours (rate *
+    28,800 / interval_s) and per year. Rates are the contract's fractions of notional per interval as the
+    normalizers give them (Kraken Futures' relative rate, not its absolute one in quote currency per
+    contract). A perpetual whose interval is unknown keeps its row with null restated rates (the
+    `funding_intervals_known` check names it).
+
+    Columns: venue, instrument, underlying, date, settlements, interval_s (of the day's last settlement,
+    s), rate_last (fraction per interval), rate_8h_last, rate_8h_mean (fraction per 8 h), annualized_last,
+    annualized_mean (fraction per year), funding_paid (sum of the day's rates: what a long position paid per
+    unit of notional, negative when it received).
+    """
+    rate_8h = pl.col("rate") * EIGHT_HOURS_S / pl.col("interval_s")
+    return (history.filter(pl.col("instrument").str.ends_with("-PERP")).sort("funding_time")
+            .with_columns(rate_8h.alias("_rate_8h"), pl.col("funding_time").dt.date().alias("date"))
+            .group_by(*KEYS, "date")
+            .agg(pl.len().cast(pl.Int64).alias("settlements"), pl.col("interval_s").last(),
+                 pl.col("rate").last().alias("rate_last"), pl.col("_rate_8h").last().alias("rate_8h_last"),
+                 pl.col("_rate_8h").mean().alias("rate_8h_mean"),
+                 pl.col("annualized_rate").last().alias("annualized_last"),
+                 pl.col("annualized_rate").mean().alias("annualized_mean"), pl.col("rate").sum().alias("funding_paid"))
+            .with_columns(underlying(pl.col("instrument")).alias("underlying"))
+            .select(*KEYS, "underlying", "date", "settlements", "interval_s", "rate_last", "rate_8h_last",
+                    "rate_8h_mean", "annualized_last", "annualized_mean", "funding_paid")
+            .sort(*KEYS, "date"))

@@ -12,7 +12,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from pipelines import analytics, bars
+from pipelines import analytics, bars, funding
 from pipelines.assets_seal import sealed_key
 from pipelines.lake_io import read_day, read_derived
 from pipelines.partitions import SINGLE_RUN, run_days
@@ -60,6 +60,26 @@ def analytics_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]
         "Aggressive buy and sell volume (base units) and imbalance (buy - sell) / (buy + sell) per venue, "
         "instrument and minute (pipelines/analytics.py order_flow_imbalance).")
 
+    spot_perp_basis = derived_asset(
+        "spot_perp_basis", "analytics", partitions, [sealed_key("bbo")],
+        lambda lake, day: analytics.spot_perp_basis(read_day(lake.root, "bbo", day)),
+        "Perpetual minus spot mid per minute for each spot instrument and perpetual of the same base and (dollar) "
+        "quote, across venues, where both quoted in the minute (price units, bps of spot); lake folder venue=all "
+        "(pipelines/analytics.py spot_perp_basis).")
+    term_structure = derived_asset(
+        "term_structure", "analytics", partitions, [sealed_key("bbo"), sealed_key("instrument")],
+        lambda lake, day: analytics.term_structure(read_day(lake.root, "bbo", day),
+                                                   read_day(lake.root, "instrument", day)),
+        "Each dated future's mid against its venue's perpetual per minute: basis (price units, bps), days to the "
+        "instrument master's expiry, annualized basis and rank on the curve (pipelines/analytics.py "
+        "term_structure).")
+    funding_comparison = derived_asset(
+        "funding_comparison", "funding", partitions, [AssetKey("funding_history")],
+        lambda lake, day: analytics.funding_comparison(
+            read_derived(lake.root, "funding_history", day, funding.HISTORY_SCHEMA)),
+        "Every perpetual's funding of the day restated per 8 hours and per year, whatever its venue's interval: "
+        "last and mean, settlements, what a long paid (pipelines/analytics.py funding_comparison).")
+
     @asset(partitions_def=partitions, backfill_policy=SINGLE_RUN, group_name="analytics", deps=MINUTE_BARS,
            kinds={"parquet", "timescaledb"},
            description="Realized variance of log returns of 1m closes and annualized volatility (fraction per "
@@ -75,4 +95,4 @@ def analytics_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]
         return days_result(per_day, horizons=config.horizons)
 
     return [spread_stats, basis, open_interest_changes, liquidation_aggregates, price_dispersion,
-            order_flow_imbalance, realized_volatility]
+            order_flow_imbalance, spot_perp_basis, term_structure, funding_comparison, realized_volatility]

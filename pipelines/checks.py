@@ -7,6 +7,9 @@ On every `sealed_<type>`: `no_duplicate_keys` (one row per key_columns) and `ts_
 and day (WARN below MIN_COMPLETENESS). On each time-bar asset: `bars_consistent` (low <= open,
 close <= high; volume and trade count equal the bar's trades); on bars_1s and bars_1m also
 `live_bars_equal_sealed` (the day's live bars in TimescaleDB equal them bit for bit: pipelines/live_bars.py).
+On the venue analytics: `spot_perp_basis` `legs_in_bucket` (both legs quoted in the row's minute, basis
+within bounds), `term_structure` `curve_sane` (expiries strictly ordered, annualization sane),
+`funding_comparison` `intervals_known` and `rates_in_bounds`.
 
 A check covers every day of its run (one, or a backfill range) and fails if any day fails; its
 metadata holds the numbers per day and up to 20 offending rows.
@@ -35,6 +38,7 @@ from pipelines.lake_io import partition_venues, read_day, read_derived, read_par
 from pipelines.live_bars import RESOLUTIONS, read_live_bars
 from pipelines.partitions import run_days
 from pipelines.resources import LakeResource, TimescaleResource
+from pipelines.timescale_tables import TIMESCALE_TABLES
 from storage.record_keys import key_names, keys_of
 
 MIN_COMPLETENESS = 0.99
@@ -152,9 +156,30 @@ def _live_bars_check(every: str) -> AssetChecksDefinition:
     return live_bars_equal_sealed
 
 
+def _derived_check(asset: str, name: str, check: Callable[[pl.DataFrame], quality.Check],
+                   description: str) -> AssetChecksDefinition:
+    """`check` over each day of a derived analytics table (its columns as published to TimescaleDB)."""
+    @asset_check(asset=AssetKey(asset), name=name, description=description)
+    def derived_check(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+        return _result((day, check(read_derived(lake.root, asset, day, TIMESCALE_TABLES[asset].columns)))
+                       for day in run_days(context))
+
+    return derived_check
+
+
 CHECKS: list[AssetChecksDefinition] = [
     *(check for record_type in RECORD_TYPES for check in _sealed_checks(record_type)),
     no_crossed_books, completeness,
     *(_bar_check(every) for every in TIME_BARS),
     *(_live_bars_check(every) for every in RESOLUTIONS),
+    _derived_check("spot_perp_basis", "legs_in_bucket", quality.basis_legs,
+                   "Both legs of every row quoted within its minute with a positive mid, and |basis| at most "
+                   f"{quality.MAX_BASIS_BPS:g} bps."),
+    _derived_check("term_structure", "curve_sane", quality.term_structure_sane,
+                   "Within each curve and minute the expiries rise strictly with rank 1, 2, ...; days to expiry "
+                   f"positive; |annualized basis| at most {quality.MAX_ANNUALIZED_BASIS:g} a day or more out."),
+    _derived_check("funding_comparison", "intervals_known", quality.funding_intervals_known,
+                   f"Every perpetual's funding interval is one of {quality.FUNDING_INTERVALS_S} s."),
+    _derived_check("funding_comparison", "rates_in_bounds", quality.funding_rates_in_bounds,
+                   f"Funding restated per 8 hours within ±{quality.MAX_FUNDING_8H:g}."),
 ]

@@ -223,3 +223,80 @@ def _affected_per_day(outages: pl.DataFrame) -> pl.DataFrame:
               .group_by(*per_day, "_span").agg(pl.col("start").min(), pl.col("end").max()))
     return merged.group_by("venue", "date").agg(
         ((pl.col("end") - pl.col("start")).dt.total_nanoseconds().sum() / 1e9).alias("affected_s"))
+
+
+MAX_BASIS_BPS = 500.0
+"""A spot-perpetual basis wider than 5 % of spot is taken for two legs that are not the same asset (a
+mislabelled instrument), not a market."""
+
+
+def basis_legs(basis: pl.DataFrame, every: str = "1m") -> Check:
+    """Rows of `analytics.spot_perp_basis` whose two legs do not both exist in the row's bucket: a null or
+    non-positive mid, a quote (spot_ts, perp_ts) outside [ts, ts + every), or |basis_bps| above
+    MAX_BASIS_BPS. Fails when any.
+
+    Metadata: rows, pairs (distinct spot-perpetual pairs), bad_rows. Failures: the offending rows.
+    """
+    end = pl.col("ts").dt.offset_by(every)
+
+    def inside(leg: str) -> pl.Expr:
+        return (pl.col(f"{leg}_ts") >= pl.col("ts")) & (pl.col(f"{leg}_ts") < end) & (pl.col(f"{leg}_mid") > 0)
+
+    bad = basis.filter(~(inside("spot") & inside("perp")).fill_null(False)
+                       | (pl.col("basis_bps").abs() > MAX_BASIS_BPS).fill_null(True))
+    pairs = basis.select("spot_venue", "spot_instrument", "perp_venue", "perp_instrument").unique().height
+    return Check(bad.is_empty(), {"rows": basis.height, "pairs": pairs, "bad_rows": bad.height}, bad)
+
+
+MAX_ANNUALIZED_BASIS = 2.0
+"""A future more than 200 % a year away from its perpetual, a day or more before expiry, is not a market.
+Closer to expiry the annualization divides by almost nothing and is not judged."""
+
+
+def term_structure_sane(curve: pl.DataFrame) -> Check:
+    """Rows of `analytics.term_structure` that break the curve: within a (venue, underlying, quote,
+    reference_instrument, ts) curve the expiries must rise strictly with rank 1, 2, ... (one future per
+    expiry); days_to_expiry must be positive; |annualized_basis| at most MAX_ANNUALIZED_BASIS a day or more
+    before expiry. Fails when any.
+
+    Metadata: rows, curves (distinct curves and buckets), bad_rows. Failures: the offending rows.
+    """
+    curve_keys = ["venue", "underlying", "quote", "reference_instrument", "ts"]
+    ordered = curve.sort(*curve_keys, "expiry", "rank")
+    previous = pl.col("expiry").shift(1).over(curve_keys)
+    rank_expected = pl.int_range(1, pl.len() + 1).over(curve_keys)
+    bad = ordered.filter((previous >= pl.col("expiry")).fill_null(False) | (pl.col("rank") != rank_expected)
+                         | (pl.col("days_to_expiry") <= 0)
+                         | ((pl.col("days_to_expiry") >= 1)
+                            & (pl.col("annualized_basis").abs() > MAX_ANNUALIZED_BASIS)).fill_null(True))
+    curves = curve.select(curve_keys).unique().height
+    return Check(bad.is_empty(), {"rows": curve.height, "curves": curves, "bad_rows": bad.height}, bad)
+
+
+FUNDING_INTERVALS_S = (3600, 4 * 3600, 8 * 3600)
+"""The funding intervals venues use (hourly: Hyperliquid, Kraken Futures, some Binance and Bybit symbols;
+4 h and 8 h elsewhere). Another value is a normalizer that guessed."""
+MAX_FUNDING_8H = 0.05
+"""No venue caps funding above a few percent per interval: 5 % per 8 hours restated is taken for a unit
+error (a percentage, or Kraken Futures' absolute rate, stored as a fraction)."""
+
+
+def funding_intervals_known(comparison: pl.DataFrame) -> Check:
+    """Rows of `analytics.funding_comparison` whose interval is null or not in FUNDING_INTERVALS_S: their
+    rates cannot be restated per 8 hours. Fails when any.
+
+    Metadata: rows, unknown_intervals. Failures: the offending rows."""
+    bad = comparison.filter(~pl.col("interval_s").is_in(FUNDING_INTERVALS_S).fill_null(False))
+    return Check(bad.is_empty(), {"rows": comparison.height, "unknown_intervals": bad.height}, bad)
+
+
+def funding_rates_in_bounds(comparison: pl.DataFrame) -> Check:
+    """Rows of `analytics.funding_comparison` whose last or mean rate per 8 hours is beyond ±MAX_FUNDING_8H
+    (rows without a restated rate are funding_intervals_known's). Fails when any.
+
+    Metadata: rows, out_of_bounds, max_abs_rate_8h. Failures: the offending rows."""
+    beyond = (pl.col("rate_8h_last").abs() > MAX_FUNDING_8H) | (pl.col("rate_8h_mean").abs() > MAX_FUNDING_8H)
+    bad = comparison.filter(beyond.fill_null(False))
+    largest = comparison.select(pl.max_horizontal(pl.col("rate_8h_last").abs(), pl.col("rate_8h_mean").abs()).max())
+    return Check(bad.is_empty(), {"rows": comparison.height, "out_of_bounds": bad.height,
+                                  "max_abs_rate_8h": float(largest.item() or 0.0)}, bad)

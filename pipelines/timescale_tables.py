@@ -5,8 +5,9 @@ output on empty input), with timestamps as bigint ns UTC like every ticklake tab
 then a `time timestamptz` column: the row's time column as a timestamptz (`ticklake_ts(ts)`, a day at
 UTC midnight), which dashboards filter and bucket on (docs/timescale.md). They are hypertables on `time`
 (7-day chunks), indexed on (instrument, time) where there is an instrument. `python -m
-pipelines.timescale_tables` prints the DDL (migrations 0005 and 0011 hold it); a test checks the
-migrated tables against these declarations.
+pipelines.timescale_tables [TABLE ...]` prints the DDL (migrations 0005 and 0011 hold it for the first
+tables, 0012 for spot_perp_basis, term_structure and funding_comparison); a test checks the migrated
+tables against these declarations.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ TIMESCALE_TABLES: dict[str, DerivedTable] = {
                                            "hour"),
     "price_dispersion": DerivedTable(_output_schema(analytics.price_dispersion(_NO_BARS))),
     "order_flow_imbalance": DerivedTable(_output_schema(analytics.order_flow_imbalance(_empty("trade")))),
+    "spot_perp_basis": DerivedTable(_output_schema(analytics.spot_perp_basis(_empty("bbo")))),
+    "term_structure": DerivedTable(_output_schema(analytics.term_structure(_empty("bbo"), _empty("instrument")))),
+    "funding_comparison": DerivedTable(_output_schema(analytics.funding_comparison(
+        pl.DataFrame(schema=funding.HISTORY_SCHEMA))), "date"),
 }
 """Table (= asset) name -> its declaration. bars_1s and the threshold bars stay in the lake only."""
 
@@ -103,4 +108,6 @@ def retime_derived_ddl(names: Iterable[str] = TIMESCALE_TABLES) -> str:
 
 
 if __name__ == "__main__":
-    print("\n\n".join(table_ddl(name) for name in TIMESCALE_TABLES))
+    import sys
+
+    print("\n\n".join(table_ddl(name) for name in sys.argv[1:] or TIMESCALE_TABLES))

@@ -16,6 +16,7 @@ from ingest.venues.registry import VENUES
 from normalize.arrow_schema import schema_for
 from normalize.flags import Flag
 from normalize.records import FEED_EVENTS, RECORD_CLASSES, RECORD_TYPES, TRADE_TYPES, Record
+from ticklake.demo import SESSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -125,6 +126,15 @@ def test_contract_events_trade_types_and_venues() -> None:
     assert trade_types and re.findall(r"`(\w+)`", trade_types.group(1)) == list(TRADE_TYPES)
     venues = re.search(r"Venue ids \(`ingest/venues/registry.py`\): (.+?)\. Which", text)
     assert venues and re.findall(r"`([\w-]+)`", venues.group(1)) == list(VENUES)
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    ten = re.search(r"Ten venues \(`ingest/venues/registry.py`\): (.+?)\.", readme)
-    assert ten and sorted(re.findall(r"`([\w-]+)`", ten.group(1))) == sorted(VENUES)
+    readme = (ROOT / "README.md").read_text()
+    ten = re.search(r"^Ten venues \(`ingest/venues/registry.py`\).*?\n\n((?:\|.*\n)+)", readme, re.M | re.S)
+    assert ten and sorted(re.findall(r"^\| `([\w-]+)` \|", ten.group(1), re.M)) == sorted(VENUES)
+
+
+def test_venues_summary_covers_every_venue_and_demo_session() -> None:
+    """docs/venues.md's summary: one row per venue of the registry, and each venue's demo
+    session named (ticklake/demo.py replays at least one per venue)."""
+    rows = _table(_section((ROOT / "docs" / "venues.md").read_text(), "## Summary"))
+    assert sorted(row[0].strip("`") for row in rows) == sorted(VENUES)
+    assert {row[0].strip("`") for row in rows} == {session.venue for session in SESSIONS}
+    assert all(len(row) == 6 and all(row) for row in rows)

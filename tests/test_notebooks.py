@@ -193,11 +193,14 @@ def expected(demo: DemoRun) -> dict[tuple[str, str], list[str]]:
         ("04_live_timescale.ipynb", "injected"): [" in 50 ms buckets, " f"{trades_in_db['okx']} trade rows"],
         ("05_funding_carry_and_basis.ipynb", "defaults"): [
             *_settlement_lines(demo, "hyperliquid", "2019-01-01", "2026-01-01", carry_05),
-            _basis_line(demo, "BTC-USDT-PERP", "2020-08-16", None)],
+            _basis_line(demo, "BTC-USDT-PERP", "2020-08-16", None),
+            # the pipelines' spot_perp_basis: Binance spot and USD-M BTCUSDT quoted in the same 7 minutes
+            "binance-spot BTC-USDT against binance-usdm BTC-USDT-PERP: 7 minutes from 2024-08-08 23:54, basis -"],
         ("05_funding_carry_and_basis.ipynb", "injected"): [
             *_settlement_lines(demo, "binance-usdm", "2020-01-01", "2022-06-01", carry_05),
             _basis_line(demo, "BTC-BUSD-20210129", "2021-01-05", dt.datetime(2021, 1, 29, 8, tzinfo=dt.UTC)),
-            "okx BTC-USD-20220527 against BTC-USDT: basis "],
+            "okx BTC-USD-20220527 against BTC-USDT: basis ",
+            "no spot and perpetual, nor future and perpetual, quoted in the same minute"],
         ("06_microstructure.ipynb", "defaults"): _microstructure(demo, "2024-08-08T23:54:00Z", "2024-08-09T00:00:00Z"),
         ("06_microstructure.ipynb", "injected"): _microstructure(demo, "2024-08-08T23:56:00Z", "2024-08-08T23:58:00Z"),
     }

@@ -17,17 +17,26 @@ from typing import Any
 import polars as pl
 import pytest
 
+from ingest.capture_formats import read_frames
+from ingest.offline import normalize_frames
 from normalize.flags import DERIVED, SAMPLED
 from pipelines.analytics import (
     basis,
+    funding_comparison,
     liquidation_aggregates,
     open_interest_changes,
     order_flow_imbalance,
     price_dispersion,
     realized_volatility,
+    spot_perp_basis,
     spread_stats,
+    term_structure,
 )
 from pipelines.bars import time_bars
+from pipelines.funding import funding_history
+from pipelines.quality import basis_legs, funding_intervals_known, funding_rates_in_bounds, term_structure_sane
+from storage.lake_write import write_records
+from tests import binance_spot_data, kraken_futures_data
 from tests.pipelines_data import private_lake, read_lake
 
 
@@ -277,3 +286,168 @@ def test_order_flow_imbalance_without_sides() -> None:
               "side": pl.Int8()}
     got = order_flow_imbalance(frame([["okx", "X", 1, 2.0, 0], ["okx", "X", 5 * MINUTE, 3.0, 1]], schema), "5m")
     assert got.select("buy_volume", "sell_volume", "imbalance").rows() == [(0.0, 0.0, None), (3.0, 0.0, 1.0)]
+
+
+@pytest.fixture(scope="module")
+def venues_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Binance spot's BTCUSDT session (the same 6 minutes as the lake's USD-M perpetual) and Kraken Futures'
+    session (3 perpetuals and 7 futures), normalized as the pipelines tests' lake is."""
+    root = tmp_path_factory.mktemp("venues-lake")
+    for venue, paths in (("binance-spot", [binance_spot_data.BTCUSDT_SESSION]),
+                         ("kraken-futures", kraken_futures_data.RUN)):
+        out, _ = normalize_frames(venue, read_frames(paths))
+        write_records(str(root), out.records, venue)
+    return root
+
+
+@pytest.fixture(scope="module")
+def every_bbo(lake: Path, venues_lake: Path) -> pl.DataFrame:
+    return pl.concat([read_lake(lake, "bbo"), read_lake(venues_lake, "bbo")], how="diagonal_relaxed")
+
+
+def last_mids(bbo: pl.DataFrame) -> dict[tuple[str, str, int], tuple[float, int]]:
+    """(venue, instrument, minute) -> (mid, ts_event) of the last two-sided quote of the minute, the venue's own
+    quotes before ticklake's derived ones, in plain Python."""
+    best: dict[tuple[str, str, int], tuple[tuple[bool, int, int], float, int]] = {}
+    for q in rows_ns(bbo):
+        if q["bid_price"] is None or q["ask_price"] is None:
+            continue
+        key = (q["venue"], q["instrument"], q["ts_event"] // MINUTE * MINUTE)
+        rank = (not q["flags"] & DERIVED, q["ts_event"], q["ts_recv"])
+        if key not in best or rank >= best[key][0]:
+            best[key] = (rank, (q["bid_price"] + q["ask_price"]) / 2, q["ts_event"])
+    return {key: (mid, ts) for key, (_, mid, ts) in best.items()}
+
+
+def test_spot_perp_basis_of_binance_spot_and_usdm(every_bbo: pl.DataFrame) -> None:
+    """Every venue's recorded quotes at once: only Binance spot and USD-M BTCUSDT quote in the same minutes."""
+    mids = last_mids(every_bbo)
+    spot = {ts: v for (venue, instrument, ts), v in mids.items() if (venue, instrument) == ("binance-spot", "BTC-USDT")}
+    perp = {ts: v for (venue, instrument, ts), v in mids.items()
+            if (venue, instrument) == ("binance-usdm", "BTC-USDT-PERP")}
+    got = rows_ns(spot_perp_basis(every_bbo))
+    assert [r["ts"] for r in got] == sorted(spot.keys() & perp.keys())
+    assert len(got) == 7  # 23:54 to 23:59, and the first second of 2024-08-09
+    for r in got:
+        (spot_mid, spot_ts), (perp_mid, perp_ts) = spot[r["ts"]], perp[r["ts"]]
+        assert (r["underlying"], r["spot_venue"], r["spot_instrument"], r["perp_venue"], r["perp_instrument"]) == (
+            "BTC", "binance-spot", "BTC-USDT", "binance-usdm", "BTC-USDT-PERP")
+        assert (r["spot_mid"], r["perp_mid"], r["spot_ts"], r["perp_ts"]) == (spot_mid, perp_mid, spot_ts, perp_ts)
+        assert r["basis"] == perp_mid - spot_mid
+        assert r["basis_bps"] == approx((perp_mid - spot_mid) / spot_mid * 1e4)
+    assert got[0]["basis"] == approx(-24.245)  # the perpetual a few dollars under spot all along
+    assert all(-6 < r["basis_bps"] < -2 for r in got)
+    check = basis_legs(spot_perp_basis(every_bbo))
+    assert check.passed and check.metadata == {"rows": 7, "pairs": 1, "bad_rows": 0}
+
+
+BBO_RECV = BBO | {"ts_recv": TS}
+
+
+def test_spot_perp_basis_pairs_dollar_quotes_in_the_same_minute() -> None:
+    """USD spot meets a USDT perpetual; a EUR spot does not; the venue's own quote wins over a derived one in
+    the same minute, and a derived one stands in where the venue sent none; a leg alone in its minute has
+    no row."""
+    quotes = frame([["coinbase", "BTC-USD", 1, 0, 100.0, 1.0, 102.0, 1.0, 1],
+                    ["coinbase", "BTC-USD", 2, DERIVED, 90.0, 1.0, 91.0, 1.0, 2],
+                    ["binance-usdm", "BTC-USDT-PERP", 5, DERIVED, 103.0, 1.0, 105.0, 1.0, 5],
+                    ["kraken", "BTC-EUR", 3, 0, 90.0, 1.0, 92.0, 1.0, 3],
+                    ["bybit", "BTC-USDT-PERP", MINUTE, 0, 110.0, 1.0, 112.0, 1.0, MINUTE],
+                    ["coinbase", "ETH-USD", 4, 0, 10.0, 1.0, 11.0, 1.0, 4]], BBO_RECV)
+    got = rows_ns(spot_perp_basis(quotes))
+    assert [(r["underlying"], r["ts"], r["spot_instrument"], r["perp_venue"], r["spot_mid"], r["perp_mid"],
+             r["spot_ts"], r["perp_ts"], r["basis"]) for r in got] == [
+        ("BTC", 0, "BTC-USD", "binance-usdm", 101.0, 104.0, 1, 5, 3.0)]
+    assert got[0]["basis_bps"] == approx(3 / 101 * 1e4)
+    legs = spot_perp_basis(quotes).with_columns(pl.col("ts").dt.offset_by("-1m"))
+    assert not basis_legs(legs).passed  # both quotes now after the row's minute
+
+
+def test_term_structure_of_kraken_futures(venues_lake: Path) -> None:
+    bbo, instruments = read_lake(venues_lake, "bbo"), read_lake(venues_lake, "instrument")
+    kraken = rows_ns(instruments.filter(pl.col("venue") == "kraken-futures"))
+    expiries = {r["instrument"]: r["expiry_ts"] for r in kraken if r["expiry_ts"] is not None}
+    mids = last_mids(bbo.filter(pl.col("venue") == "kraken-futures"))
+    expected = {}
+    for (_, instrument, ts), (mid, _) in mids.items():
+        base, quote, third = [*instrument.split("-"), ""][:3]
+        reference = mids.get(("kraken-futures", f"{base}-{quote}-PERP", ts))
+        if third.isdigit() and instrument in expiries and reference and expiries[instrument] > ts:
+            expected[instrument] = (ts, expiries[instrument], mid, reference[0])
+    got = {r["instrument"]: r for r in rows_ns(term_structure(bbo, instruments))}
+    # ETH: two expiries against PI_ETHUSD; XRP: one; BTC and BCH have no perpetual in the session
+    assert set(got) == set(expected) == {"ETH-USD-20210730", "ETH-USD-20211231", "XRP-USD-20210924"}
+    for instrument, (ts, expiry, future_mid, reference_mid) in expected.items():
+        r = got[instrument]
+        days = (expiry - ts) / DAY
+        assert (r["ts"], r["expiry"], r["future_mid"], r["reference_mid"]) == (ts, expiry, future_mid, reference_mid)
+        assert r["reference_instrument"] == instrument.split("-")[0] + "-USD-PERP"
+        assert r["basis"] == future_mid - reference_mid
+        assert r["days_to_expiry"] == approx(days)
+        assert r["annualized_basis"] == approx((future_mid / reference_mid - 1) * 365 / days)
+    assert got["ETH-USD-20210730"]["expiry"] == 1627657200 * NS_PER_S  # Kraken's 15:00 UTC expiry
+    assert [got[i]["rank"] for i in ("ETH-USD-20210730", "ETH-USD-20211231", "XRP-USD-20210924")] == [1, 2, 1]
+    check = term_structure_sane(term_structure(bbo, instruments))
+    assert check.passed and check.metadata == {"rows": 3, "curves": 2, "bad_rows": 0}
+
+
+def test_term_structure_check_finds_a_misordered_curve(venues_lake: Path) -> None:
+    curve = term_structure(read_lake(venues_lake, "bbo"), read_lake(venues_lake, "instrument"))
+    swapped = curve.with_columns(pl.when(pl.col("underlying") == "ETH").then(3 - pl.col("rank"))
+                                 .otherwise(pl.col("rank")).alias("rank"))
+    assert term_structure_sane(swapped).metadata["bad_rows"] == 2
+    wild = curve.with_columns(pl.col("annualized_basis") * 50)
+    assert term_structure_sane(wild).metadata["bad_rows"] == 1  # ETH-USD-20210730, 7.7 days out: -2.4 a year
+
+
+def test_funding_comparison_of_the_recorded_funding(lake: Path) -> None:
+    history = funding_history(read_lake(lake, "funding"))
+    groups: dict[tuple[str, str, dt.date], list[Row]] = defaultdict(list)
+    for r in sorted(rows_ns(history), key=lambda r: r["funding_time"]):
+        if r["instrument"].endswith("-PERP"):
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=r["funding_time"] // DAY)
+            groups[(r["venue"], r["instrument"], day)].append(r)
+    got = funding_comparison(history)
+    rows = {(r["venue"], r["instrument"], r["date"]): r for r in got.rows(named=True)}
+    assert set(rows) == set(groups)
+    for key, settlements in groups.items():
+        row, last = rows[key], settlements[-1]
+        assert (row["settlements"], row["interval_s"], row["rate_last"]) == (
+            len(settlements), last["interval_s"], last["rate"])
+        assert row["funding_paid"] == approx(math.fsum(s["rate"] for s in settlements))
+        if last["interval_s"] is None:
+            assert (row["rate_8h_last"], row["rate_8h_mean"], row["annualized_last"]) == (None, None, None)
+            continue
+        per_8h = [s["rate"] * 28800 / s["interval_s"] for s in settlements]
+        assert row["rate_8h_last"] == approx(per_8h[-1])
+        assert row["rate_8h_mean"] == approx(statistics.fmean(per_8h))
+        assert row["annualized_last"] == approx(last["rate"] * YEAR_S / last["interval_s"])
+        assert row["underlying"] == key[1].split("-")[0]
+    hyperliquid = rows[("hyperliquid", "BTC-USDC-PERP", dt.date(2023, 6, 8))]
+    assert (hyperliquid["settlements"], hyperliquid["interval_s"]) == (24, 3600)  # hourly, restated x8
+    assert hyperliquid["rate_8h_last"] == approx(hyperliquid["rate_last"] * 8)
+    assert {r["interval_s"] for r in got.rows(named=True)} == {3600, 28800, None}
+    assert funding_rates_in_bounds(got).passed
+    # OKX's 2021 funding-rate message carries one settlement time only, so no interval: named
+    unknown = funding_intervals_known(got)
+    assert not unknown.passed and unknown.metadata == {"rows": len(groups), "unknown_intervals": 1}
+    assert unknown.failures.select("venue", "instrument", "date").rows() == [
+        ("okx", "WNCG-USDT-PERP", dt.date(2021, 12, 22))]
+
+
+def test_funding_checks_name_unknown_intervals_and_wild_rates() -> None:
+    history = frame([["okx", "A-USDT-PERP", 8 * HOUR, 0.0001, None, 28800, 0.0, 0.0],
+                     ["bybit", "B-USDT-PERP", 8 * HOUR, 0.0001, None, None, 0.0, 0.0],
+                     ["hyperliquid", "C-USDC-PERP", HOUR, 0.01, None, 3600, 0.0, 0.0],
+                     ["okx", "A-USDT-20240329", 8 * HOUR, 0.5, None, 28800, 0.0, 0.0]],
+                    {"venue": pl.String(), "instrument": pl.String(), "funding_time": TS, "rate": pl.Float64(),
+                     "predicted_rate": pl.Float64(), "interval_s": pl.Int32(), "annualized_rate": pl.Float64(),
+                     "cumulative_funding": pl.Float64()})
+    got = funding_comparison(history.with_columns((pl.col("rate") * YEAR_S / pl.col("interval_s"))
+                                                  .alias("annualized_rate")))
+    assert got["instrument"].to_list() == ["B-USDT-PERP", "C-USDC-PERP", "A-USDT-PERP"]  # the future left out
+    unknown = funding_intervals_known(got)
+    assert not unknown.passed and unknown.failures["instrument"].to_list() == ["B-USDT-PERP"]
+    wild = funding_rates_in_bounds(got)  # 1 % an hour is 8 % per 8 h
+    assert not wild.passed and wild.failures["instrument"].to_list() == ["C-USDC-PERP"]
+    assert wild.metadata["max_abs_rate_8h"] == approx(0.08)

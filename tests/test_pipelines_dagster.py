@@ -31,7 +31,7 @@ from normalize.records import RECORD_TYPES
 from pipelines.definitions import build_definitions
 from pipelines.partitions import utc_today
 from pipelines.runner import pipelines_env, plan_days, run_days
-from pipelines.timescale_tables import TIMESCALE_TABLES, pg_type, retime_derived_ddl
+from pipelines.timescale_tables import TIMESCALE_TABLES, pg_type, retime_derived_ddl, table_ddl
 from storage.timescale_rows import copy_table
 from tests.pg_databases import private_database
 from tests.pipelines_chunked_data import build_chunked_lake, truth
@@ -296,6 +296,16 @@ def test_migration_holds_the_generated_ddl() -> None:
         assert retime_derived_ddl([table]) in moved, table
 
 
+def test_every_later_table_is_created_as_generated() -> None:
+    """Tables added after 0011 (0012: the venue analytics) are created on `time` by table_ddl, verbatim."""
+    first = (ROOT / "storage/migrations/0005_derived_tables.sql").read_text()
+    later = [table for table in TIMESCALE_TABLES if f"CREATE TABLE {table} (" not in first]
+    assert later == ["spot_perp_basis", "term_structure", "funding_comparison"]
+    sql = (ROOT / "storage/migrations/0012_venue_analytics.sql").read_text()
+    body = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    assert body.strip() == "\n\n".join(table_ddl(table) for table in later)
+
+
 def test_run_days_records_its_runs_under_ticklake_home(pg_dsn: str, tmp_path: Path) -> None:
     fresh = build_chunked_lake(tmp_path / "lake")
     plan = plan_days(dt.date(2024, 8, 7), dt.date(2024, 8, 9), lake_root=str(fresh))
@@ -368,7 +378,9 @@ def test_funding_history_and_spreads_in_timescale(runs: dict[str, ExecuteInProce
 
 
 def test_every_check_passes_with_its_numbers(runs: dict[str, ExecuteInProcessResult]) -> None:
-    expected_checks = 2 * len(RECORD_TYPES) + 2 + 5  # per sealed type 2, crossed books, completeness, 5 time bars
+    # per sealed type 2, crossed books, completeness, 5 time bars, 2 live bars, spot-perp basis 1, term structure 1,
+    # funding comparison 2
+    expected_checks = 2 * len(RECORD_TYPES) + 2 + 5 + 2 + 4
     for day, result in runs.items():
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == expected_checks, day

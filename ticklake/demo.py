@@ -11,12 +11,14 @@ and a report.
    (ticklake/run_all.py `ProcessTree`). One server per session rather than per venue: sessions
    recorded years apart cannot share one playback clock, and each has its own channels. A handler
    is stopped once its server reports every frame written to its socket (`GET /_replay`), so it
-   reads them all, publishes and exits; then the sinks drain the stream and stop.
+   reads them all, publishes and exits, and the next session starts (`PARALLEL` at once); then the
+   sinks drain the stream and stop.
 4. The Dagster daily job (seal, bars, funding, analytics, checks) for each UTC day with trades
-   from the first session's (`FIRST_DAY`) on. Days with other rows only (a few Binance book diffs
-   after midnight, Bybit's book day, 67 days of Hyperliquid funding history, scattered fixtures)
-   and the fixtures' older trade days stay unsealed, as a live lake's current day does: a day's
-   run costs about 4 s whatever it holds.
+   from the first sessions' (`FIRST_DAY`, Coinbase and Kraken) on: Binance spot's last trades, after
+   midnight, make 2024-08-09 one too. Days with other rows only (a few Binance USD-M book diffs after
+   midnight, Bybit's book day, 67 days of Hyperliquid funding history, scattered fixtures) and the
+   fixtures' older trade days stay unsealed, as a live lake's current day does: a day's run costs
+   about 4 s whatever it holds.
 5. The report (ticklake/demo_report.py), also written to `$TICKLAKE_HOME/demo/report.json`.
 
 Children's output goes to `$TICKLAKE_HOME/demo/logs/`; Dagster's to `demo/logs/pipelines.log`.
@@ -58,17 +60,30 @@ _BINANCE = "binance_usdm"
 _OKX = "okx"
 _BYBIT = "bybit"
 _HYPERLIQUID = "hyperliquid"
+_BINANCE_SPOT = "binance_spot"
+_DERIBIT = "deribit"
+_BITMEX = "bitmex"
+_COINBASE = "coinbase"
+_KRAKEN = "kraken"
+_KRAKEN_FUTURES = "kraken_futures"
 _BINANCE_INFO = f"{_BINANCE}/rest_exchangeInfo+config.cryptofeed.BINANCE_FUTURES.0.txt"
 SINK_ARGS = {"timescale": [], "parquet": ["--flush-age", "2"]}
 """The lake sink flushes every 2 s: its buffered messages stay unacknowledged until a flush, and the
 end of the run waits for both sinks to acknowledge everything."""
 STALL_S = 60.0
 """A replay whose playback does not move for this long fails the demo."""
+CONNECT_S = 180.0
+"""A replay whose handler has not connected for this long fails the demo: eleven handlers and their servers
+starting at once on a loaded 2-core machine took up to a minute to connect."""
+PARALLEL = 5
+"""Sessions replayed at once, the next starting as one ends. All eleven at once (twenty-two processes on a
+loaded 2-core machine) slowed Binance's 6-minute BTCUSDT session so much that its /market route, whose
+few fixture frames come first, sat silent past the handler's 30 s stale limit and reconnected."""
 CATCH_UP_S = 180.0
-FIRST_DAY = dt.date(2021, 7, 22)
-"""The demo runs the pipelines for the trade days of its sessions, the first recorded on this day. The
-fixtures' scattered single trades of 2019 and 2020 stay unsealed, like the days with other rows only:
-a day's run costs about 4 s, and `ticklake pipelines run --from D` does any of them."""
+FIRST_DAY = dt.date(2021, 4, 17)
+"""The demo runs the pipelines for the trade days of its sessions, the first (Coinbase and Kraken) recorded
+on this day. The fixtures' scattered trades of 2019 and 2020 stay unsealed, like the days with other rows
+only: a day's run costs about 4 s, and `ticklake pipelines run --from D` does any of them."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,38 @@ SESSIONS: tuple[Session, ...] = (
              f"{_HYPERLIQUID}/rest_info_meta+fundingHistory_BTC.vcr-cassette.yaml",
              f"{_HYPERLIQUID}/activeAssetCtx.tardis-fixture.jsonl"),
             ("BTC", "MOODENG")),
+    Session("binance-spot", "BTCUSDT 2024-08-08, 6 min (hftbacktest), beside the USD-M perpetual's",
+            (f"{_BINANCE_SPOT}/ws_depth100ms+trade+bookTicker+rest_snapshot.btcusdt_20240808.hftbacktest.gz",),
+            ("BTCUSDT",), ("trade", "depth@100ms", "bookTicker")),
+    Session("deribit", "10 options, 2021-07-22, 31 s (cryptofeed) + fixtures",
+            (f"{_DERIBIT}/rest_instruments+config.cryptofeed.DERIBIT.0.txt",
+             f"{_DERIBIT}/ws_book_raw+ticker.cryptofeed.DERIBIT.ws.1.0.txt",
+             # the recorded options did not trade in those 31 s: the perpetual's trades and tickers
+             f"{_DERIBIT}/trades.tardis-fixture.jsonl", f"{_DERIBIT}/ticker.tardis-fixture.jsonl"),
+            ("BTC-24SEP21-8000-P", "BTC-30JUL21-24000-P", "ETH-30JUL21-2800-C", "BTC-31DEC21-34000-P",
+             "BTC-24SEP21-34000-P", "BTC-24JUN22-15000-C", "BTC-31DEC21-300000-C", "ETH-27AUG21-4000-P",
+             "BTC-25MAR22-30000-C", "ETH-23JUL21-2300-C", "BTC-PERPETUAL")),
+    Session("bitmex", "10 symbols, 2021-07-22, 31 s (cryptofeed) + fixtures",
+            (f"{_BITMEX}/rest_instrument_active+config.cryptofeed.BITMEX.0.txt",
+             f"{_BITMEX}/ws_orderBookL2+quote+trade.cryptofeed.BITMEX.ws.1.0.txt",
+             f"{_BITMEX}/instrument.tardis-fixture.jsonl", f"{_BITMEX}/liquidation.tardis-fixture.jsonl"),
+            ("XRPU21", "UNIUSDT", "XBTUSD", "ADAUSDT", "SOLUSDT", "TRXU21", "EOSUSDT", "TRXUSDT", "BCHUSD",
+             "MATICUSDT")),
+    Session("coinbase", "10 products, 2021-04-17, 31 s (cryptofeed, Exchange feed)",
+            (f"{_COINBASE}/rest_products+config.cryptofeed.COINBASE.0.txt",
+             f"{_COINBASE}/ws_level2+ticker+match.cryptofeed.COINBASE.ws.28.0.txt"),
+            ("SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC", "NU-GBP", "CRV-EUR",
+             "SKL-GBP")),
+    Session("kraken", "10 pairs, 2021-04-17, 31 s (cryptofeed v1, restated as v2)",
+            (f"{_KRAKEN}/rest_AssetPairs+config.cryptofeed.KRAKEN.0.txt",
+             f"{_KRAKEN}/ws_book+trade+ticker.v2-GENERATED-from-the-v1-capture.txt"),
+            ("WAVES/EUR", "XMR/USD", "KSM/BTC", "GRT/ETH", "SC/EUR", "ETH/CHF", "OCEAN/BTC", "OMG/USD", "BTC/CHF",
+             "ADA/BTC")),
+    Session("kraken-futures", "3 perpetuals and 7 futures, 2021-07-22, 31 s (cryptofeed)",
+            (f"{_KRAKEN_FUTURES}/rest_instruments+config.cryptofeed.KRAKEN_FUTURES.0.txt",
+             f"{_KRAKEN_FUTURES}/ws_book+ticker+trade.cryptofeed.KRAKEN_FUTURES.ws.1.0.txt"),
+            ("FI_ETHUSD_211231", "PI_XRPUSD", "PI_LTCUSD", "FI_BCHUSD_210730", "PI_ETHUSD", "FI_XBTUSD_210924",
+             "FI_ETHUSD_210730", "FI_BCHUSD_210924", "FI_XRPUSD_210924", "FI_XBTUSD_210730")),
 )
 """The demo's data: every venue's bundled recordings that the replay server can serve."""
 
@@ -158,30 +205,36 @@ def _progress(console: Console) -> Progress:
                     TimeElapsedColumn(), console=console)
 
 
-def _start(tree: ProcessTree, replays: list[_Replay], logs: Path) -> None:
-    """A replay server per session, then its handler (appended to `replays` as they start, so the
-    caller stops every server it has, whatever fails)."""
-    for number, session in enumerate(SESSIONS, 1):
-        name, port = f"{number}-{session.venue}", free_port()
-        server = child(["replay-server", session.venue, *map(str, session_files(session)), "--port", str(port),
-                        "--speed", str(session.speed)], logs / f"replay-{name}.log")
-        replays.append(_Replay(session, name, port, server))
-    for replay in replays:
-        if not wait_listening(replay.port, 60):
-            raise DemoError(f"the replay server of {replay.session.venue} did not start: see "
-                            f"{logs / f'replay-{replay.name}.log'}")
-        replay.handler = tree.start_ingest(replay.ingest_args(), name=f"ingest-{replay.name}")
+def _start(tree: ProcessTree, number: int, session: Session, logs: Path) -> _Replay:
+    """A session's replay server, then (once it listens) its handler."""
+    name, port = f"{number}-{session.venue}", free_port()
+    server = child(["replay-server", session.venue, *map(str, session_files(session)), "--port", str(port),
+                    "--speed", str(session.speed)], logs / f"replay-{name}.log")
+    replay = _Replay(session, name, port, server)
+    if not wait_listening(replay.port, 60):
+        stop(server)
+        raise DemoError(f"the replay server of {session.venue} did not start: see {logs / f'replay-{name}.log'}")
+    replay.handler = tree.start_ingest(replay.ingest_args(), name=f"ingest-{name}")
+    return replay
 
 
 def _follow(tree: ProcessTree, replays: list[_Replay], logs: Path, progress: Progress) -> list[tuple[Session, int]]:
-    """Show each replay's progress; stop its handler (it publishes everything it read) once the server
-    has written every frame to the socket."""
-    tasks = {replay.name: progress.add_task(f"{replay.session.venue}: {replay.session.label}", total=None)
-             for replay in replays}
-    played = {replay.name: 0 for replay in replays}
-    moved = {replay.name: time.monotonic() for replay in replays}
-    active = list(replays)
-    while active:
+    """Start the sessions, at most PARALLEL at once (each started replay is appended to `replays`, so the
+    caller stops every server there is, whatever fails); show each one's progress; stop its handler (it
+    publishes everything it read) once the server has written every frame to the socket."""
+    waiting = list(enumerate(SESSIONS, 1))
+    tasks = {number: progress.add_task(f"{session.venue}: {session.label}", total=None) for number, session in waiting}
+    played: dict[str, int] = {}
+    moved: dict[str, float] = {}
+    unanswered: dict[str, float] = {}
+    active: list[_Replay] = []
+    while active or waiting:
+        while waiting and len(active) < PARALLEL:
+            number, session = waiting.pop(0)
+            replay = _start(tree, number, session, logs)
+            replays.append(replay)
+            active.append(replay)
+            played[replay.name], moved[replay.name] = 0, time.monotonic()
         if tree.stopping:  # SIGINT/SIGTERM: the children got it too and stop on their own
             raise DemoError("interrupted")
         if not tree.sinks_running():
@@ -193,17 +246,24 @@ def _follow(tree: ProcessTree, replays: list[_Replay], logs: Path, progress: Pro
                 raise DemoError(f"the {replay.session.venue} handler exited early: see {handler_log}")
             try:
                 status = replay.status()
+            except TimeoutError:  # a server busy playing on a loaded machine: asked again, for up to STALL_S
+                unanswered.setdefault(replay.name, time.monotonic())
+                if time.monotonic() - unanswered[replay.name] > STALL_S:
+                    raise DemoError(f"the {replay.session.venue} replay server stopped answering: see "
+                                    f"{logs / f'replay-{replay.name}.log'}") from None
+                continue
             except OSError as exc:
                 raise DemoError(f"the {replay.session.venue} replay server stopped answering ({exc}): see "
                                 f"{logs / f'replay-{replay.name}.log'}") from None
+            unanswered.pop(replay.name, None)
             frames, now_played = int(status["frames"]), int(status["played"])  # type: ignore[call-overload]
-            progress.update(tasks[replay.name], total=frames, completed=now_played)
+            progress.update(tasks[int(replay.name.partition("-")[0])], total=frames, completed=now_played)
             if now_played != played[replay.name]:
                 played[replay.name], moved[replay.name] = now_played, time.monotonic()
             if status["done"]:
                 tree.stop_ingest(replay.handler)
                 active.remove(replay)
-            elif time.monotonic() - moved[replay.name] > STALL_S:
+            elif time.monotonic() - moved[replay.name] > (STALL_S if now_played or status["clients"] else CONNECT_S):
                 raise DemoError(f"the {replay.session.venue} replay stalled at {now_played:,} of {frames:,} frames: "
                                 f"see {handler_log}")
         time.sleep(0.2)
@@ -217,7 +277,6 @@ def _land(stores: Stores, logs: Path, progress: Progress) -> list[tuple[Session,
     replays: list[_Replay] = []
     try:
         with ProcessTree(stores.nats_url, SINK_ARGS, logs) as tree:
-            _start(tree, replays, logs)
             played = _follow(tree, replays, logs, progress)
             drain = progress.add_task("sinks: bus messages written to TimescaleDB and the lake", total=None)
             most = [0]
