@@ -391,12 +391,13 @@ async def _play(stack: Stack, feed: SyntheticFeed, frames: list[Frame], routes: 
 
 
 def search(stack: Stack, mix: Mix, seconds: float, start: float, log: list[Step]) -> tuple[float, list[Step]]:
-    """The highest rate kept up: up by 1.6x until a step fails, then two bisections."""
+    """The highest rate kept up: up by 1.6x until a step fails (down by 1.6x until one passes, when
+    the first fails), then two bisections."""
     passed: Step | None = None
     failed: float | None = None
     rate = start
     steps: list[Step] = []
-    while failed is None and rate < 2_000_000:
+    while (failed is None or passed is None) and 500 <= rate < 2_000_000:
         step = run_step(stack, mix, rate, seconds)
         steps.append(step)
         report(step)
@@ -404,6 +405,9 @@ def search(stack: Stack, mix: Mix, seconds: float, start: float, log: list[Step]
             passed, rate = step, rate * 1.6
         else:
             failed = rate
+            rate /= 1.6
+        if passed and failed:
+            break
     low = passed.target if passed else 0.0
     for _ in range(2):
         if failed is None or not passed:
@@ -533,7 +537,7 @@ def main() -> None:
             print(f"  => {capacity[name]:,.0f} records/s sustained\n", flush=True)
         reference = "mix" if "mix" in capacity else next(iter(capacity))
         print(f"latency at 10/50/90 percent of the {MIXES[reference].name}'s capacity:", flush=True)
-        for share in (0.1, 0.5, 0.9):
+        for share in (0.1, 0.5, 0.9) if capacity[reference] else ():
             step = run_step(stack, MIXES[reference], capacity[reference] * share, args.seconds)
             log.append(step)
             report(step)
