@@ -425,14 +425,10 @@ class FeedHandler:
         """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface). A client
         error other than a timeout or a rate limit (an endpoint or symbol the venue does not know)
         is not tried again: the answer would be the same."""
-        target, _, post_body = url.partition("#")
         for attempt in range(1, attempts + 1):
             final = attempt == attempts
             try:
-                request = (self._session.post(target, data=post_body.encode(),
-                                              headers={"Content-Type": "application/json"})
-                           if post_body else self._session.get(target))
-                async with request as response:
+                async with rest_request(self._session, url) as response:
                     body = await response.read()
                     ts_recv = time.time_ns()
                     if self.config.clock == "recorded" and RECV_HEADER in response.headers:
@@ -482,6 +478,16 @@ class FeedHandler:
             wait = True
             for url in urls():
                 await self._fetch(url, attempts=1)
+
+
+def rest_request(session: aiohttp.ClientSession, url: str) -> contextlib.AbstractAsyncContextManager[
+        aiohttp.ClientResponse]:
+    """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface): how every REST
+    endpoint of a venue connection is asked, by the handler and by whoever reads its metadata."""
+    target, _, post_body = url.partition("#")
+    if post_body:
+        return session.post(target, data=post_body.encode(), headers={"Content-Type": "application/json"})
+    return session.get(target)
 
 
 @dataclass

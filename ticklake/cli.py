@@ -58,6 +58,8 @@ def Positive(help: str) -> typer.models.OptionInfo:
     return typer.Option(callback=_above_zero, help=help)
 
 
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Feed configuration file (TOML; "
+                                                                   "docs/operations.md).")]
 MetricsPortOption = Annotated[int, typer.Option(min=0, max=65535, help="Serve Prometheus metrics on this port "
                                                                        "(0: off).")]
 
@@ -360,9 +362,14 @@ def probe(
 
 @app.command()
 def ingest(
-    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds in one process.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
-                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
+    venue: Annotated[list[str] | None, typer.Option(help="Venue id; repeat with --symbols for several feeds in one "
+                                                         "process.")] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                           "normalized ids (BTC-USDT-PERP) or venue symbols.")] = None,
+    config_file: ConfigOption = None,
+    feed_name: Annotated[str | None, typer.Option("--feed", help="With --config: the feed to run (its `name`, else "
+                                                                 "its venue); needed when the file has several.")
+                         ] = None,
     shard: Annotated[str | None, typer.Option(help="K/N: run only the symbols of shard K of N (stable hash), "
                                                    "so N processes or hosts split a symbol list.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write Parquet straight to this lake directory instead of "
@@ -397,6 +404,20 @@ def ingest(
     from ticklake import logs
     from ticklake.ingest_run import bus_output, lake_output, plan_feeds, run_ingest
 
+    feed_label = ""
+    if config_file is not None:
+        if venue or symbols:
+            raise SettingsError("give --config or --venue/--symbols, not both")
+        from ticklake.feed_config import feed_symbols, load_feed_config
+
+        spec = load_feed_config(config_file).named(feed_name)
+        feed_label = spec.name
+        venue, symbols = [spec.venue], [",".join(feed_symbols(spec))]
+        capture, top_depth, top_every, clock = spec.capture, spec.top_depth, spec.top_every_s, spec.clock
+        metadata_every, ws_url, rest_url = spec.metadata_every_s, ws_url or spec.ws_url, rest_url or spec.rest_url
+        channels = ",".join(spec.channels) if spec.channels else channels
+    if not venue or not symbols:
+        raise SettingsError("give --venue and --symbols, or --config FILE")
     for name in venue:
         if name not in CONNECTIONS:
             raise SettingsError(f"unknown venue '{name}' (known: {', '.join(CONNECTIONS)})")
@@ -409,7 +430,7 @@ def ingest(
     # venue symbols before sharding: every host hashes the same names, whichever form it was given
     groups = [venue_symbols(CONNECTIONS[name], [s for s in group.split(",") if s])
               for name, group in zip(venue, symbols, strict=True)]
-    feeds = plan_feeds(venue, groups, shard_spec)
+    feeds = plan_feeds(venue, groups, shard_spec, feed_label)
     if not feeds:
         raise SettingsError(f"shard {shard} holds none of the given symbols")
     logs.configure()
