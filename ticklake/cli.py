@@ -672,6 +672,46 @@ def replay_server(
     asyncio.run(run_replay_server(venue, _captures(captures or []), port, speed, faults, clients, options))
 
 
+capture_app = typer.Typer(no_args_is_help=True, help="Raw captures under $TICKLAKE_HOME/capture.")
+app.add_typer(capture_app, name="capture")
+
+
+@capture_app.command("prune")
+def capture_prune(
+    keep_days: Annotated[int | None, typer.Option(min=0, help="UTC days to keep (default: the config's [capture] "
+                                                              "keep_days, else TICKLAKE_CAPTURE_KEEP_DAYS).")] = None,
+    max_gib: Annotated[float | None, Positive(help="GiB the captures may take (default: the config's [capture] "
+                                                   "max_gib, else TICKLAKE_CAPTURE_MAX_GIB).")] = None,
+    config_file: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what would go; remove nothing.")] = False,
+) -> None:
+    """Remove raw captures older than the kept days or over the size limit, oldest first, and only of UTC
+    days the lake has sealed (docs/operations.md)."""
+    from pipelines.partitions import utc_today
+    from ticklake.capture_retention import GIB, prune_captures
+    from ticklake.feed_config import load_feed_config
+
+    settings = _settings()
+    retention = load_feed_config(config_file).capture if config_file is not None else None
+    days = keep_days if keep_days is not None else (retention.keep_days if retention else None)
+    gib = max_gib if max_gib is not None else (retention.max_gib if retention else None)
+    days = settings.capture_keep_days if days is None else days
+    gib = settings.capture_max_gib if gib is None else gib
+    if days is None and gib is None:
+        raise SettingsError("nothing to prune by: give --keep-days or --max-gib (or set them in the config's "
+                            "[capture] or as TICKLAKE_CAPTURE_KEEP_DAYS / TICKLAKE_CAPTURE_MAX_GIB)")
+    plan = prune_captures(settings.home / "capture", settings.lake_root, utc_today(), days,
+                          int(gib * GIB) if gib is not None else None, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for file, why in plan.remove:
+        console.print(f"{verb} {file.path} ({file.size:,} bytes, {why})", soft_wrap=True)
+    freed = sum(file.size for file, _ in plan.remove)
+    console.print(f"{verb} {len(plan.remove)} capture files, {freed:,} bytes of {plan.total_bytes:,}; "
+                  f"{plan.kept_unsealed} kept as their day is not sealed yet", soft_wrap=True)
+    if plan.over_by:
+        console.print(f"still {plan.over_by:,} bytes over {gib:g} GiB: unsealed days are never pruned", soft_wrap=True)
+
+
 sink_app = typer.Typer(no_args_is_help=True, help="Sinks: the bus into TimescaleDB or the Parquet lake, exactly once.")
 app.add_typer(sink_app, name="sink")
 
