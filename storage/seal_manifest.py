@@ -119,12 +119,12 @@ def partition_files(filesystem: fs.FileSystem, base: str, record_type: str, venu
     return sorted({p for p in listed if p not in replaced} | set(outputs))
 
 
-def sealed_venue_days(lake_root: str) -> set[tuple[str, dt.date]]:
-    """(venue, day) whose every record type in the lake is sealed: the days the lake holds for good,
-    so what they were built from (raw captures, Timescale rows) may go."""
+def venue_days(lake_root: str) -> dict[tuple[str, dt.date], bool]:
+    """Every (venue, day) of the lake, True once its every record type is sealed: the lake then holds
+    the day for good, so what it was built from (raw captures, Timescale rows) may go."""
     present: dict[tuple[str, dt.date], set[str]] = {}
     for record_type in RECORD_TYPES:
         for key in lake_partitions(lake_root, record_type):
             present.setdefault(key, set()).add(record_type)
     sealed = {record_type: sealed_days(lake_root, record_type) for record_type in RECORD_TYPES}
-    return {key for key, types in present.items() if all(key in sealed[t] for t in types)}
+    return {key: all(key in sealed[t] for t in types) for key, types in present.items()}

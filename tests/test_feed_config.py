@@ -41,13 +41,12 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_good_file_gives_each_feed_its_children_arguments(tmp_path: Path) -> None:
+def test_a_good_file_reads_as_written(tmp_path: Path) -> None:
     config = load_feed_config(_write(tmp_path, GOOD))
     binance, okx = config.feed
     assert feed_symbols(binance) == ["BTCUSDT", "ETHUSDT"]
-    assert binance.ingest_args(["BTCUSDT"], 1)[:4] == ["--venue", "binance-usdm", "--symbols", "BTCUSDT"]
-    assert ["--shard", "1/2"] == binance.ingest_args(["BTCUSDT"], 1)[-4:-2]
-    assert "--no-capture" in okx.ingest_args(["BTC-USDT-SWAP"], 0) and okx.label == "okx-all"
+    assert binance.shards == 2 and binance.channels == ["trades", "book"] and binance.top_depth == 5
+    assert not okx.capture and okx.label == "okx-all" and binance.label == "binance-usdm"
     assert config.capture.keep_days == 3 and config.named("okx-all") is okx
 
 

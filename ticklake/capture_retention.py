@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.capture_log import SUFFIX
-from storage.seal_manifest import sealed_venue_days
+from storage.seal_manifest import venue_days
 
 GIB = 1 << 30
 
@@ -74,7 +74,8 @@ def plan_prune(files: list[CaptureFile], sealed: set[tuple[str, dt.date]], today
 def prune_captures(root: Path, lake_root: str, today: dt.date, keep_days: int | None, max_bytes: int | None,
                    dry_run: bool = False) -> PrunePlan:
     """Plan and (unless `dry_run`) remove, then drop day folders left empty."""
-    plan = plan_prune(capture_files(root), sealed_venue_days(lake_root), today, keep_days, max_bytes)
+    sealed = {key for key, done in venue_days(lake_root).items() if done}
+    plan = plan_prune(capture_files(root), sealed, today, keep_days, max_bytes)
     if not dry_run:
         for file, _ in plan.remove:
             file.path.unlink(missing_ok=True)

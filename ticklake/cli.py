@@ -463,9 +463,16 @@ def ingest(
 
 @app.command()
 def run(
-    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
-                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
+    venue: Annotated[list[str] | None, typer.Option(help="Venue id; repeat with --symbols for several feeds.")
+                     ] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                           "normalized ids (BTC-USDT-PERP) or venue symbols.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="Run the whole service from this feed "
+                                                                      "configuration, supervised: restarts, schedule, "
+                                                                      "health endpoint (docs/operations.md).")] = None,
+    health_port: Annotated[int | None, typer.Option(min=0, max=65535, help="With --config: serve the health JSON "
+                                                                           "on this port (default: the config's).")
+                           ] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
     duration: Annotated[float | None, Positive(help="Stop after this many seconds.")] = None,
@@ -478,6 +485,13 @@ def run(
     (handlers publish what they hold, sinks catch up, flush, commit and acknowledge)."""
     from ticklake.run_all import run_all
 
+    if config_file is not None:
+        if venue or symbols:
+            raise SettingsError("give --config or --venue/--symbols, not both")
+        _supervise(config_file, health_port, duration)
+        return
+    if not venue or not symbols:
+        raise SettingsError("give --venue and --symbols, or --config FILE")
     settings = _settings()
     nats_url = local.nats_url(settings)
     local.pg_dsn(settings)  # fail here, with the usual message, when the stack is not up
@@ -497,6 +511,49 @@ def run(
     code = run_all([ingest_args], sink_args, nats_url, duration, catch_up)
     if code:
         raise typer.Exit(code)
+
+
+def _supervise(config_file: Path, health_port: int | None, duration: float | None) -> None:
+    from ticklake import logs
+    from ticklake.feed_config import load_feed_config
+    from ticklake.supervisor import Supervisor
+
+    config = load_feed_config(config_file)
+    if health_port is not None:
+        config = config.model_copy(update={"supervisor": config.supervisor.model_copy(
+            update={"health_port": health_port})})
+    settings = _settings()
+    _database_url(settings)  # both servers checked now: one line here, not a restart loop later
+    logs.configure()
+    supervisor = Supervisor(config, config_file, _bus_url(settings), settings.home, settings.lake_root,
+                            settings.home / "logs")
+    code = supervisor.run(duration)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def schedule(
+    config_file: Annotated[Path, typer.Option("--config", help="Feed configuration whose [schedule] and [capture] "
+                                                               "to follow.")],
+    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+) -> None:
+    """Run on time what the service needs besides ingest and sinks: the daily pipelines for each finished UTC
+    day, Timescale retention and capture pruning (docs/operations.md); `ticklake run --config` runs it."""
+    import signal
+    import threading
+
+    from ticklake import logs
+    from ticklake.feed_config import load_feed_config
+    from ticklake.schedule import run_schedule
+
+    config = load_feed_config(config_file)
+    settings = _settings()
+    logs.configure()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_schedule(config, settings, local.pg_dsn(settings), local.pg_owner_dsn(settings), stop, once)
 
 
 @app.command()

@@ -24,7 +24,6 @@ import asyncio
 import re
 import time
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,20 +119,6 @@ class FeedSpec(_Strict):
     def label(self) -> str:
         return self.name or self.venue
 
-    def ingest_args(self, symbols: Sequence[str], shard: int) -> list[str]:
-        """`ticklake ingest` arguments of one shard of this feed, with its symbols resolved."""
-        args = ["--venue", self.venue, "--symbols", ",".join(symbols), "--top-depth", str(self.top_depth),
-                "--top-every", str(self.top_every_s), "--metadata-every", str(self.metadata_every_s),
-                "--clock", self.clock, "--capture" if self.capture else "--no-capture"]
-        if self.shards > 1:
-            args += ["--shard", f"{shard}/{self.shards}"]
-        if self.channels:
-            args += ["--channels", ",".join(self.channels)]
-        for flag, value in (("--ws-url", self.ws_url), ("--rest-url", self.rest_url)):
-            if value:
-                args += [flag, value]
-        return args
-
 
 class CaptureRetention(_Strict):
     """Raw captures kept: at most `keep_days` UTC days and `max_gib` GiB, oldest first, and never a
@@ -151,6 +136,9 @@ class Schedule(_Strict):
     retention: bool = True
     prune_captures: bool = True
     every_s: float = Field(default=300.0, gt=0)
+    seal_after_s: float = Field(default=600.0, ge=0)
+    """A finished UTC day is sealed this long after its midnight: late records (a sink's last flush, a
+    handler's spool) land first. A record later still is merged by the next seal of that day."""
 
 
 class Supervisor(_Strict):
