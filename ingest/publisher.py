@@ -264,9 +264,9 @@ class Publisher:
                 except (TimeoutError, nats.errors.Error) as exc:
                     self.retries += 1
                     RETRIES.inc()
-                    log.warning("publish %s attempt %d failed: %s", envelope.subject, attempt + 1, exc)
-                    if not self._connected.is_set():
+                    if not self._connected.is_set():  # spooled: "publisher lost the bus" said it once for all
                         break
+                    log.warning("publish %s attempt %d failed: %s", envelope.subject, attempt + 1, exc)
                     continue
                 self._acked(envelope)
                 return
