@@ -68,6 +68,8 @@ class HandlerConfig:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
     poll_interval_s: float = 60.0
+    capture_retry_s: float = 5.0
+    """After a capture write failed (a full disk), how long until the next try."""
     metadata_every_s: float = 3600.0
     """Instrument metadata is fetched at start and again this often: venues list and delist
     symbols and change tick sizes and funding intervals while a handler runs."""
@@ -125,6 +127,9 @@ class FeedHandler:
         self.links: dict[str, _Link] = {}
         """Route name -> its connection."""
         self._clock_headers = {CLOCK_HEADER: "recorded"} if self.config.clock == "recorded" else None
+        self._capture_missed = 0
+        """Frames not captured since a capture write failed (0: capturing)."""
+        self._capture_retry_at = 0.0
         self.on_frame: Callable[[Frame], None] | None = None
         """Called with every frame before it is normalized (the probe counts them per channel)."""
 
@@ -173,7 +178,11 @@ class FeedHandler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await processor
                 if self.capture is not None:
-                    self.capture.flush()
+                    try:
+                        self.capture.flush()
+                    except OSError as exc:  # a full disk at the last flush: said once, as while running
+                        log.warning("%s: the capture's last frames were not written: %s", self.connection.venue,
+                                    exc.strerror or exc)
 
     async def _connect_loop(self, route: Route, stop: asyncio.Event) -> None:
         """Keep one route's connection up. The backoff restarts only once a connection has carried
@@ -316,7 +325,7 @@ class FeedHandler:
             frame = await self.queue.get()
             try:
                 if self.capture is not None:
-                    self.capture.append(frame)
+                    self._capture(frame)
                 if self.on_frame is not None:
                     self.on_frame(frame)
                 out = Emitted()
@@ -340,6 +349,33 @@ class FeedHandler:
                 log.exception("handling a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
+
+    def _capture(self, frame: Frame) -> None:
+        """Append the frame to the capture. A write that fails (a full disk) is one warning and one
+        `capture_failed` journal row, not a traceback per frame: the frames are still normalized and
+        published, only not captured, and the capture is tried again every capture_retry_s, journaled
+        `capture_resumed` with the count of frames it missed."""
+        assert self.capture is not None
+        if self._capture_missed and time.monotonic() < self._capture_retry_at:
+            self._capture_missed += 1
+            return
+        try:
+            self.capture.append(frame)
+            if self._capture_missed:
+                self.capture.flush()  # written through, not just buffered, before it counts as resumed
+        except OSError as exc:
+            self.capture.abandon()
+            self._capture_retry_at = time.monotonic() + self.config.capture_retry_s
+            if not self._capture_missed:
+                self._journal("capture_failed", f"{exc.strerror or exc} writing {self.capture.root}: frames are "
+                              "published but not captured until it can be written", frame.connection_id,
+                              logging.WARNING)
+            self._capture_missed += 1
+            return
+        if self._capture_missed:
+            self._journal("capture_resumed", f"{self._capture_missed:,} frames were not captured",
+                          frame.connection_id, logging.WARNING)
+            self._capture_missed = 0
 
     async def _fetch_page(self, url: str) -> None:
         """The next page of a paged answer, at the venue's REST pace."""

@@ -233,7 +233,10 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
         await output.close()
         for capture in captures:
             if capture is not None:
-                capture.close()
+                try:
+                    capture.close()
+                except OSError:
+                    capture.abandon()  # the handler's last flush said why
     return handlers
 
 
