@@ -68,6 +68,10 @@ class HandlerConfig:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
     poll_interval_s: float = 60.0
+    clock_skew_s: float = 0.0
+    """A receive lag beyond this over a whole clock_window_s is journaled clock_skew (see _watch_clock); 0: not
+    watched (replays of old recordings stamped with today's clock lag by years)."""
+    clock_window_s: float = 10.0
     capture_retry_s: float = 5.0
     """After a capture write failed (a full disk), how long until the next try."""
     metadata_every_s: float = 3600.0
@@ -127,6 +131,10 @@ class FeedHandler:
         self.links: dict[str, _Link] = {}
         """Route name -> its connection."""
         self._clock_headers = {CLOCK_HEADER: "recorded"} if self.config.clock == "recorded" else None
+        self._lags: tuple[int, int] = (2**63, -(2**63))
+        """The smallest and largest receive lag (ns) of this clock window."""
+        self._lags_since = time.monotonic()
+        self._clock_skewed = False
         self._capture_missed = 0
         """Frames not captured since a capture write failed (0: capturing)."""
         self._capture_retry_at = 0.0
@@ -331,6 +339,8 @@ class FeedHandler:
                 out = Emitted()
                 self.normalizer.connection_id = frame.connection_id or self.normalizer.connection_id
                 normalize_frame(self.normalizer, frame, out)
+                if self.config.clock_skew_s and frame.kind == "ws" and out.records:
+                    self._watch_clock(out.records[0].ts_recv - out.records[0].ts_event, frame.connection_id)
                 if frame.kind == "rest" and frame.url in self._snapshot_urls:
                     self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
                 for symbol in out.snapshot_requests - self._pending_snapshots:
@@ -349,6 +359,29 @@ class FeedHandler:
                 log.exception("handling a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
+
+    def _watch_clock(self, offset_ns: int, connection_id: str) -> None:
+        """Compare this host's clock with the venue's: over each clock_window_s, the receive lag (ts_recv -
+        ts_event) of every frame's first record. A window whose smallest lag is above clock_skew_s (our
+        clock ahead, or every frame that late) or whose largest is below -clock_skew_s (our clock behind)
+        is one `clock_skew` journal row and one warning; `clock_ok` when a window is fine again. Receive
+        lags are never assumed positive: a recorder's clock was measured 1.27 s behind Binance's."""
+        self._lags = (min(self._lags[0], offset_ns), max(self._lags[1], offset_ns))
+        now = time.monotonic()
+        if now - self._lags_since < self.config.clock_window_s:
+            return
+        low, high = self._lags
+        self._lags, self._lags_since = (2**63, -(2**63)), now
+        limit = self.config.clock_skew_s * 1e9
+        skew = low if low > limit else high if high < -limit else 0
+        lags = f"receive lag {low / 1e9:,.3f} to {high / 1e9:,.3f} s over {self.config.clock_window_s:g} s"
+        if skew and not self._clock_skewed:
+            where = "ahead of" if skew > 0 else "behind"
+            self._journal("clock_skew", f"this host's clock is about {abs(skew) / 1e9:,.1f} s {where} the venue's "
+                          f"({lags})", connection_id, logging.WARNING)
+        elif not skew and self._clock_skewed:
+            self._journal("clock_ok", lags, connection_id)
+        self._clock_skewed = bool(skew)
 
     def _capture(self, frame: Frame) -> None:
         """Append the frame to the capture. A write that fails (a full disk) is one warning and one

@@ -389,6 +389,10 @@ def ingest(
     metadata_every: Annotated[float, Positive(help="Seconds between refreshes of the instrument metadata "
                                                    "(an instrument is published again when it changes).")] = 3600.0,
     route: RouteOption = None,
+    clock_skew: Annotated[float, typer.Option(min=0, help="Journal clock_skew (one line) when every frame's receive "
+                                                          "lag over 10 s is beyond this many seconds either way: "
+                                                          "this host's clock is off from the venue's (0: off).")
+                          ] = 5.0,
     clock: Annotated[str, typer.Option(help="local: stamp ts_recv with this host's clock (live venues); recorded: "
                                             "with the capture's own receive times, as a replay server carries them "
                                             "(replays keep their real receive times and latencies).")] = "local",
@@ -442,7 +446,7 @@ def ingest(
     if clock not in ("local", "recorded"):
         raise SettingsError(f"--clock takes local or recorded, not {clock!r}")
     config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every,
-                           clock=clock)
+                           clock=clock, clock_skew_s=clock_skew if clock == "local" else 0.0)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
                                       metrics_port=metrics_port, config=config,
                                       channels=[c for c in channels.split(",") if c] if channels else None,
