@@ -134,3 +134,51 @@ def test_killed_children_are_restarted_journaled_and_lose_nothing_downstream(
     assert set(db_trades) == set(lake_trades) <= generated  # the sink's kill lost and doubled nothing
     # what the handler's SIGKILL lost: frames it held unpublished, and the market while it restarted
     assert len(generated) - len(db_trades) <= RATE * 4, (len(generated), len(db_trades))
+
+
+def _synthetic(port: int, instruments: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", "--synthetic", "--instruments", instruments,
+                             "--rate", "trades=20,book=40", "--duration", "0", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_new_listing_restarts_only_that_feeds_child(tmp_path: Path, bus: EmbeddedNats,
+                                                      postgres: EmbeddedPostgres) -> None:
+    """`instruments = "all"`: the venue lists a fourth perpetual (the synthetic venue on the same port is
+    replaced by one listing XRP too); the feed's child is restarted with it, the sinks are not."""
+    venue_port, health_port = free_port(), free_port()
+    started_ns = time.time_ns()
+    server = _synthetic(venue_port, "BTC,ETH,SOL")
+    config = write_config(tmp_path / "feeds.toml", venue_port, health_port).read_text()
+    config = config.replace('instruments = ["BTC-USDT-PERP", "ETH-USDT-PERP"]', 'instruments = "all"')
+    config = config.replace("catch_up_s = 30", "catch_up_s = 30\nrefresh_s = 2")
+    (tmp_path / "feeds.toml").write_text(config)
+    assert wait_listening(venue_port, 20)
+    supervisor = subprocess.Popen([TICKLAKE, "run", "--config", str(tmp_path / "feeds.toml")],
+                                  env=stack_env(tmp_path, bus, postgres), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_listening(health_port, 30)
+        wait_for(lambda: all(c["running"] for c in children(health_port).values()), 30, "every child running")
+        before = {name: c["pid"] for name, c in children(health_port).items()}
+        server.terminate()
+        server.wait(10)
+        server = _synthetic(venue_port, "BTC,ETH,SOL,XRP")
+        assert wait_listening(venue_port, 20)
+        feed = "ingest-binance-usdm"
+        wait_for(lambda: children(health_port)[feed]["pid"] not in (None, before[feed]), 30, "its child restarted")
+        after = {name: c["pid"] for name, c in children(health_port).items()}
+        supervisor.send_signal(signal.SIGTERM)
+        output, _ = supervisor.communicate(timeout=90)
+    except (AssertionError, OSError) as exc:
+        supervisor.kill()
+        raise AssertionError(f"{exc}; the supervisor said: {supervisor.communicate()[0]}") from exc
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert all(after[name] == before[name] for name in ("sink-timescale", "sink-parquet", "schedule"))
+    assert supervisor.returncode == 0, output
+    with psycopg.connect(postgres.dsn) as conn:
+        rows = conn.execute("SELECT detail FROM feed_status WHERE event = 'instruments_changed' AND ts_recv >= %s",
+                            (started_ns,)).fetchall()
+    assert [row[0] for row in rows] == ["binance-usdm: listed XRPUSDT, delisted none; children restarted"]

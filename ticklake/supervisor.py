@@ -93,6 +93,10 @@ class Journal:
         record = FeedStatus(venue, "", "", now, now, None, None, TS_EVENT_IMPUTED, event, connection_id, detail[:500])
         self._loop.call_soon_threadsafe(self._publisher.submit, [record])
 
+    def flush(self) -> None:
+        """Everything written so far acknowledged by the bus (or spooled), so the sinks can drain it."""
+        asyncio.run_coroutine_threadsafe(self._publisher.flush(), self._loop).result(90)
+
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._publisher.close(), self._loop).result(60)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -172,7 +176,8 @@ class Supervisor:
             if not symbols or symbols == mine[0].symbols:
                 continue
             added, removed = sorted(set(symbols) - set(mine[0].symbols)), sorted(set(mine[0].symbols) - set(symbols))
-            detail = f"{feed.label}: listed +{','.join(added) or '-'} -{','.join(removed) or '-'}; children restarted"
+            detail = (f"{feed.label}: listed {','.join(added) or 'none'}, delisted {','.join(removed) or 'none'}; "
+                      "children restarted")
             log.info("feed %s", detail)
             journal.write(feed.venue, "instruments_changed", f"supervisor:ingest-{feed.label}", detail)
             for old in mine:
@@ -200,7 +205,7 @@ class Supervisor:
                     self._refreshed = time.monotonic()
                     self._refresh(journal)
                 time.sleep(0.2)
-            return self._finish()
+            return self._finish(journal)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)  # type: ignore[arg-type]
@@ -215,13 +220,16 @@ class Supervisor:
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
-    def _finish(self) -> int:
-        """The delivery promise of run_all.ProcessTree.finish: handlers, then the sinks once caught up."""
+    def _finish(self, journal: Journal) -> int:
+        """The delivery promise of run_all.ProcessTree.finish: handlers, then the sinks once caught up with
+        them and with the journal's own rows."""
         codes = [stop(c.process) for c in self.ingests if c.running and c.process is not None]
+        journal.flush()
         if all(c.running for c in self.sinks) and not wait_caught_up(self.nats_url, self.options.catch_up_s):
             log.warning("sinks not caught up after %s s; the rest stays in JetStream", self.options.catch_up_s)
         codes += [stop(c.process) for c in (*self.sinks, self.schedule) if c.running and c.process is not None]
-        return next((code for code in codes if code), 0)
+        # a child still starting when SIGTERM came dies of it, before its handler is set: nothing to deliver yet
+        return next((code for code in codes if code not in (0, -signal.SIGTERM)), 0)
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
