@@ -557,7 +557,7 @@ def schedule(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_schedule(config, settings, local.pg_dsn(settings), local.pg_owner_dsn(settings), stop, once)
+    run_schedule(config, settings, local.pg_owner_dsn(settings), stop, once)
 
 
 @app.command()

@@ -2,8 +2,8 @@
 
 Every `every_s` (the config's [schedule]) one round, each step one log line:
 
-* pipelines: the daily job (seal, bars, funding, analytics: pipelines/runner.run_days) for each finished
-  UTC day of the lake not sealed yet for every venue, once `seal_after_s` past its midnight;
+* pipelines: the daily job (seal, bars, funding, analytics: `ticklake pipelines run`) for each finished
+  UTC day of the lake whose job has not succeeded yet, once `seal_after_s` past its midnight;
 * retention: Timescale chunks older than TICKLAKE_RETENTION_DAYS, only for days the lake holds
   (storage/retention.py);
 * capture pruning: the [capture] rules (ticklake/capture_retention.py).
@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from storage.seal_manifest import venue_days
 from ticklake.capture_retention import GIB, prune_captures
@@ -27,15 +30,18 @@ from ticklake.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def days_to_seal(lake_root: str, now: dt.datetime, seal_after_s: float,
-                 first_day: dt.date | None = None) -> list[dt.date]:
-    """Finished UTC days with a venue the lake has not sealed, `seal_after_s` past their midnight."""
+def days_to_run(lake_root: str, done: Path, now: dt.datetime, seal_after_s: float,
+                first_day: dt.date | None = None) -> list[dt.date]:
+    """Finished UTC days with data in the lake, `seal_after_s` past their midnight, whose daily job has not
+    succeeded yet (no marker in `done`) or that a venue has not sealed (the seal leaves out files their sink
+    has not committed yet, so a job can succeed with part of a day unsealed: it runs again)."""
     waited = (now - dt.timedelta(seconds=seal_after_s)).date()
-    days = {day for (_, day), sealed in venue_days(lake_root).items() if not sealed and day < waited}
+    days = {day for (_, day), sealed in venue_days(lake_root).items()
+            if day < waited and not (sealed and (done / day.isoformat()).exists())}
     return sorted(day for day in days if first_day is None or day >= first_day)
 
 
-def run_round(config: FeedConfig, settings: Settings, pg_dsn: str, pg_owner_dsn: str) -> None:
+def run_round(config: FeedConfig, settings: Settings, pg_owner_dsn: str) -> None:
     schedule, now = config.schedule, dt.datetime.now(dt.UTC)
     steps = {"pipelines": schedule.pipelines, "retention": schedule.retention,
              "capture prune": schedule.prune_captures and (config.capture.keep_days is not None
@@ -45,7 +51,7 @@ def run_round(config: FeedConfig, settings: Settings, pg_dsn: str, pg_owner_dsn:
             continue
         try:
             if step == "pipelines":
-                _pipelines(settings, pg_dsn, now, schedule.seal_after_s)
+                _pipelines(settings, now, schedule.seal_after_s)
             elif step == "retention":
                 _retention(settings, pg_owner_dsn)
             else:
@@ -58,18 +64,23 @@ def run_round(config: FeedConfig, settings: Settings, pg_dsn: str, pg_owner_dsn:
             log.error("schedule %s failed: %s: %s", step, type(exc).__name__, " ".join(str(exc).split())[:300])
 
 
-def _pipelines(settings: Settings, pg_dsn: str, now: dt.datetime, seal_after_s: float) -> None:
-    from pipelines.runner import run_days
-    from ticklake import logs
-
-    days = days_to_seal(settings.lake_root, now, seal_after_s, settings.pipelines_start)
-    if not days:
-        return
-    with logs.stderr_to(settings.home / "logs" / "pipelines.log"):
-        results = list(run_days(days, ticklake_home=settings.home, lake_root=settings.lake_root, pg_dsn=pg_dsn,
-                                first_day=settings.pipelines_start))
-    for result in results:
-        log.info("pipelines %s: %s (run %s)", result.day, "ok" if result.success else "FAILED", result.run_id)
+def _pipelines(settings: Settings, now: dt.datetime, seal_after_s: float) -> None:
+    """Each day's job as `ticklake pipelines run` in a process of its own: Dagster's memory goes with it,
+    and a SIGTERM to the schedule is not taken by Dagster's own handlers (which turn it into an
+    interrupted run and keep the schedule going). A day is done once its run succeeds; a failed one is
+    run again next round."""
+    done = settings.home / "schedule" / "done"
+    done.mkdir(parents=True, exist_ok=True)
+    for day in days_to_run(settings.lake_root, done, now, seal_after_s, settings.pipelines_start):
+        result = subprocess.run([sys.executable, "-m", "ticklake", "pipelines", "run", "--from", day.isoformat()],
+                                capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            (done / day.isoformat()).touch()
+            log.info("pipelines %s: ok", day)
+        else:
+            last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+            log.error("pipelines %s: FAILED (exit %d): %s; Dagster's log: %s", day, result.returncode, last[0][:300],
+                      settings.home / "logs" / "pipelines.log")
 
 
 def _retention(settings: Settings, pg_owner_dsn: str) -> None:
@@ -83,10 +94,12 @@ def _retention(settings: Settings, pg_owner_dsn: str) -> None:
         log.info("retention: dropped %d chunks older than %d days", dropped, settings.retention_days)
 
 
-def run_schedule(config: FeedConfig, settings: Settings, pg_dsn: str, pg_owner_dsn: str, stop: threading.Event,
+def run_schedule(config: FeedConfig, settings: Settings, pg_owner_dsn: str, stop: threading.Event,
                  once: bool = False) -> None:
-    while not stop.is_set():
-        run_round(config, settings, pg_dsn, pg_owner_dsn)
-        if once:
-            return
-        stop.wait(config.schedule.every_s)
+    """A round every `every_s`, the first one `every_s` after starting (`once`: one round now): a service
+    that just started gives the sinks that long to flush what the last run left, before sealing."""
+    if once:
+        run_round(config, settings, pg_owner_dsn)
+        return
+    while not stop.wait(config.schedule.every_s):
+        run_round(config, settings, pg_owner_dsn)

@@ -223,13 +223,20 @@ class Supervisor:
     def _finish(self, journal: Journal) -> int:
         """The delivery promise of run_all.ProcessTree.finish: handlers, then the sinks once caught up with
         them and with the journal's own rows."""
-        codes = [stop(c.process) for c in self.ingests if c.running and c.process is not None]
+        codes = [self._stop(c) for c in self.ingests if c.running]
         journal.flush()
         if all(c.running for c in self.sinks) and not wait_caught_up(self.nats_url, self.options.catch_up_s):
             log.warning("sinks not caught up after %s s; the rest stays in JetStream", self.options.catch_up_s)
-        codes += [stop(c.process) for c in (*self.sinks, self.schedule) if c.running and c.process is not None]
+        codes += [self._stop(c) for c in (*self.sinks, self.schedule) if c.running]
         # a child still starting when SIGTERM came dies of it, before its handler is set: nothing to deliver yet
         return next((code for code in codes if code not in (0, -signal.SIGTERM)), 0)
+
+    def _stop(self, item: Child) -> int:
+        assert item.process is not None
+        code = stop(item.process)
+        if code:
+            log.warning("child %s stopped with exit code %d", item.name, code)
+        return code
 
     # -- health --------------------------------------------------------------------------------
     def health(self) -> dict[str, object]:
