@@ -76,7 +76,9 @@ def test_each_mistake_is_one_line_with_its_place(tmp_path: Path, text: str, erro
 def test_the_cli_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD.replace('venue = "okx"', 'venue = "okz"'))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")} | {"TICKLAKE_HOME": str(tmp_path)}
-    for command in (["ingest", "--config", str(path)], ["run", "--config", str(path)]):
+    for command in (["ingest", "--config", str(path)], ["run", "--config", str(path)],
+                    ["sink", "parquet", "--config", str(path)], ["schedule", "--config", str(path)],
+                    ["capture", "prune", "--config", str(path)]):
         result = subprocess.run([TICKLAKE, *command], capture_output=True, text=True, env=env, timeout=60,
                                 check=False)
         assert result.returncode == 2, result.stderr

@@ -6,7 +6,7 @@ import datetime as dt
 import errno
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -823,15 +823,39 @@ def _run_sink(sink: JetStreamSink, metrics_port: int) -> None:
     console.print(sink.summary(), soft_wrap=True)
 
 
+def _sink_options(ctx: typer.Context, config_file: Path | None, sink: str, **values: Any) -> dict[str, Any]:
+    """The options as given, with the feed configuration's `[sinks.<sink>]` for those left at their default:
+    a flag on the command line wins over the file, the file over the built-in default."""
+    if config_file is None:
+        return values
+    from click.core import ParameterSource
+
+    from ticklake.feed_config import load_feed_config
+
+    options = load_feed_config(config_file).sinks.get(sink)  # type: ignore[call-overload]
+    if options is None:
+        return values
+    fields = {"batch": "batch", "ack_wait": "ack_wait_s", "flush_rows": "flush_rows", "flush_age": "flush_age_s"}
+    for name in values:
+        configured = getattr(options, fields[name])
+        if configured is not None and ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+            values[name] = configured
+    return values
+
+
 @sink_app.command("timescale")
 def sink_timescale(
+    ctx: typer.Context,
     consumer: ConsumerOption = SinkConfig.consumer,
     filter_subject: FilterOption = SinkConfig.filter_subject,
     batch: BatchOption = SinkConfig.batch,
     ack_wait: AckWaitOption = SinkConfig.ack_wait_s,
     metrics_port: MetricsPortOption = 0,
+    config_file: ConfigOption = None,
 ) -> None:
     """JetStream into the hypertables: binary COPY and the offset in one transaction, acks after the commit."""
+    options = _sink_options(ctx, config_file, "timescale", batch=batch, ack_wait=ack_wait)
+    batch, ack_wait = options["batch"], options["ack_wait"]
     settings = _settings()
     dsn = _database_url(settings)
     config = SinkConfig(nats_url=_bus_url(settings), pg_dsn=dsn, consumer=consumer, filter_subject=filter_subject,
@@ -841,6 +865,7 @@ def sink_timescale(
 
 @sink_app.command("parquet")
 def sink_parquet(
+    ctx: typer.Context,
     consumer: ConsumerOption = ParquetSinkConfig.consumer,
     filter_subject: FilterOption = ParquetSinkConfig.filter_subject,
     batch: BatchOption = ParquetSinkConfig.batch,
@@ -852,8 +877,13 @@ def sink_parquet(
                                                   "TICKLAKE_LAKE).")] = None,
     ack_wait: AckWaitOption = ParquetSinkConfig.ack_wait_s,
     metrics_port: MetricsPortOption = 0,
+    config_file: ConfigOption = None,
 ) -> None:
     """JetStream into the Parquet lake: a file per type, venue and day each flush, then the manifest, then acks."""
+    options = _sink_options(ctx, config_file, "parquet", batch=batch, ack_wait=ack_wait, flush_rows=flush_rows,
+                            flush_age=flush_age)
+    batch, ack_wait, flush_rows, flush_age = (options[name] for name in ("batch", "ack_wait", "flush_rows",
+                                                                         "flush_age"))
     settings = _settings()
     config = ParquetSinkConfig(nats_url=_bus_url(settings), lake=lake or settings.lake_root, consumer=consumer,
                                filter_subject=filter_subject, batch=batch, flush_rows=flush_rows,
