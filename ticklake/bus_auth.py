@@ -187,6 +187,7 @@ async def connect(url: str, settings: Settings | None = None, **options: Any) ->
         else:
             log.warning("bus %s: %s", mask_url(url), _reason(exc))
 
+    backoff = None
     if options.get("allow_reconnect", True) and "reconnect_to_server_handler" not in options:
         backoff = _Backoff(mask_url(url), options.pop("reconnected_cb", None))
         options.update(reconnect_to_server_handler=backoff.next_server, reconnected_cb=backoff.reconnected)
@@ -204,6 +205,8 @@ async def connect(url: str, settings: Settings | None = None, **options: Any) ->
             raise BusAuthError(_refusal(url, auth, exc)) from None
         raise
     connected = True
+    if backoff is not None:
+        backoff.connected, backoff.attempts = True, 0
     if auth.tls and not uses_tls(client):
         await client.close()
         raise BusAuthError(f"the bus at {mask_url(url)} did not use TLS, which {auth.source} require "
@@ -227,6 +230,8 @@ class _Backoff:
         self.where, self.caller_reconnected = where, reconnected_cb
         self.attempts = 0
         self.delay = 0.0
+        self.connected = False
+        """Set once the first connect succeeded: from then on, attempts are reconnects on this backoff."""
 
     def next_server(self, servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
         """nats-py's reconnect_to_server_handler: the servers in turn, after this attempt's delay."""
@@ -236,6 +241,9 @@ class _Backoff:
     async def failed(self, exc: Exception) -> None:
         self.attempts += 1
         RECONNECT_ATTEMPTS.inc()
+        if not self.connected:  # the first connect: nats-py's own pace (reconnect_time_wait), as the caller set it
+            log.warning("bus %s: %s; attempt %d", self.where, _reason(exc), self.attempts)
+            return
         following = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (self.attempts - 1))
         log.warning("bus %s: %s; attempt %d, next in %.1f s", self.where, _reason(exc), self.attempts, following)
 

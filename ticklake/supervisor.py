@@ -246,7 +246,7 @@ class Supervisor:
         behind: dict[str, object] = {}
         for name in SINKS:
             try:
-                behind[f"{name}_pending"] = asyncio.run(pending(self.nats_url, [name]))
+                behind[f"{name}_pending"] = asyncio.run(asyncio.wait_for(pending(self.nats_url, [name]), 5))
             except Exception as exc:  # the bus away is what the endpoint must say, not a failure of its own
                 behind[f"{name}_pending"] = None
                 behind["bus_error"] = f"{type(exc).__name__}: {exc}"[:200]
