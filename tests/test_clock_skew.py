@@ -27,7 +27,7 @@ def test_a_clock_an_hour_off_is_one_line_and_one_journal_row(tmp_path: Path) -> 
         assert wait_listening(port, 20)
         result = subprocess.run([TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "BTCUSDT", "--ws-url",
                                  f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}", "--no-capture",
-                                 "--duration", "23", "--out", str(tmp_path / "lake")], env=env, capture_output=True,
+                                 "--duration", "15", "--out", str(tmp_path / "lake")], env=env, capture_output=True,
                                 text=True, timeout=90, check=False)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -23,7 +23,7 @@ from ticklake.stack.postgres import EmbeddedPostgres
 
 RATE = 100
 """Trades a second over both instruments."""
-MARKET_S = 24
+MARKET_S = 18
 
 
 def health(port: int) -> dict[str, object]:
@@ -160,6 +160,9 @@ def test_a_new_listing_restarts_only_that_feeds_child(tmp_path: Path, bus: Embed
     try:
         assert wait_listening(health_port, 30)
         wait_for(lambda: all(c["running"] for c in children(health_port).values()), 30, "every child running")
+        handler_log = tmp_path / "home" / "logs" / "ingest-binance-usdm.log"
+        wait_for(lambda: handler_log.exists() and "connect: market" in handler_log.read_text(), 60,
+                 "the handler connected (it read the instrument list)")
         before = {name: c["pid"] for name, c in children(health_port).items()}
         server.terminate()
         server.wait(10)
@@ -167,6 +170,7 @@ def test_a_new_listing_restarts_only_that_feeds_child(tmp_path: Path, bus: Embed
         assert wait_listening(venue_port, 20)
         feed = "ingest-binance-usdm"
         wait_for(lambda: children(health_port)[feed]["pid"] not in (None, before[feed]), 30, "its child restarted")
+        assert children(health_port)[feed]["restarts"] == 0  # a new child for the new list, not a crash's restart
         after = {name: c["pid"] for name, c in children(health_port).items()}
         supervisor.send_signal(signal.SIGTERM)
         output, _ = supervisor.communicate(timeout=90)
@@ -181,4 +185,4 @@ def test_a_new_listing_restarts_only_that_feeds_child(tmp_path: Path, bus: Embed
     with psycopg.connect(postgres.dsn) as conn:
         rows = conn.execute("SELECT detail FROM feed_status WHERE event = 'instruments_changed' AND ts_recv >= %s",
                             (started_ns,)).fetchall()
-    assert [row[0] for row in rows] == ["binance-usdm: listed XRPUSDT, delisted none; children restarted"]
+    assert [row[0] for row in rows] == ["binance-usdm: listed XRPUSDT, delisted none; children restarted"], output
