@@ -13,6 +13,7 @@ concatenated frames as one stream). The reader stops cleanly at a truncated tail
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import struct
 import time
@@ -52,6 +53,8 @@ class CaptureWriter:
         self._hour = -1
         self._unflushed = 0
         self._last_flush = time.monotonic()
+        self._part = 0
+        """Bumped by each abandon: the part files after a failed write."""
         self.frames_written = 0
 
     def append(self, frame: Frame) -> None:
@@ -76,11 +79,24 @@ class CaptureWriter:
 
     def _open(self, ts_recv: int, hour: int) -> None:
         self.close()
-        path = hour_path(self.root, self.venue, ts_recv, self.writer)
+        writer = "-".join(part for part in (self.writer, f"part{self._part}" if self._part else "") if part)
+        path = hour_path(self.root, self.venue, ts_recv, writer)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("ab")
         self._stream = self._compressor.stream_writer(self._file, closefd=False)
         self._hour = hour
+
+    def abandon(self) -> None:
+        """After a failed write (a full disk): drop the open file without flushing (what it buffered is lost
+        with the failure) and go on in a new part file, so later frames never sit behind a torn zstd frame
+        (the reader stops at one)."""
+        with contextlib.suppress(OSError, zstandard.ZstdError):
+            if self._file is not None:
+                self._file.close()
+        self._stream = self._file = None
+        self._hour = -1
+        self._unflushed = 0
+        self._part += 1
 
     def close(self) -> None:
         if self._stream is not None:

@@ -68,6 +68,12 @@ class HandlerConfig:
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 30.0
     poll_interval_s: float = 60.0
+    clock_skew_s: float = 0.0
+    """A receive lag beyond this over a whole clock_window_s is journaled clock_skew (see _watch_clock); 0: not
+    watched (replays of old recordings stamped with today's clock lag by years)."""
+    clock_window_s: float = 10.0
+    capture_retry_s: float = 5.0
+    """After a capture write failed (a full disk), how long until the next try."""
     metadata_every_s: float = 3600.0
     """Instrument metadata is fetched at start and again this often: venues list and delist
     symbols and change tick sizes and funding intervals while a handler runs."""
@@ -125,6 +131,13 @@ class FeedHandler:
         self.links: dict[str, _Link] = {}
         """Route name -> its connection."""
         self._clock_headers = {CLOCK_HEADER: "recorded"} if self.config.clock == "recorded" else None
+        self._lags: tuple[int, int] = (2**63, -(2**63))
+        """The smallest and largest receive lag (ns) of this clock window."""
+        self._lags_since = time.monotonic()
+        self._clock_skewed = False
+        self._capture_missed = 0
+        """Frames not captured since a capture write failed (0: capturing)."""
+        self._capture_retry_at = 0.0
         self.on_frame: Callable[[Frame], None] | None = None
         """Called with every frame before it is normalized (the probe counts them per channel)."""
 
@@ -173,7 +186,11 @@ class FeedHandler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await processor
                 if self.capture is not None:
-                    self.capture.flush()
+                    try:
+                        self.capture.flush()
+                    except OSError as exc:  # a full disk at the last flush: said once, as while running
+                        log.warning("%s: the capture's last frames were not written: %s", self.connection.venue,
+                                    exc.strerror or exc)
 
     async def _connect_loop(self, route: Route, stop: asyncio.Event) -> None:
         """Keep one route's connection up. The backoff restarts only once a connection has carried
@@ -316,12 +333,14 @@ class FeedHandler:
             frame = await self.queue.get()
             try:
                 if self.capture is not None:
-                    self.capture.append(frame)
+                    self._capture(frame)
                 if self.on_frame is not None:
                     self.on_frame(frame)
                 out = Emitted()
                 self.normalizer.connection_id = frame.connection_id or self.normalizer.connection_id
                 normalize_frame(self.normalizer, frame, out)
+                if self.config.clock_skew_s and frame.kind == "ws" and out.records:
+                    self._watch_clock(out.records[0].ts_recv - out.records[0].ts_event, frame.connection_id)
                 if frame.kind == "rest" and frame.url in self._snapshot_urls:
                     self._pending_snapshots.discard(self._snapshot_urls.pop(frame.url))
                 for symbol in out.snapshot_requests - self._pending_snapshots:
@@ -340,6 +359,56 @@ class FeedHandler:
                 log.exception("handling a %s frame failed", self.connection.venue)
             finally:
                 self.queue.task_done()
+
+    def _watch_clock(self, offset_ns: int, connection_id: str) -> None:
+        """Compare this host's clock with the venue's: over each clock_window_s, the receive lag (ts_recv -
+        ts_event) of every frame's first record. A window whose smallest lag is above clock_skew_s (our
+        clock ahead, or every frame that late) or whose largest is below -clock_skew_s (our clock behind)
+        is one `clock_skew` journal row and one warning; `clock_ok` when a window is fine again. Receive
+        lags are never assumed positive: a recorder's clock was measured 1.27 s behind Binance's."""
+        self._lags = (min(self._lags[0], offset_ns), max(self._lags[1], offset_ns))
+        now = time.monotonic()
+        if now - self._lags_since < self.config.clock_window_s:
+            return
+        low, high = self._lags
+        self._lags, self._lags_since = (2**63, -(2**63)), now
+        limit = self.config.clock_skew_s * 1e9
+        skew = low if low > limit else high if high < -limit else 0
+        lags = f"receive lag {low / 1e9:,.3f} to {high / 1e9:,.3f} s over {self.config.clock_window_s:g} s"
+        if skew and not self._clock_skewed:
+            where = "ahead of" if skew > 0 else "behind"
+            self._journal("clock_skew", f"this host's clock is about {abs(skew) / 1e9:,.1f} s {where} the venue's "
+                          f"({lags})", connection_id, logging.WARNING)
+        elif not skew and self._clock_skewed:
+            self._journal("clock_ok", lags, connection_id)
+        self._clock_skewed = bool(skew)
+
+    def _capture(self, frame: Frame) -> None:
+        """Append the frame to the capture. A write that fails (a full disk) is one warning and one
+        `capture_failed` journal row, not a traceback per frame: the frames are still normalized and
+        published, only not captured, and the capture is tried again every capture_retry_s, journaled
+        `capture_resumed` with the count of frames it missed."""
+        assert self.capture is not None
+        if self._capture_missed and time.monotonic() < self._capture_retry_at:
+            self._capture_missed += 1
+            return
+        try:
+            self.capture.append(frame)
+            if self._capture_missed:
+                self.capture.flush()  # written through, not just buffered, before it counts as resumed
+        except OSError as exc:
+            self.capture.abandon()
+            self._capture_retry_at = time.monotonic() + self.config.capture_retry_s
+            if not self._capture_missed:
+                self._journal("capture_failed", f"{exc.strerror or exc} writing {self.capture.root}: frames are "
+                              "published but not captured until it can be written", frame.connection_id,
+                              logging.WARNING)
+            self._capture_missed += 1
+            return
+        if self._capture_missed:
+            self._journal("capture_resumed", f"{self._capture_missed:,} frames were not captured",
+                          frame.connection_id, logging.WARNING)
+            self._capture_missed = 0
 
     async def _fetch_page(self, url: str) -> None:
         """The next page of a paged answer, at the venue's REST pace."""
@@ -425,14 +494,10 @@ class FeedHandler:
         """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface). A client
         error other than a timeout or a rate limit (an endpoint or symbol the venue does not know)
         is not tried again: the answer would be the same."""
-        target, _, post_body = url.partition("#")
         for attempt in range(1, attempts + 1):
             final = attempt == attempts
             try:
-                request = (self._session.post(target, data=post_body.encode(),
-                                              headers={"Content-Type": "application/json"})
-                           if post_body else self._session.get(target))
-                async with request as response:
+                async with rest_request(self._session, url) as response:
                     body = await response.read()
                     ts_recv = time.time_ns()
                     if self.config.clock == "recorded" and RECV_HEADER in response.headers:
@@ -482,6 +547,16 @@ class FeedHandler:
             wait = True
             for url in urls():
                 await self._fetch(url, attempts=1)
+
+
+def rest_request(session: aiohttp.ClientSession, url: str) -> contextlib.AbstractAsyncContextManager[
+        aiohttp.ClientResponse]:
+    """GET the URL, or POST its fragment as a JSON body (see ingest.venues.interface): how every REST
+    endpoint of a venue connection is asked, by the handler and by whoever reads its metadata."""
+    target, _, post_body = url.partition("#")
+    if post_body:
+        return session.post(target, data=post_body.encode(), headers={"Content-Type": "application/json"})
+    return session.get(target)
 
 
 @dataclass

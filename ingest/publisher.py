@@ -29,7 +29,8 @@ from prometheus_client import Counter, Gauge
 
 from normalize import codec
 from normalize.bus_keys import message_id, subject_for
-from normalize.records import BookDeltas, Record
+from normalize.flags import TS_EVENT_IMPUTED
+from normalize.records import BookDeltas, FeedStatus, Record
 from ticklake.bus_auth import connect as bus_connect
 
 log = logging.getLogger(__name__)
@@ -138,21 +139,38 @@ class Batcher:
 
 
 class Spool:
-    """Append-only file of envelopes the bus could not take yet, drained in order."""
+    """Append-only file of envelopes the bus could not take yet, drained in order.
+
+    When the file cannot be written (a full disk), envelopes are held in memory behind it, in order, and
+    `full` says why, once: they are not lost while the process lives, and the bus takes them when back."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.held: list[Envelope] = []
+        self.full: str | None = None
+        """Why the file could not be written, while envelopes are held in memory."""
         self.depth = sum(1 for _ in self.read())
         SPOOL_DEPTH.set(self.depth)
         SPOOL_BYTES.set(path.stat().st_size if path.exists() else 0)
 
     def append(self, envelope: Envelope) -> None:
         record = _spool_encoder.encode((envelope.subject, envelope.msg_id, envelope.payload, envelope.records))
-        with self.path.open("ab") as handle:
-            handle.write(_LENGTH.pack(len(record)) + record)
-            handle.flush()
-            SPOOL_BYTES.set(handle.tell())
+        if not self.held:
+            try:
+                with self.path.open("ab") as handle:
+                    handle.write(_LENGTH.pack(len(record)) + record)
+                    handle.flush()
+                    SPOOL_BYTES.set(handle.tell())
+            except OSError as exc:
+                self.full = f"{exc.strerror or exc} writing {self.path}"
+                self.held.append(envelope)
+            else:
+                self.depth += 1
+                SPOOL_DEPTH.set(self.depth)
+                return
+        else:
+            self.held.append(envelope)
         self.depth += 1
         SPOOL_DEPTH.set(self.depth)
 
@@ -168,10 +186,12 @@ class Spool:
             subject, msg_id, payload, records = _spool_decoder.decode(data[offset + 4: offset + 4 + length])
             envelopes.append(Envelope(subject, msg_id, payload, records))
             offset += 4 + length
-        return envelopes
+        return envelopes + self.held
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.held.clear()
+        self.full = None
         self.depth = 0
         SPOOL_DEPTH.set(0)
         SPOOL_BYTES.set(0)
@@ -233,7 +253,7 @@ class Publisher:
                     if self.spool.depth and self._connected.is_set():
                         await self._drain_spool()
                     if self.spool.depth or not self._connected.is_set():
-                        self.spool.append(envelope)
+                        self._spool(envelope)
                         continue
                 await self._slots.acquire()
                 IN_FLIGHT.inc()
@@ -242,6 +262,18 @@ class Publisher:
                 task.add_done_callback(self._pending.discard)
             finally:
                 self._outbox.task_done()
+
+    def _spool(self, envelope: Envelope) -> None:
+        """Into the spool; the first envelope it must hold in memory (a full disk) is one warning and a
+        `spool_full` journal row of the envelope's venue, itself published when the bus is back."""
+        was_full = self.spool.full is not None
+        self.spool.append(envelope)
+        if self.spool.full is not None and not was_full:
+            log.warning("spool: %s; envelopes held in memory until the bus takes them", self.spool.full)
+            venue = envelope.subject.split(".")[2]
+            now = time.time_ns()
+            self.submit([FeedStatus(venue, "", "", now, now, None, None, TS_EVENT_IMPUTED, "spool_full", "publisher",
+                                    f"{self.spool.full}: envelopes held in memory"[:500])])
 
     async def _drain_spool(self) -> None:
         """Re-publish spooled envelopes in order, each waiting for its ack, then clear the file."""
@@ -275,14 +307,14 @@ class Publisher:
                 except (TimeoutError, nats.errors.Error) as exc:
                     self.retries += 1
                     RETRIES.inc()
-                    log.warning("publish %s attempt %d failed: %s", envelope.subject, attempt + 1, exc)
-                    if not self._connected.is_set():
+                    if not self._connected.is_set():  # spooled: "publisher lost the bus" said it once for all
                         break
+                    log.warning("publish %s attempt %d failed: %s", envelope.subject, attempt + 1, exc)
                     continue
                 self._acked(envelope)
                 return
             async with self._spool_lock:
-                self.spool.append(envelope)
+                self._spool(envelope)
         finally:
             IN_FLIGHT.dec()
             self._slots.release()

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 
 from pyarrow import fs
 
+from normalize.records import RECORD_TYPES
 from storage.lake_layout import partition_path
-from storage.parquet_files import TMP_SUFFIX, filesystem_for, parquet_files, write_bytes_atomic
+from storage.parquet_files import TMP_SUFFIX, filesystem_for, lake_partitions, parquet_files, write_bytes_atomic
 
 SEALS_DIR = "_manifests/seals"
 COMMITTING = "committing"
@@ -116,3 +117,14 @@ def partition_files(filesystem: fs.FileSystem, base: str, record_type: str, venu
         renamed = filesystem.get_file_info(path).type == fs.FileType.File
         outputs.append(path if renamed else path + TMP_SUFFIX)
     return sorted({p for p in listed if p not in replaced} | set(outputs))
+
+
+def venue_days(lake_root: str) -> dict[tuple[str, dt.date], bool]:
+    """Every (venue, day) of the lake, True once its every record type is sealed: the lake then holds
+    the day for good, so what it was built from (raw captures, Timescale rows) may go."""
+    present: dict[tuple[str, dt.date], set[str]] = {}
+    for record_type in RECORD_TYPES:
+        for key in lake_partitions(lake_root, record_type):
+            present.setdefault(key, set()).add(record_type)
+    sealed = {record_type: sealed_days(lake_root, record_type) for record_type in RECORD_TYPES}
+    return {key: all(key in sealed[t] for t in types) for key, types in present.items()}

@@ -111,7 +111,8 @@ CASES: list[tuple[str, dict[str, str], list[str], str]] = [
     ("unknown command", {}, ["nosuch"], "No such command 'nosuch'. (see 'ticklake --help')"),
     ("unknown option", {}, ["up", "--nope"], "No such option: --nope (see 'ticklake up --help')"),
     ("missing argument", {}, ["probe"], "Missing argument 'venue'. (see 'ticklake probe --help')"),
-    ("missing option", {}, ["ingest", "--venue", "okx"], "Missing option '--symbols'. (see 'ticklake ingest --help')"),
+    ("missing option", {}, ["pipelines", "run"], "Missing option '--from'. (see 'ticklake pipelines run --help')"),
+    ("no feeds", {}, ["ingest", "--venue", "okx"], "give --venue and --symbols, or --config FILE"),
 ]
 
 

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
+from prometheus_client import Counter
 
 from ticklake.settings import Settings, load_settings, mask_url, read_secret_file
 
@@ -185,6 +187,12 @@ async def connect(url: str, settings: Settings | None = None, **options: Any) ->
         else:
             log.warning("bus %s: %s", mask_url(url), _reason(exc))
 
+    backoff = None
+    if options.get("allow_reconnect", True) and "reconnect_to_server_handler" not in options:
+        backoff = _Backoff(mask_url(url), options.pop("reconnected_cb", None))
+        options.update(reconnect_to_server_handler=backoff.next_server, reconnected_cb=backoff.reconnected)
+        if caller_cb is None:
+            caller_cb = backoff.failed
     try:
         await client.connect(url, error_cb=on_error, **auth.options(), **options)
     except BusAuthError:
@@ -197,11 +205,54 @@ async def connect(url: str, settings: Settings | None = None, **options: Any) ->
             raise BusAuthError(_refusal(url, auth, exc)) from None
         raise
     connected = True
+    if backoff is not None:
+        backoff.connected, backoff.attempts = True, 0
     if auth.tls and not uses_tls(client):
         await client.close()
         raise BusAuthError(f"the bus at {mask_url(url)} did not use TLS, which {auth.source} require "
                            "(TICKLAKE_NATS_TLS_CA): refusing to talk to it in clear")
     return client
+
+
+RECONNECT_ATTEMPTS = Counter("ticklake_bus_connection_errors_total",
+                             "Bus connection errors while connecting or reconnecting (each one log line)")
+BACKOFF_INITIAL_S = 0.2
+BACKOFF_MAX_S = 10.0
+
+
+class _Backoff:
+    """Reconnects to a lost bus with exponential backoff (0.2 s doubling to 10 s, jittered) and one log line
+    per failed attempt, counted in ticklake_bus_connection_errors_total: nats-py alone retries every
+    reconnect_time_wait forever, a line each time, and a handler whose bus was down 20 s logged thousands
+    (docs/operations.md has the figures). The count starts again once the bus is back."""
+
+    def __init__(self, where: str, reconnected_cb: Callable[[], Awaitable[None]] | None) -> None:
+        self.where, self.caller_reconnected = where, reconnected_cb
+        self.attempts = 0
+        self.delay = 0.0
+        self.connected = False
+        """Set once the first connect succeeded: from then on, attempts are reconnects on this backoff."""
+
+    def next_server(self, servers: list[Any], info: dict[str, Any]) -> tuple[Any, float]:
+        """nats-py's reconnect_to_server_handler: the servers in turn, after this attempt's delay."""
+        self.delay = 0.0 if self.attempts == 0 else min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (self.attempts - 1))
+        return servers[self.attempts % len(servers)], self.delay * random.uniform(0.8, 1.0)
+
+    async def failed(self, exc: Exception) -> None:
+        self.attempts += 1
+        RECONNECT_ATTEMPTS.inc()
+        if not self.connected:  # the first connect: nats-py's own pace (reconnect_time_wait), as the caller set it
+            log.warning("bus %s: %s; attempt %d", self.where, _reason(exc), self.attempts)
+            return
+        following = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2 ** (self.attempts - 1))
+        log.warning("bus %s: %s; attempt %d, next in %.1f s", self.where, _reason(exc), self.attempts, following)
+
+    async def reconnected(self) -> None:
+        if self.attempts:
+            log.info("bus %s: back after %d failed attempts", self.where, self.attempts)
+        self.attempts = 0
+        if self.caller_reconnected is not None:
+            await self.caller_reconnected()
 
 
 async def _abandon(client: Client) -> None:

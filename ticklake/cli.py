@@ -6,7 +6,7 @@ import datetime as dt
 import errno
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -59,6 +59,8 @@ def Positive(help: str) -> typer.models.OptionInfo:
     return typer.Option(callback=_above_zero, help=help)
 
 
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Feed configuration file (TOML; "
+                                                                   "docs/operations.md).")]
 MetricsPortOption = Annotated[int, typer.Option(min=0, max=65535, help="Serve Prometheus metrics on this port "
                                                                        "(0: off).")]
 
@@ -365,9 +367,14 @@ def probe(
 
 @app.command()
 def ingest(
-    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds in one process.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
-                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
+    venue: Annotated[list[str] | None, typer.Option(help="Venue id; repeat with --symbols for several feeds in one "
+                                                         "process.")] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                           "normalized ids (BTC-USDT-PERP) or venue symbols.")] = None,
+    config_file: ConfigOption = None,
+    feed_name: Annotated[str | None, typer.Option("--feed", help="With --config: the feed to run (its `name`, else "
+                                                                 "its venue); needed when the file has several.")
+                         ] = None,
     shard: Annotated[str | None, typer.Option(help="K/N: run only the symbols of shard K of N (stable hash), "
                                                    "so N processes or hosts split a symbol list.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write Parquet straight to this lake directory instead of "
@@ -387,6 +394,10 @@ def ingest(
     metadata_every: Annotated[float, Positive(help="Seconds between refreshes of the instrument metadata "
                                                    "(an instrument is published again when it changes).")] = 3600.0,
     route: RouteOption = None,
+    clock_skew: Annotated[float, typer.Option(min=0, help="Journal clock_skew (one line) when every frame's receive "
+                                                          "lag over 10 s is beyond this many seconds either way: "
+                                                          "this host's clock is off from the venue's (0: off).")
+                          ] = 5.0,
     clock: Annotated[str, typer.Option(help="local: stamp ts_recv with this host's clock (live venues); recorded: "
                                             "with the capture's own receive times, as a replay server carries them "
                                             "(replays keep their real receive times and latencies).")] = "local",
@@ -402,6 +413,20 @@ def ingest(
     from ticklake import logs
     from ticklake.ingest_run import bus_output, lake_output, plan_feeds, run_ingest
 
+    feed_label = ""
+    if config_file is not None:
+        if venue or symbols:
+            raise SettingsError("give --config or --venue/--symbols, not both")
+        from ticklake.feed_config import feed_symbols, load_feed_config
+
+        spec = load_feed_config(config_file).named(feed_name)
+        feed_label = spec.name
+        venue, symbols = [spec.venue], [",".join(feed_symbols(spec))]
+        capture, top_depth, top_every, clock = spec.capture, spec.top_depth, spec.top_every_s, spec.clock
+        metadata_every, ws_url, rest_url = spec.metadata_every_s, ws_url or spec.ws_url, rest_url or spec.rest_url
+        channels = ",".join(spec.channels) if spec.channels else channels
+    if not venue or not symbols:
+        raise SettingsError("give --venue and --symbols, or --config FILE")
     for name in venue:
         if name not in CONNECTIONS:
             raise SettingsError(f"unknown venue '{name}' (known: {', '.join(CONNECTIONS)})")
@@ -414,7 +439,7 @@ def ingest(
     # venue symbols before sharding: every host hashes the same names, whichever form it was given
     groups = [venue_symbols(CONNECTIONS[name], [s for s in group.split(",") if s])
               for name, group in zip(venue, symbols, strict=True)]
-    feeds = plan_feeds(venue, groups, shard_spec)
+    feeds = plan_feeds(venue, groups, shard_spec, feed_label)
     if not feeds:
         raise SettingsError(f"shard {shard} holds none of the given symbols")
     logs.configure()
@@ -426,7 +451,7 @@ def ingest(
     if clock not in ("local", "recorded"):
         raise SettingsError(f"--clock takes local or recorded, not {clock!r}")
     config = HandlerConfig(top_depth=top_depth, top_every_s=top_every, metadata_every_s=metadata_every,
-                           clock=clock)
+                           clock=clock, clock_skew_s=clock_skew if clock == "local" else 0.0)
     handlers = asyncio.run(run_ingest(feeds, output, capture_root, ws_url, rest_url, duration,
                                       metrics_port=metrics_port, config=config,
                                       channels=[c for c in channels.split(",") if c] if channels else None,
@@ -447,9 +472,16 @@ def ingest(
 
 @app.command()
 def run(
-    venue: Annotated[list[str], typer.Option(help="Venue id; repeat with --symbols for several feeds.")],
-    symbols: Annotated[list[str], typer.Option(help="Comma-separated instruments of the matching --venue: "
-                                                    "normalized ids (BTC-USDT-PERP) or venue symbols.")],
+    venue: Annotated[list[str] | None, typer.Option(help="Venue id; repeat with --symbols for several feeds.")
+                     ] = None,
+    symbols: Annotated[list[str] | None, typer.Option(help="Comma-separated instruments of the matching --venue: "
+                                                           "normalized ids (BTC-USDT-PERP) or venue symbols.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="Run the whole service from this feed "
+                                                                      "configuration, supervised: restarts, schedule, "
+                                                                      "health endpoint (docs/operations.md).")] = None,
+    health_port: Annotated[int | None, typer.Option(min=0, max=65535, help="With --config: serve the health JSON "
+                                                                           "on this port (default: the config's).")
+                           ] = None,
     ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL override (e.g. a replay server).")] = None,
     rest_url: Annotated[str | None, typer.Option(help="REST base URL override.")] = None,
     duration: Annotated[float | None, Positive(help="Stop after this many seconds.")] = None,
@@ -462,6 +494,13 @@ def run(
     (handlers publish what they hold, sinks catch up, flush, commit and acknowledge)."""
     from ticklake.run_all import run_all
 
+    if config_file is not None:
+        if venue or symbols:
+            raise SettingsError("give --config or --venue/--symbols, not both")
+        _supervise(config_file, health_port, duration)
+        return
+    if not venue or not symbols:
+        raise SettingsError("give --venue and --symbols, or --config FILE")
     settings = _settings()
     nats_url = local.nats_url(settings)
     local.pg_dsn(settings)  # fail here, with the usual message, when the stack is not up
@@ -481,6 +520,49 @@ def run(
     code = run_all([ingest_args], sink_args, nats_url, duration, catch_up)
     if code:
         raise typer.Exit(code)
+
+
+def _supervise(config_file: Path, health_port: int | None, duration: float | None) -> None:
+    from ticklake import logs
+    from ticklake.feed_config import load_feed_config
+    from ticklake.supervisor import Supervisor
+
+    config = load_feed_config(config_file)
+    if health_port is not None:
+        config = config.model_copy(update={"supervisor": config.supervisor.model_copy(
+            update={"health_port": health_port})})
+    settings = _settings()
+    _database_url(settings)  # both servers checked now: one line here, not a restart loop later
+    logs.configure()
+    supervisor = Supervisor(config, config_file, _bus_url(settings), settings.home, settings.lake_root,
+                            settings.home / "logs")
+    code = supervisor.run(duration)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def schedule(
+    config_file: Annotated[Path, typer.Option("--config", help="Feed configuration whose [schedule] and [capture] "
+                                                               "to follow.")],
+    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+) -> None:
+    """Run on time what the service needs besides ingest and sinks: the daily pipelines for each finished UTC
+    day, Timescale retention and capture pruning (docs/operations.md); `ticklake run --config` runs it."""
+    import signal
+    import threading
+
+    from ticklake import logs
+    from ticklake.feed_config import load_feed_config
+    from ticklake.schedule import run_schedule
+
+    config = load_feed_config(config_file)
+    settings = _settings()
+    logs.configure()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_schedule(config, settings, local.pg_owner_dsn(settings), stop, once)
 
 
 @app.command()
@@ -656,6 +738,46 @@ def replay_server(
     asyncio.run(run_replay_server(venue, _captures(captures or []), port, speed, faults, clients, options))
 
 
+capture_app = typer.Typer(no_args_is_help=True, help="Raw captures under $TICKLAKE_HOME/capture.")
+app.add_typer(capture_app, name="capture")
+
+
+@capture_app.command("prune")
+def capture_prune(
+    keep_days: Annotated[int | None, typer.Option(min=0, help="UTC days to keep (default: the config's [capture] "
+                                                              "keep_days, else TICKLAKE_CAPTURE_KEEP_DAYS).")] = None,
+    max_gib: Annotated[float | None, Positive(help="GiB the captures may take (default: the config's [capture] "
+                                                   "max_gib, else TICKLAKE_CAPTURE_MAX_GIB).")] = None,
+    config_file: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what would go; remove nothing.")] = False,
+) -> None:
+    """Remove raw captures older than the kept days or over the size limit, oldest first, and only of UTC
+    days the lake has sealed (docs/operations.md)."""
+    from pipelines.partitions import utc_today
+    from ticklake.capture_retention import GIB, prune_captures
+    from ticklake.feed_config import load_feed_config
+
+    settings = _settings()
+    retention = load_feed_config(config_file).capture if config_file is not None else None
+    days = keep_days if keep_days is not None else (retention.keep_days if retention else None)
+    gib = max_gib if max_gib is not None else (retention.max_gib if retention else None)
+    days = settings.capture_keep_days if days is None else days
+    gib = settings.capture_max_gib if gib is None else gib
+    if days is None and gib is None:
+        raise SettingsError("nothing to prune by: give --keep-days or --max-gib (or set them in the config's "
+                            "[capture] or as TICKLAKE_CAPTURE_KEEP_DAYS / TICKLAKE_CAPTURE_MAX_GIB)")
+    plan = prune_captures(settings.home / "capture", settings.lake_root, utc_today(), days,
+                          int(gib * GIB) if gib is not None else None, dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for file, why in plan.remove:
+        console.print(f"{verb} {file.path} ({file.size:,} bytes, {why})", soft_wrap=True)
+    freed = sum(file.size for file, _ in plan.remove)
+    console.print(f"{verb} {len(plan.remove)} capture files, {freed:,} bytes of {plan.total_bytes:,}; "
+                  f"{plan.kept_unsealed} kept as their day is not sealed yet", soft_wrap=True)
+    if plan.over_by:
+        console.print(f"still {plan.over_by:,} bytes over {gib:g} GiB: unsealed days are never pruned", soft_wrap=True)
+
+
 sink_app = typer.Typer(no_args_is_help=True, help="Sinks: the bus into TimescaleDB or the Parquet lake, exactly once.")
 app.add_typer(sink_app, name="sink")
 
@@ -708,15 +830,39 @@ def _run_sink(sink: JetStreamSink, metrics_port: int) -> None:
     console.print(sink.summary(), soft_wrap=True)
 
 
+def _sink_options(ctx: typer.Context, config_file: Path | None, sink: str, **values: Any) -> dict[str, Any]:
+    """The options as given, with the feed configuration's `[sinks.<sink>]` for those left at their default:
+    a flag on the command line wins over the file, the file over the built-in default."""
+    if config_file is None:
+        return values
+    from click.core import ParameterSource
+
+    from ticklake.feed_config import load_feed_config
+
+    options = load_feed_config(config_file).sinks.get(sink)  # type: ignore[call-overload]
+    if options is None:
+        return values
+    fields = {"batch": "batch", "ack_wait": "ack_wait_s", "flush_rows": "flush_rows", "flush_age": "flush_age_s"}
+    for name in values:
+        configured = getattr(options, fields[name])
+        if configured is not None and ctx.get_parameter_source(name) == ParameterSource.DEFAULT:
+            values[name] = configured
+    return values
+
+
 @sink_app.command("timescale")
 def sink_timescale(
+    ctx: typer.Context,
     consumer: ConsumerOption = SinkConfig.consumer,
     filter_subject: FilterOption = SinkConfig.filter_subject,
     batch: BatchOption = SinkConfig.batch,
     ack_wait: AckWaitOption = SinkConfig.ack_wait_s,
     metrics_port: MetricsPortOption = 0,
+    config_file: ConfigOption = None,
 ) -> None:
     """JetStream into the hypertables: binary COPY and the offset in one transaction, acks after the commit."""
+    options = _sink_options(ctx, config_file, "timescale", batch=batch, ack_wait=ack_wait)
+    batch, ack_wait = options["batch"], options["ack_wait"]
     settings = _settings()
     dsn = _database_url(settings)
     config = SinkConfig(nats_url=_bus_url(settings), pg_dsn=dsn, consumer=consumer, filter_subject=filter_subject,
@@ -726,6 +872,7 @@ def sink_timescale(
 
 @sink_app.command("parquet")
 def sink_parquet(
+    ctx: typer.Context,
     consumer: ConsumerOption = ParquetSinkConfig.consumer,
     filter_subject: FilterOption = ParquetSinkConfig.filter_subject,
     batch: BatchOption = ParquetSinkConfig.batch,
@@ -737,8 +884,13 @@ def sink_parquet(
                                                   "TICKLAKE_LAKE).")] = None,
     ack_wait: AckWaitOption = ParquetSinkConfig.ack_wait_s,
     metrics_port: MetricsPortOption = 0,
+    config_file: ConfigOption = None,
 ) -> None:
     """JetStream into the Parquet lake: a file per type, venue and day each flush, then the manifest, then acks."""
+    options = _sink_options(ctx, config_file, "parquet", batch=batch, ack_wait=ack_wait, flush_rows=flush_rows,
+                            flush_age=flush_age)
+    batch, ack_wait, flush_rows, flush_age = (options[name] for name in ("batch", "ack_wait", "flush_rows",
+                                                                         "flush_age"))
     settings = _settings()
     config = ParquetSinkConfig(nats_url=_bus_url(settings), lake=lake or settings.lake_root, consumer=consumer,
                                filter_subject=filter_subject, batch=batch, flush_rows=flush_rows,

@@ -140,9 +140,11 @@ class BusOutput:
 
 
 def plan_feeds(venues: Sequence[str], symbol_lists: Sequence[Sequence[str]],
-               shard: tuple[int, int] | None) -> list[Feed]:
-    """Pair each --venue with its --symbols, keep this shard's symbols, label repeated venues."""
-    shard_label = f"shard{shard[0]}of{shard[1]}" if shard else ""
+               shard: tuple[int, int] | None, name: str = "") -> list[Feed]:
+    """Pair each --venue with its --symbols, keep this shard's symbols, label repeated venues; `name`
+    (a configured feed's) leads the label, so two processes' feeds of one venue never share a capture
+    or spool file."""
+    shard_label = "-".join(part for part in (name, f"shard{shard[0]}of{shard[1]}" if shard else "") if part)
     counts = Counter(venues)
     feeds = []
     for index, (venue, symbols) in enumerate(zip(venues, symbol_lists, strict=True)):
@@ -234,7 +236,10 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
         await output.close()
         for capture in captures:
             if capture is not None:
-                capture.close()
+                try:
+                    capture.close()
+                except OSError:
+                    capture.abandon()  # the handler's last flush said why
     return handlers
 
 

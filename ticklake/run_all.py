@@ -68,11 +68,12 @@ async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS"
         await client.close()
 
 
-def wait_caught_up(nats_url: str, timeout_s: float, on_pending: Callable[[int], None] | None = None) -> bool:
-    """Wait until both sinks have acknowledged everything; `on_pending` sees each count (progress)."""
+def wait_caught_up(nats_url: str, timeout_s: float, on_pending: Callable[[int], None] | None = None,
+                   consumers: Sequence[str] = SINKS) -> bool:
+    """Wait until the consumers (both sinks') have acknowledged everything; `on_pending` sees each count."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        left = asyncio.run(pending(nats_url, SINKS))
+        left = asyncio.run(pending(nats_url, consumers))
         if on_pending is not None:
             on_pending(left)
         if left == 0:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     """Days of ticks kept in TimescaleDB by `ticklake db retention` (the lake keeps everything)."""
     pipelines_start: dt.date | None = None
     """First daily partition of the pipelines (YYYY-MM-DD); unset: the earliest day in the lake."""
+    capture_keep_days: int | None = Field(default=None, ge=0)
+    """UTC days of raw captures `ticklake capture prune` keeps (only sealed days ever go); unset: no age limit."""
+    capture_max_gib: float | None = Field(default=None, gt=0)
+    """GiB the raw captures may take before `ticklake capture prune` removes the oldest sealed ones."""
     bus_max_age_s: float = Field(default=7 * 86_400, gt=0)
     """How long the ticks stream keeps a message (JetStream max_age); a sink away longer than this
     finds a bus_gap, which `ticklake backfill` repairs from the raw captures."""

@@ -1,0 +1,235 @@
+"""Soak: `ticklake run --config` left running against a synthetic venue, a child killed every few minutes.
+
+Everything real: a throwaway PostgreSQL+TimescaleDB and nats-server (bench_capacity.Stack), a synthetic
+Binance USD-M market (`ticklake replay-server --synthetic`, ground truth written on exit) whose clock
+starts `--lead` seconds before a UTC midnight (so the run crosses it), and the supervisor with both
+sinks and the schedule (seal, retention, capture pruning every `--schedule-every`). The handler stamps
+receive times with the market's clock (`clock = "recorded"`), so the captures and the lake cross the
+same midnight; the day before it is finished (it is in the past), so the schedule seals it and prunes
+its captures.
+
+Every `--kill-every` seconds one child is killed with SIGKILL, in turn: the Parquet sink, the Timescale
+sink, the handler, the schedule. Every 10 s: the RSS of every process (psutil), each consumer's pending
+messages and the restarts (the health endpoint). At the end: every generated trade against both stores
+(duplicates must be none; a handler's SIGKILL loses what it held unpublished and what the venue sent while
+it restarted, reported as missing), the sealed days, the pruned captures; a JSON summary and a PNG of
+the memory curves.
+
+Run: `python -m benchmarks.soak --duration 1800 --rate 20000 --out soak/` (the issue's soak);
+`--duration 45 --rate 2000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import polars as pl
+import psutil
+import psycopg
+
+from benchmarks.bench_capacity import MIXES, Stack, _rates, calibrate
+from storage.migrate import migrate
+from storage.seal_manifest import venue_days
+from ticklake.stack.ports import free_port, wait_listening
+
+TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
+KILL_ORDER = ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "schedule")
+SAMPLE_S = 10.0
+WARMUP_S = 120.0
+"""RSS growth is measured from the first sample after this (imports, books, buffers filled)."""
+
+
+def _health(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+        document: dict[str, object] = json.loads(response.read())
+    return document
+
+
+def _config(path: Path, venue_port: int, health_port: int, schedule_every: float) -> None:
+    path.write_text(f"""\
+[supervisor]
+health_port = {health_port}
+restart_backoff_s = 1
+catch_up_s = 120
+
+[schedule]
+every_s = {schedule_every}
+seal_after_s = 0
+
+[capture]
+keep_days = 0
+
+[sinks.parquet]
+flush_age_s = 10
+
+[[feed]]
+venue = "binance-usdm"
+instruments = "all"
+ws_url = "ws://127.0.0.1:{venue_port}"
+rest_url = "http://127.0.0.1:{venue_port}"
+clock = "recorded"
+""")
+
+
+def _trades(dsn: str, lake: Path) -> tuple[list[str], list[str]]:
+    with psycopg.connect(dsn) as conn:
+        db = [row[0] for row in conn.execute("SELECT symbol || '/' || trade_id FROM trade").fetchall()]
+    frame = pl.read_parquet(f"{lake}/trade/**/*.parquet", hive_partitioning=False)
+    return db, (frame["symbol"] + "/" + frame["trade_id"]).to_list()
+
+
+def _plot(path: Path, samples: list[dict[str, object]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(10, 5))
+    names = sorted({name for sample in samples for name in sample["rss_mib"]})  # type: ignore[attr-defined]
+    for name in names:
+        points = [(s["t"], s["rss_mib"][name]) for s in samples if name in s["rss_mib"]]  # type: ignore[index, operator]
+        axis.plot([p[0] for p in points], [p[1] for p in points], label=name)
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("RSS (MiB)")
+    axis.set_title("ticklake run --config: memory per process (a child killed every few minutes)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, schedule_every_s: float,
+         out: Path) -> dict[str, object]:
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="ticklake-soak-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    stack = Stack(root)
+    stack.start()
+    mix = MIXES["mix"]
+    messages = rate / calibrate(mix, mix.instruments)
+    rates = _rates(mix, messages)
+    midnight = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), dt.UTC)
+    start = midnight - dt.timedelta(seconds=lead_s)
+    venue_port, health_port, truth = free_port(), free_port(), root / "truth.json"
+    home, lake = root / "home", root / "lake"
+    migrate(stack.pg.dsn)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
+    env.update(TICKLAKE_HOME=str(home), TICKLAKE_NATS_URL=stack.bus.url, TICKLAKE_PG_DSN=stack.pg.dsn,
+               TICKLAKE_LAKE=str(lake))
+    server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", "--synthetic", "--instruments",
+                               str(mix.instruments), "--rate", f"trades={rates.trades:.0f},book={rates.book:.0f},"
+                               f"liquidations={rates.liquidations:g}", "--duration", str(duration_s), "--start",
+                               start.isoformat(), "--port", str(venue_port), "--clients", "2", "--truth", str(truth)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_listening(venue_port, 30)
+    config = root / "feeds.toml"
+    _config(config, venue_port, health_port, schedule_every_s)
+    log = (out / "supervisor.log").open("w")
+    supervisor = subprocess.Popen([TICKLAKE, "run", "--config", str(config)], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    samples: list[dict[str, object]] = []
+    kills: list[dict[str, object]] = []
+    try:
+        assert wait_listening(health_port, 60)
+        began = time.monotonic()
+        next_kill, next_sample = kill_every_s, 0.0
+        while (elapsed := time.monotonic() - began) < duration_s + 5:
+            if elapsed >= next_sample:
+                next_sample += SAMPLE_S
+                health = _health(health_port)
+                rss = {}
+                for item in health["children"]:  # type: ignore[attr-defined]
+                    if item["pid"]:
+                        with contextlib.suppress(psutil.NoSuchProcess):
+                            rss[item["name"]] = psutil.Process(item["pid"]).memory_info().rss / 2**20
+                for name, pid in (("nats-server", stack.bus.pid()), ("supervisor", supervisor.pid)):
+                    if pid:
+                        rss[name] = psutil.Process(pid).memory_info().rss / 2**20
+                rss["postgres"] = sum(p.memory_info().rss for p in stack.postgres_processes()) / 2**20
+                samples.append({"t": round(elapsed), "rss_mib": rss, "behind": health["behind"],
+                                "restarts": {c["name"]: c["restarts"] for c in health["children"]}})  # type: ignore[attr-defined]
+            if elapsed >= next_kill and elapsed < duration_s - 5:  # not as the market ends: its restart is the test
+                name = KILL_ORDER[len(kills) % len(KILL_ORDER)]
+                pid = next(c["pid"] for c in _health(health_port)["children"] if c["name"] == name)  # type: ignore[attr-defined]
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append({"t": round(elapsed), "child": name})
+                next_kill += kill_every_s
+            time.sleep(1)
+        # the venue first: its truth is then what it sent (a loaded machine plays behind the market's clock),
+        # and the handler has every frame before it is stopped
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        time.sleep(5)
+        final = _health(health_port)
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(300)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
+    truth_trades = json.loads(truth.read_text())["trades"]
+    generated = {f"{t[0]}/{t[1]}" for t in truth_trades}
+    played_s = (max(t[5] for t in truth_trades) - min(t[5] for t in truth_trades)) / 1e9 if truth_trades else 0.0
+    db, parquet = _trades(stack.pg.dsn, lake)
+    days = venue_days(str(lake))
+    schedule_log = (home / "logs" / "schedule.log").read_text()
+    pruned = sum(int(line.split("removed ")[1].split(" ")[0]) for line in schedule_log.splitlines()
+                 if "capture prune: removed" in line)
+    warm = [s for s in samples if s["t"] >= min(WARMUP_S, duration_s / 3)]
+    growth = {}
+    for name in ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "schedule", "supervisor", "nats-server"):
+        series = [s["rss_mib"][name] for s in warm if name in s["rss_mib"]]  # type: ignore[index, operator]
+        if len(series) >= 2:
+            growth[name] = {"first_mib": round(series[0], 1), "last_mib": round(series[-1], 1),
+                            "max_mib": round(max(series), 1),
+                            "growth_pct": round(100 * (series[-1] / series[0] - 1), 1)}
+    pending = [s["behind"].get(k) for s in samples for k in ("timescale_pending", "parquet_pending")]  # type: ignore[attr-defined]
+    summary: dict[str, object] = {
+        "duration_s": duration_s, "rate_target": rate, "market_played_s": round(played_s, 1),
+        "market_start": start.isoformat(), "exit_code": code,
+        "trades_generated": len(generated), "trades_timescale": len(db), "trades_lake": len(parquet),
+        "duplicates_timescale": len(db) - len(set(db)), "duplicates_lake": len(parquet) - len(set(parquet)),
+        "stores_equal": set(db) == set(parquet), "unknown_trades": len(set(db) - generated),
+        "missing_trades": len(generated - set(db)),
+        "kills": kills, "restarts": {c["name"]: c["restarts"] for c in final["children"]},  # type: ignore[attr-defined]
+        "max_pending": max((p for p in pending if isinstance(p, int)), default=None),
+        "sealed_days": sorted({day.isoformat() for (_, day), sealed in days.items() if sealed}),
+        "captures_pruned": pruned, "rss": growth, "tracebacks": sum(path.read_text().count("Traceback") for path in
+                          (out / "supervisor.log", *(home / "logs").glob("*.log")) if path.name != "pipelines.log"),
+        "pipelines": [line.split("] ")[-1].split(" [")[0] for line in schedule_log.splitlines()
+                      if "pipelines " in line],
+    }
+    (out / "soak.json").write_text(json.dumps({"summary": summary, "samples": samples}, indent=1))
+    _plot(out / "soak-memory.png", samples)
+    stack.stop()
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=1800.0, help="seconds of market")
+    parser.add_argument("--rate", type=float, default=20_000.0, help="records a second (stored rows)")
+    parser.add_argument("--kill-every", type=float, default=180.0, help="seconds between SIGKILLs of a child")
+    parser.add_argument("--lead", type=float, default=300.0, help="the market starts this long before midnight")
+    parser.add_argument("--schedule-every", type=float, default=300.0, help="seconds between schedule rounds")
+    parser.add_argument("--out", type=Path, default=Path("soak"), help="folder for soak.json and soak-memory.png")
+    args = parser.parse_args()
+    summary = soak(args.duration, args.rate, args.kill_every, args.lead, args.schedule_every, args.out)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
