@@ -22,10 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CONTRACT = ROOT / "docs" / "contract.md"
 
-PENDING = {"docs/capacity.md", "docs/operations.md", "docs/timescale.md"}
-"""Pages other branches were writing when these docs were: a link to one of them is tolerated while
-the page is missing, and checked like any other once it exists."""
-
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCED = re.compile(r"^```.*?^```", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -54,10 +50,7 @@ def test_links_resolve(page: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        relative = str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(resolved)
-        if not resolved.exists():
-            assert relative in PENDING, f"{page.name}: {target} does not exist"
-            continue
+        assert resolved.exists(), f"{page.name}: {target} does not exist"
         if anchor:
             assert resolved.suffix == ".md", f"{page.name}: {target}: an anchor into a file that is not markdown"
             assert anchor in anchors(resolved), f"{page.name}: {target}: no such heading"
