@@ -406,8 +406,6 @@ def search(stack: Stack, mix: Mix, seconds: float, start: float, log: list[Step]
         else:
             failed = rate
             rate /= 1.6
-        if passed and failed:
-            break
     low = passed.target if passed else 0.0
     for _ in range(2):
         if failed is None or not passed:

@@ -4,9 +4,12 @@ does: one helper for every venue's CLI test."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,6 +32,17 @@ def replay_server_process(venue: str, captures: Sequence[Path], speed: str = "20
     finally:
         server.terminate()
         server.wait(10)
+
+
+def wait_played(port: int, timeout_s: float = 120) -> None:
+    """Until the replay server on `port` has written every frame to its clients (`GET /_replay`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
+            if json.loads(response.read())["done"]:
+                return
+        time.sleep(0.2)
+    raise TimeoutError("the replay did not finish")
 
 
 def ingest_from_replay(venue: str, captures: Sequence[Path], symbols: Sequence[str], tmp_path: Path,

@@ -4,13 +4,10 @@ exactly once."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -20,17 +17,12 @@ from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
 from normalize.records import Trade
 from tests.binance_data import CRYPTOFEED_RUN, CRYPTOFEED_SYMBOLS
+from tests.cli_replay import TICKLAKE, wait_played
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
 from ticklake.stack.postgres import EmbeddedPostgres
 
-TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 TABLES = ("trade", "book_delta", "bbo", "instrument", "feed_status")
-
-
-def _played(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
-        return bool(json.loads(response.read())["done"])
 
 
 def _timescale(dsn: str, table: str, instruments: list[str], since_ns: int) -> pl.DataFrame:
@@ -68,9 +60,7 @@ def test_run_lands_the_same_rows_in_timescale_and_the_lake(tmp_path: Path, bus: 
             [TICKLAKE, "run", "--venue", "binance-usdm", "--symbols", ",".join(CRYPTOFEED_SYMBOLS),
              "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while not _played(port) and time.monotonic() < deadline and run.poll() is None:
-            time.sleep(0.5)
+        wait_played(port)
         time.sleep(1)  # the handler reads the last frames from its socket
         run.send_signal(signal.SIGTERM)
         stdout, stderr = run.communicate(timeout=180)

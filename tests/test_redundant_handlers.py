@@ -28,7 +28,7 @@ from ingest.offline import normalize_frames
 from normalize.flags import Flag
 from normalize.records import BookDelta, Trade, expand
 from tests.binance_data import BTCUSDT_SESSION, CRYPTOFEED_EXCHANGE_INFO
-from tests.cli_replay import TICKLAKE
+from tests.cli_replay import TICKLAKE, wait_played
 from tests.pg_databases import private_database
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
@@ -61,19 +61,6 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
 def _ingest(port: int, env: dict[str, str]) -> list[str]:
     return [TICKLAKE, "ingest", "--venue", "binance-usdm", "--symbols", "BTCUSDT", "--channels", CHANNELS,
             "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}"]
-
-
-def _wait_played(port: int, timeout_s: float = 120) -> None:
-    import json
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
-            if json.loads(response.read())["done"]:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("the replay did not finish")
 
 
 def _stored_trades(dsn: str) -> pl.DataFrame:
@@ -119,7 +106,7 @@ def _run(tmp_path: Path, bus: EmbeddedNats, dsn: str, kill_a_after_s: float | No
                 time.sleep(2)
                 handler_a = subprocess.Popen(_ingest(port, env_a), env=env_a,
                                              stdout=(tmp_path / "a2.log").open("wb"), stderr=subprocess.STDOUT)
-            _wait_played(port)
+            wait_played(port)
             time.sleep(1)
             handler_a.send_signal(signal.SIGTERM)
             assert handler_a.wait(60) == 0, (tmp_path / "a.log").read_text()
