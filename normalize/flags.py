@@ -33,6 +33,9 @@ class Flag(IntFlag):
     DEPTH_LIMITED = 512
     """The venue publishes only the top levels of this book (e.g. Hyperliquid's 20 per side):
     a level that leaves that window is removed here though it may still rest on the venue."""
+    TRAILING = 1024
+    """The value accrued over the interval ending at ts_event (a funding rate a venue charges
+    continuously: Deribit's `funding_8h`), not one announced for a later time."""
 
 
 # Plain-int aliases for hot paths: arithmetic on IntFlag members costs about 0.5 us per operation,
@@ -47,3 +50,4 @@ DERIVED: Final = int(Flag.DERIVED)
 INEXACT: Final = int(Flag.INEXACT)
 SAMPLED: Final = int(Flag.SAMPLED)
 DEPTH_LIMITED: Final = int(Flag.DEPTH_LIMITED)
+TRAILING: Final = int(Flag.TRAILING)

@@ -12,17 +12,26 @@ That is also what lets a history entry meet the stream records of the same settl
 Venue history: records flagged FROM_REST whose ts_event is at or after their next_funding_ts (the record
 states a settlement that happened: Hyperliquid's fundingHistory), plus every row of `venue_history`.
 Everything else is stream: forecasts of a coming settlement, observed over time.
+
+Trailing funding: a venue that charges funding continuously (Deribit) has no settlements; its records are
+flagged TRAILING and state the funding of the `interval_s` before their ts_event. The record nearest to each
+multiple of the interval (UTC: 00:00, 08:00, 16:00 for 8 h), within TRAILING_TOLERANCE_S of it, stands for a
+settlement there: consecutive windows then cover time once, so the rates add up to what a position paid, and
+the window is off the settlement's by at most the tolerance (60 s of 8 h). A boundary with no record that near
+has no row: its window is unknown, not guessed.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from normalize.flags import FROM_REST
+from normalize.flags import FROM_REST, TRAILING
 
 TS = pl.Datetime("ns", "UTC")
 KEYS = ("venue", "instrument")
 SECONDS_PER_YEAR = 365 * 24 * 3600
+TRAILING_TOLERANCE_S = 60
+"""How far from an interval boundary a TRAILING record may be to stand for a settlement there."""
 HISTORY_SCHEMA: dict[str, pl.DataType] = {
     "venue": pl.String(), "instrument": pl.String(), "funding_time": TS,
     "rate": pl.Float64(), "predicted_rate": pl.Float64(), "interval_s": pl.Int32(),
@@ -43,9 +52,11 @@ def funding_history(funding: pl.DataFrame, venue_history: pl.DataFrame | None = 
     - funding_time (Datetime ns UTC): the settlement, rounded to the hour.
     - rate: venue_rate where the venue published it, else stream_rate.
     - stream_rate: funding_rate of the last stream record for this funding time observed at or before it
-      (by ts_event, then ts_recv); stream_ts (Datetime ns UTC): that record's ts_event.
+      (by ts_event, then ts_recv), or of the TRAILING record nearest to it; stream_ts (Datetime ns UTC): that
+      record's ts_event.
     - venue_rate: the venue's settled rate (its history); rate_diff: venue_rate - stream_rate where both.
-    - source: "stream", "venue" or "both"; flags: FROM_REST when rate is the venue's settled value.
+    - source: "stream", "venue" or "both"; flags: FROM_REST when rate is the venue's settled value, TRAILING
+      when the stream's rate is a trailing one.
     - predicted_rate: the last forecast of this funding's rate, i.e. predicted_rate of the last stream
       record whose next_funding_ts + interval_s is this funding time (records of the funding before).
     - interval_s (s): the venue's, else the stream's.
@@ -56,13 +67,16 @@ def funding_history(funding: pl.DataFrame, venue_history: pl.DataFrame | None = 
     records = pl.concat([funding.select(_FUNDING_COLUMNS).with_columns(_settled().alias("_venue")),
                          *([venue_history.select(_FUNDING_COLUMNS).with_columns(pl.lit(True).alias("_venue"))]
                            if venue_history is not None else [])])
+    trailing = records.filter(~pl.col("_venue") & ((pl.col("flags") & TRAILING) != 0))
     records = records.filter(pl.col("next_funding_ts").is_not_null()).with_columns(
         pl.col("next_funding_ts").dt.round("1h").alias("funding_time")).sort("ts_event", "ts_recv")
     keys = [*KEYS, "funding_time"]
-    stream = (records.filter(~pl.col("_venue") & (pl.col("ts_event") <= pl.col("next_funding_ts")))
-              .group_by(keys).agg(pl.col("funding_rate").last().alias("stream_rate"),
-                                  pl.col("ts_event").last().alias("stream_ts"),
-                                  pl.col("interval_s").last().alias("stream_interval")))
+    stream = pl.concat([
+        records.filter(~pl.col("_venue") & (pl.col("ts_event") <= pl.col("next_funding_ts")))
+        .group_by(keys).agg(pl.col("funding_rate").last().alias("stream_rate"),
+                            pl.col("ts_event").last().alias("stream_ts"),
+                            pl.col("interval_s").last().alias("stream_interval"), pl.lit(0).alias("stream_flags")),
+        _trailing_settlements(trailing)])
     venue = (records.filter(pl.col("_venue")).sort("ts_recv")
              .group_by(keys).agg(pl.col("funding_rate").last().alias("venue_rate"),
                                  pl.col("interval_s").last().alias("venue_interval")))
@@ -80,7 +94,8 @@ def funding_history(funding: pl.DataFrame, venue_history: pl.DataFrame | None = 
         (pl.col("venue_rate") - pl.col("stream_rate")).alias("rate_diff"),
         pl.when(has_stream & has_venue).then(pl.lit("both")).when(has_venue).then(pl.lit("venue"))
         .otherwise(pl.lit("stream")).alias("source"),
-        pl.when(has_venue).then(FROM_REST).otherwise(0).cast(pl.Int32).alias("flags"))
+        (pl.when(has_venue).then(FROM_REST).otherwise(0) | pl.col("stream_flags").fill_null(0)).cast(pl.Int32)
+        .alias("flags"))
         .sort(*keys)
         .with_columns((pl.col("rate") * SECONDS_PER_YEAR / pl.col("interval_s")).alias("annualized_rate"),
                       pl.col("rate").cum_sum().over(KEYS).alias("cumulative_funding"))
@@ -89,6 +104,20 @@ def funding_history(funding: pl.DataFrame, venue_history: pl.DataFrame | None = 
 
 _FUNDING_COLUMNS = ("venue", "instrument", "ts_event", "ts_recv", "flags", "funding_rate", "predicted_rate",
                     "interval_s", "next_funding_ts")
+
+
+def _trailing_settlements(trailing: pl.DataFrame) -> pl.DataFrame:
+    """Per boundary, the TRAILING record nearest to it (see the module docstring), as the stream's rate there."""
+    ts = pl.col("ts_event").cast(pl.Int64)
+    interval = pl.col("interval_s").cast(pl.Int64) * 1_000_000_000
+    boundary = (ts + interval // 2) // interval * interval
+    return (trailing.filter(pl.col("interval_s") > 0)
+            .with_columns(boundary.cast(TS).alias("funding_time"), (ts - boundary).abs().alias("_off"))
+            .filter(pl.col("_off") <= TRAILING_TOLERANCE_S * 1_000_000_000)
+            .sort("_off", "ts_event", "ts_recv")
+            .group_by([*KEYS, "funding_time"])
+            .agg(pl.col("funding_rate").first().alias("stream_rate"), pl.col("ts_event").first().alias("stream_ts"),
+                 pl.col("interval_s").first().alias("stream_interval"), pl.lit(TRAILING).alias("stream_flags")))
 
 
 def _settled() -> pl.Expr:

@@ -14,7 +14,7 @@ import pytest
 
 from ingest.capture_formats import read_capture
 from normalize.emitted import Emitted
-from normalize.flags import Flag
+from normalize.flags import TRAILING, Flag
 from normalize.records import (
     Bbo,
     BookDeltas,
@@ -174,6 +174,7 @@ def test_ticker_fixtures() -> None:
                 f.index_price) for f in out.records if isinstance(f, Funding)]
     assert funding == [("BTC-USD-PERP", 0.00016281, None, 28800, None, 10094.1, 10091.15),
                        ("BTC-USD-PERP", -8.477e-05, None, 28800, None, 8304.39, 8305.94)]
+    assert all(f.flags & TRAILING for f in out.records if isinstance(f, Funding))  # charged continuously
     interest = [(o.instrument, o.open_interest, o.open_interest_native, o.open_interest_value) for o in out.records
                 if isinstance(o, OpenInterest)]
     assert interest == [("BTC-USD-PERP", 66128281 / 10094.1, 66128281.0, 66128281.0),

@@ -15,12 +15,15 @@ from typing import Any
 import polars as pl
 import pytest
 
+from ingest.capture_formats import read_frames
 from ingest.frames import Frame
 from ingest.offline import normalize_frames
 from normalize.arrow_schema import to_arrow
-from normalize.flags import FROM_REST
+from normalize.flags import FROM_REST, TRAILING
 from normalize.records import Funding
-from pipelines.funding import HISTORY_SCHEMA, SPREAD_SCHEMA, funding_history, funding_spreads
+from pipelines.analytics import funding_comparison
+from pipelines.funding import HISTORY_SCHEMA, SPREAD_SCHEMA, TRAILING_TOLERANCE_S, funding_history, funding_spreads
+from tests import deribit_data
 from tests.hyperliquid_data import DATA, FUNDING_BODY
 from tests.pipelines_data import private_lake, read_lake
 
@@ -171,6 +174,42 @@ def test_last_observation_before_settlement_and_forecasts() -> None:
         ("binance-usdm", 16 * H, -0.0001, None, 15 * H, "stream", -0.0001),
         ("okx", 8 * H, 0.00025, None, 7 * H, "stream", 0.00025),
         ("okx", 16 * H, 0.0006, 0.0005, 9 * H, "stream", 0.00025 + 0.0006)]
+
+
+def test_trailing_funding_stands_for_settlements_at_the_interval_boundaries() -> None:
+    """Deribit-like records (TRAILING, the funding of the 8 h before ts_event): the one nearest each 8 h
+    boundary within the tolerance stands for a settlement there; a boundary with none that near has no row."""
+    tol = TRAILING_TOLERANCE_S
+    rows = [
+        record("deribit", "BTC-USD-PERP", 8 * H - 30, 0.0001, None, 28800, flags=TRAILING),
+        record("deribit", "BTC-USD-PERP", 8 * H + 5, 0.0002, None, 28800, flags=TRAILING),  # the nearest
+        record("deribit", "BTC-USD-PERP", 8 * H + tol - 1, 0.0009, None, 28800, flags=TRAILING),
+        record("deribit", "BTC-USD-PERP", 12 * H, 0.0005, None, 28800, flags=TRAILING),  # mid-window: no settlement
+        record("deribit", "BTC-USD-PERP", 16 * H - tol, 0.0003, None, 28800, flags=TRAILING),  # at the tolerance
+        record("deribit", "BTC-USD-PERP", 24 * H + tol + 1, 0.0004, None, 28800, flags=TRAILING),  # too far
+        record("deribit", "BTC-USD-PERP", 16 * H, 0.0007, None, 28800),  # not TRAILING, no funding time: unused
+    ]
+    history = ns(funding_history(records(rows)), "funding_time", "stream_ts").rows(named=True)
+    assert [(r["funding_time"] // 10**9, r["rate"], r["stream_ts"] // 10**9, r["interval_s"], r["source"], r["flags"],
+             r["cumulative_funding"]) for r in history] == [
+        (8 * H, 0.0002, 8 * H + 5, 28800, "stream", TRAILING, 0.0002),
+        (16 * H, 0.0003, 16 * H - tol, 28800, "stream", TRAILING, 0.0002 + 0.0003)]
+    comparison = funding_comparison(funding_history(records(rows))).rows(named=True)
+    assert [(r["venue"], r["settlements"], r["rate_8h_last"], r["funding_paid"]) for r in comparison] == [
+        ("deribit", 2, 0.0003, 0.0002 + 0.0003)]
+
+
+def test_deribit_perpetual_from_the_recorded_tickers() -> None:
+    """The real tickers of BTC-PERPETUAL, each 4 s after a midnight, are that midnight's settlements."""
+    out, _ = normalize_frames("deribit", read_frames([deribit_data.DATA / "ticker.tardis-fixture.jsonl"]))
+    funding = pl.from_arrow(to_arrow([r for r in out.records if isinstance(r, Funding)]))
+    assert isinstance(funding, pl.DataFrame)
+    history = funding_history(funding)
+    assert history.select("instrument", "funding_time", "rate", "interval_s", "flags").rows() == [
+        ("BTC-USD-PERP", dt.datetime(2019, 8, 1, tzinfo=dt.UTC), 0.00016281, 28800, TRAILING),
+        ("BTC-USD-PERP", dt.datetime(2019, 10, 1, tzinfo=dt.UTC), -8.477e-05, 28800, TRAILING)]
+    assert funding_comparison(history).select("venue", "date", "settlements", "rate_8h_last").rows() == [
+        ("deribit", dt.date(2019, 8, 1), 1, 0.00016281), ("deribit", dt.date(2019, 10, 1), 1, -8.477e-05)]
 
 
 def test_empty_input() -> None:

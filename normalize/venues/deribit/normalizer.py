@@ -14,7 +14,17 @@ import msgspec
 from normalize.decimals import frame_has_inexact_decimal, is_exact
 from normalize.emitted import DeadLetter, Emitted
 from normalize.event_ids import SameTimeRepeats, number_repeats
-from normalize.flags import DERIVED, FROM_REST, GAP_BEFORE, INEXACT, LAST, MAYBE_BAD_BOOK, SNAPSHOT, TS_EVENT_IMPUTED
+from normalize.flags import (
+    DERIVED,
+    FROM_REST,
+    GAP_BEFORE,
+    INEXACT,
+    LAST,
+    MAYBE_BAD_BOOK,
+    SNAPSHOT,
+    TRAILING,
+    TS_EVENT_IMPUTED,
+)
 from normalize.instruments import InstrumentLog
 from normalize.records import (
     Bbo,
@@ -237,8 +247,10 @@ class Deribit(SymbolBooks):
             records.append(MarkIndex(VENUE, symbol, instrument, ts, ts_recv, None, None, extra, mark, index,
                                      settle if isinstance(settle, float) else None))
         if spec.kind == "perpetual" and d.funding_8h is not None:
-            records.append(Funding(VENUE, symbol, instrument, ts, ts_recv, None, None, extra, d.funding_8h, None,
-                                   FUNDING_INTERVAL_S, None, mark, index))
+            # the funding of the 8 h before ts_event: Deribit charges funding continuously (support article
+            # "Funding Specifications", read 2026-12-07), so there is no settlement time
+            records.append(Funding(VENUE, symbol, instrument, ts, ts_recv, None, None, extra | TRAILING, d.funding_8h,
+                                   None, FUNDING_INTERVAL_S, None, mark, index))
         oi = d.open_interest
         if oi is not None and self.open_interest.get(symbol) != oi and (mark or not spec.inverse):
             self.open_interest[symbol] = oi
