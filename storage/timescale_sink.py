@@ -68,7 +68,7 @@ class TimescaleSink(JetStreamSink):
                     subscription = await self._subscribe(js, stop, self.config.batch * 8, subscription)
                     continue
                 written = False
-                while messages and not stop.is_set():
+                while messages:  # a batch in hand is written even when `stop` came while it was fetched
                     conn = await self._database(conn, stop)
                     if conn is None:
                         break
@@ -79,8 +79,10 @@ class TimescaleSink(JetStreamSink):
                     except (DatabaseUnavailable, psycopg.OperationalError) as exc:
                         self._lost(conn, exc)
                         conn = None
+                        if stop.is_set():
+                            break
                         await asyncio.sleep(self.config.retry_s)
-                if messages and not written:  # stopping with a batch in hand: hand it back for redelivery now
+                if messages and not written:  # stopped with the database away: hand it back for redelivery now
                     for message in messages:
                         with contextlib.suppress(Exception):
                             await message.nak()
@@ -90,14 +92,15 @@ class TimescaleSink(JetStreamSink):
             await nc.close()
 
     async def _database(self, conn: psycopg.Connection | None, stop: asyncio.Event) -> psycopg.Connection | None:
-        """The open connection, or a new one, retrying while PostgreSQL is away; None if stopped.
+        """The open connection, or a new one, retrying while PostgreSQL is away; None if stopped
+        without one.
 
         A new connection re-reads the committed offset: a commit whose answer was lost with the
         old connection may have happened.
         """
+        if conn is not None and not conn.closed:
+            return conn
         while not stop.is_set():
-            if conn is not None and not conn.closed:
-                return conn
             try:
                 conn = self._conn = connect(self.config.pg_dsn)
                 self._set_last_seq(self._committed(conn))

@@ -89,3 +89,35 @@ def test_nothing_is_pending_when_no_handler_ever_created_the_stream(bus: Embedde
     from ticklake.run_all import pending
 
     assert asyncio.run(pending(bus.url, ("timescale", "parquet"), stream="NEVER_CREATED")) == 0
+
+
+def test_the_timescale_sinks_unacknowledged_messages_are_pending(bus: EmbeddedNats) -> None:
+    """Delivered is not written for the Timescale sink (it acknowledges each batch once committed), so the
+    shutdown waits for its acknowledgements; the lake sink's unacknowledged messages are its buffer, written
+    on stop, so only its undelivered ones count."""
+    import asyncio
+
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+    from ticklake.run_all import pending
+
+    async def scenario() -> list[int]:
+        client = await nats.connect(bus.url)
+        js = client.jetstream()
+        await js.add_stream(StreamConfig(name="PENDING_TEST", subjects=["pendingtest.>"]))
+        for i in range(10):
+            await js.publish("pendingtest.x", str(i).encode())
+        counts = []
+        for name in ("timescale", "parquet"):
+            await js.add_consumer("PENDING_TEST", ConsumerConfig(durable_name=name, ack_policy=AckPolicy.EXPLICIT))
+            counts.append(await pending(bus.url, [name], stream="PENDING_TEST"))
+            held = await (await js.pull_subscribe_bind(durable=name, stream="PENDING_TEST")).fetch(4, timeout=5)
+            counts.append(await pending(bus.url, [name], stream="PENDING_TEST"))
+            await held[0].ack_sync()
+            counts.append(await pending(bus.url, [name], stream="PENDING_TEST"))
+        await js.delete_stream("PENDING_TEST")
+        await client.close()
+        return counts
+
+    assert asyncio.run(scenario()) == [10, 10, 9, 10, 6, 6]

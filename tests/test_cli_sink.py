@@ -113,11 +113,15 @@ async def test_sigterm_flushes_the_buffer_and_prints_a_summary(bus: EmbeddedNats
         await publish(bus.url, records, tmp_path / "spool")
         messages = await stream_last_seq(bus.url)
 
-        async def all_buffered() -> bool:
-            return await _consumer_state(bus.url, consumer) == (messages, 0, messages)
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+        async def all_buffered() -> bool:  # delivered by the server, and taken by the sink (not still in flight)
+            return (await _consumer_state(bus.url, consumer) == (messages, 0, messages)
+                    and f'ticklake_sink_oldest_unacked_timestamp_seconds{{consumer="{consumer}"}}' in scrape())
 
         await sink.wait_for("every message to be buffered", all_buffered)
-        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        scraped = scrape()
         assert f'ticklake_sink_last_seq{{consumer="{consumer}"}} 0.0' in scraped, "buffered, nothing durable yet"
         # what the alert rules watch: the buffer's age, the lag, the lake's disk
         oldest = float(re.search(rf'ticklake_sink_oldest_unacked_timestamp_seconds{{consumer="{consumer}"}} (\S+)',

@@ -123,3 +123,35 @@ async def test_postgres_restart_loses_nothing(bus: EmbeddedNats, postgres: Embed
     assert db_keys(postgres.dsn, venue) == record_keys(records)
 
 
+
+
+class _StoppedDuringFetch(TimescaleSink):
+    """SIGTERM arriving while a fetch is answered: `stop` is set as the batch comes back."""
+
+    def __init__(self, config: SinkConfig, stop: asyncio.Event) -> None:
+        super().__init__(config)
+        self.stop = stop
+
+    async def _fetch(self, subscription, batch, timeout_s):  # type: ignore[no-untyped-def]
+        messages = await super()._fetch(subscription, batch, timeout_s)
+        if messages:
+            self.stop.set()
+        return messages
+
+
+async def test_a_batch_fetched_as_the_sink_stops_is_written(bus: EmbeddedNats, postgres: EmbeddedPostgres,
+                                                            tmp_path: Path) -> None:
+    """The shutdown's wait counts a delivered batch as taken: the sink must write it, not hand it back."""
+    venue, records = relabel(binance_records()[:500])
+    await publish(bus.url, records, tmp_path / "spool")
+    config = SinkConfig(nats_url=bus.url, pg_dsn=postgres.dsn, consumer=f"ts-{venue}", batch=64)
+    stop = asyncio.Event()
+    sink = _StoppedDuringFetch(config, stop)
+    await asyncio.wait_for(sink.run(stop), 30)
+    assert sink.last_seq > 0 and sink.rows_written > 0, "the batch in hand was written and committed"
+    client = await nats.connect(bus.url)
+    info = await client.jetstream().consumer_info("TICKS", config.consumer)
+    await client.close()
+    assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == sink.last_seq
+    await run_until_drained(TimescaleSink(config), bus.url)
+    assert db_keys(postgres.dsn, venue) == record_keys(records)

@@ -43,12 +43,20 @@ def child(args: Sequence[str], log: Path | None = None) -> subprocess.Popen[byte
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS") -> int:
-    """Messages not yet delivered to the consumers (-1 while a consumer does not exist yet; 0 when
-    the stream does not: no handler published anything, so there is nothing to wait for).
+ACK_PER_BATCH = ("timescale",)
+"""Consumers that acknowledge each fetched batch once it is committed: what they hold unacknowledged is
+not yet written, and is counted as pending."""
 
-    Delivered but unacknowledged ones do not count: a sink stopped by SIGTERM finishes what it holds
-    (writes, commits, acknowledges), and the lake sink may hold a buffer for its whole flush age."""
+
+async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS") -> int:
+    """Messages the consumers have not written yet (-1 while a consumer does not exist yet; 0 when
+    the stream does not: no handler published anything, so there is nothing to wait for): those not
+    yet delivered, and for ACK_PER_BATCH consumers those delivered and not acknowledged.
+
+    A sink stopped by SIGTERM finishes the batch it holds (writes, commits, acknowledges), but a message
+    can reach its subscription after its last fetch (a pull request answered as it expired): only the
+    acknowledgement says it was written. The lake sink's unacknowledged messages are its buffer, held
+    for up to its flush age and written on stop, so only its undelivered ones count."""
     client = await bus_connect(nats_url, connect_timeout=5)
     try:
         js = client.jetstream()
@@ -62,7 +70,7 @@ async def pending(nats_url: str, consumers: Sequence[str], stream: str = "TICKS"
                 info = await js.consumer_info(stream, name)
             except NotFoundError:
                 return -1
-            total += info.num_pending
+            total += info.num_pending + (info.num_ack_pending if name in ACK_PER_BATCH else 0)
         return total
     finally:
         await client.close()
