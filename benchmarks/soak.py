@@ -11,12 +11,12 @@ its captures.
 Every `--kill-every` seconds one child is killed with SIGKILL, in turn: the Parquet sink, the Timescale
 sink, the handler, the schedule. Every 10 s: the RSS of every process (psutil), each consumer's pending
 messages and the restarts (the health endpoint). At the end: every generated trade against both stores
-(duplicates must be none; a handler's SIGKILL loses what it held unpublished and what the venue sent while
-it restarted, reported as missing), the sealed days, the pruned captures; a JSON summary and a PNG of
-the memory curves.
+(duplicates must be none; what a handler's SIGKILL lost, held unpublished or sent by the venue while it
+restarted, the restarted handler fetches from the venue by trade id, ingest/resume.py), the journal's trade
+gaps and backfills, the sealed days, the pruned captures; a JSON summary and a PNG of the memory curves.
 
 Run: `python -m benchmarks.soak --duration 1800 --rate 20000 --out soak/` (the issue's soak);
-`--duration 45 --rate 2000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
+`--duration 60 --rate 2000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from ticklake.stack.ports import free_port, wait_listening
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 KILL_ORDER = ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "schedule")
 SAMPLE_S = 10.0
+SETTLE_S = 120.0
+"""Longest wait, after the market ends, for the handler's trade backfills."""
 WARMUP_S = 120.0
 """RSS growth is measured from the first sample after this (imports, books, buffers filled)."""
 
@@ -87,6 +89,24 @@ def _trades(dsn: str, lake: Path) -> tuple[list[str], list[str]]:
         db = [row[0] for row in conn.execute("SELECT symbol || '/' || trade_id FROM trade").fetchall()]
     frame = pl.read_parquet(f"{lake}/trade/**/*.parquet", hive_partitioning=False)
     return db, (frame["symbol"] + "/" + frame["trade_id"]).to_list()
+
+
+def _journal(dsn: str) -> dict[str, int]:
+    """Rows per event of the trade continuity journal (trade_gap, backfill_done, trades_lost)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT event, count(*) FROM feed_status WHERE event IN ('trade_gap', 'backfill_done', "
+                            "'trades_lost') GROUP BY event").fetchall()
+    return {event: count for event, count in rows}
+
+
+def _settle_trade_gaps(dsn: str, timeout_s: float) -> None:
+    """Wait until every journaled trade gap is backfilled or journaled lost (or `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        journal = _journal(dsn)
+        if journal.get("backfill_done", 0) + journal.get("trades_lost", 0) >= journal.get("trade_gap", 0):
+            return
+        time.sleep(1)
 
 
 def _plot(path: Path, samples: list[dict[str, object]]) -> None:
@@ -166,6 +186,9 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
                     kills.append({"t": round(elapsed), "child": name})
                 next_kill += kill_every_s
             time.sleep(1)
+        # the venue keeps answering REST after its market ends: a handler restarted late in the run may still be
+        # backfilling what it missed (one REST call a second, after its book snapshots)
+        _settle_trade_gaps(stack.pg.dsn, SETTLE_S)
         # the venue first: its truth is then what it sent (a loaded machine plays behind the market's clock),
         # and the handler has every frame before it is stopped
         server.send_signal(signal.SIGTERM)
@@ -184,6 +207,7 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
     generated = {f"{t[0]}/{t[1]}" for t in truth_trades}
     played_s = (max(t[5] for t in truth_trades) - min(t[5] for t in truth_trades)) / 1e9 if truth_trades else 0.0
     db, parquet = _trades(stack.pg.dsn, lake)
+    journal = _journal(stack.pg.dsn)
     days = venue_days(str(lake))
     schedule_log = (home / "logs" / "schedule.log").read_text()
     pruned = sum(int(line.split("removed ")[1].split(" ")[0]) for line in schedule_log.splitlines()
@@ -204,6 +228,8 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
         "duplicates_timescale": len(db) - len(set(db)), "duplicates_lake": len(parquet) - len(set(parquet)),
         "stores_equal": set(db) == set(parquet), "unknown_trades": len(set(db) - generated),
         "missing_trades": len(generated - set(db)),
+        "trade_gaps": journal.get("trade_gap", 0), "trade_backfills": journal.get("backfill_done", 0),
+        "trades_lost_journaled": journal.get("trades_lost", 0),
         "kills": kills, "restarts": {c["name"]: c["restarts"] for c in final["children"]},  # type: ignore[attr-defined]
         "max_pending": max((p for p in pending if isinstance(p, int)), default=None),
         "sealed_days": sorted({day.isoformat() for (_, day), sealed in days.items() if sealed}),

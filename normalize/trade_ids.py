@@ -38,6 +38,11 @@ class TradeIds:
         self.gaps: dict[str, list[Ids]] = {}
         self.missing: dict[str, list[Ids]] = {}
 
+    def resume(self, symbol: str, trade_id: int) -> None:
+        """Carry on after `trade_id`, the last one a handler before this one published (ingest.resume):
+        the first trade received after it is then either the next or a jump, journaled and backfilled."""
+        self.last[symbol] = max(self.last.get(symbol, trade_id), trade_id)
+
     def jumped(self, symbol: str, trade_id: int) -> Backfill | None:
         """A trade whose id is not the one after the last: the gap it skipped, now missing, or None
         for an id at or below the last (sent again, or filling a hole: see `take`)."""

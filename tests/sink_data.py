@@ -91,8 +91,8 @@ async def stream_last_seq(url: str) -> int:
         await client.close()
 
 
-async def publish(url: str, records: list[Record], spool: Path) -> None:
-    publisher = Publisher(BusConfig(url, max_records=300), spool)
+async def publish(url: str, records: list[Record], spool: Path, max_records: int = 300) -> None:
+    publisher = Publisher(BusConfig(url, max_records=max_records), spool)
     await publisher.start()
     publisher.submit(records)
     await publisher.close()

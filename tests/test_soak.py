@@ -1,6 +1,7 @@
 """The soak's short version (benchmarks/soak.py): `ticklake run --config` against a synthetic venue whose
-clock crosses UTC midnight, both sinks killed with SIGKILL on the way; the finished day is sealed and its
-captures pruned by the schedule, and every generated trade is in both stores exactly once."""
+clock crosses UTC midnight, both sinks and the handler killed with SIGKILL on the way (the restarted handler
+fetches the trades it missed from the venue, ingest/resume.py); the finished day is sealed and its captures
+pruned by the schedule, and every generated trade is in both stores exactly once."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_the_short_soak_keeps_every_trade_once_across_kills_and_midnight(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--duration", "45", "--rate", "2000",
+    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--duration", "60", "--rate", "2000",
                              "--kill-every", "15", "--lead", "15", "--schedule-every", "20", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((tmp_path / "soak.json").read_text())["summary"]
     assert summary["exit_code"] == 0 and summary["tracebacks"] == 0
-    assert [kill["child"] for kill in summary["kills"]] == ["sink-parquet", "sink-timescale"]
-    assert summary["restarts"]["sink-parquet"] == 1 and summary["restarts"]["sink-timescale"] == 1
+    assert [kill["child"] for kill in summary["kills"]] == ["sink-parquet", "sink-timescale", "ingest-binance-usdm"]
+    assert summary["restarts"] == {"sink-parquet": 1, "sink-timescale": 1, "ingest-binance-usdm": 1,
+                                   "live-bars": 0, "schedule": 0}
+    assert summary["trade_gaps"] >= 1, "the restarted handler found what it missed"
+    assert summary["trade_backfills"] == summary["trade_gaps"] and summary["trades_lost_journaled"] == 0
     assert summary["trades_generated"] > 5000
     assert summary["trades_timescale"] == summary["trades_lake"] == summary["trades_generated"]
     assert summary["duplicates_timescale"] == summary["duplicates_lake"] == 0 and summary["stores_equal"]

@@ -32,6 +32,7 @@ from ingest.dead_letters import append_dead_letters
 from ingest.feed_handler import FeedHandler, HandlerConfig
 from ingest.publisher import BusConfig, Publisher
 from ingest.replay_server import Faults, ReplayServer
+from ingest.resume import published_trades
 from ingest.sharding import select
 from ingest.synthetic.feed import synthetic_feed
 from ingest.synthetic.market import Rates, Scenario, parse_rates, parse_scenario
@@ -211,8 +212,13 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
         connection = make_connection(feed.venue, feed.symbols, ws_url, rest_url, channels, route_paths)
         capture = CaptureWriter(capture_root, feed.venue, writer=feed.label) if capture_root else None
         captures.append(capture)
-        handlers.append(FeedHandler(connection, NORMALIZERS[feed.venue](), output, capture,
-                                    config or HandlerConfig(), label=feed.label))
+        normalizer = NORMALIZERS[feed.venue]()
+        if isinstance(output, BusOutput):  # carry on from what a handler before this one published
+            publisher = output.publisher
+            normalizer.resume_trades(await published_trades(publisher.js, publisher.config, feed.venue),
+                                     connection.channels)
+        handlers.append(FeedHandler(connection, normalizer, output, capture, config or HandlerConfig(),
+                                    label=feed.label))
     disks: dict[str, str | Path] = {"captures": capture_root} if capture_root else {}
     if isinstance(output, BusOutput):
         disks["spool"] = output.publisher.spool.path.parent

@@ -1,7 +1,8 @@
 """The book bookkeeping every venue normalizer shares, apart from its venue's sync rules.
 
 `SymbolBooks` answers VenueNormalizer's `book_report` and `book_tops` from the normalizer's
-`books` (venue symbol -> its book state), the same way for every venue. `ResubscribedBooks` adds,
+`books` (venue symbol -> its book state), the same way for every venue, and its `resume_trades` for
+venues without trade id continuity. `ResubscribedBooks` adds,
 for venues whose book messages carry a sequence and whose books are resynced by subscribing their
 channel again (OKX, Kraken Futures), how a break is journaled and a book reset: the rules that say
 *when* a book breaks stay in each venue's normalizer.
@@ -9,13 +10,13 @@ channel again (OKX, Kraken Futures), how a break is journaled and a book reset: 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from normalize.book import BookView, SymbolBook, books_report, books_tops
 from normalize.emitted import Emitted
 from normalize.flags import TS_EVENT_IMPUTED
-from normalize.records import FeedStatus
+from normalize.records import FeedStatus, Trade
 
 
 class SymbolBooks:
@@ -29,6 +30,9 @@ class SymbolBooks:
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         out.records.extend(books_tops(self.books, self.venue, depth, ts_recv))
+
+    def resume_trades(self, trades: Sequence[Trade], channels: Collection[str]) -> None:
+        """A venue whose trade ids do not count up by one cannot tell a restart's gap: nothing to do."""
 
 
 class _ClearableBook(BookView, Protocol):

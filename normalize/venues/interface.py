@@ -8,9 +8,11 @@ tests. Book state lives in it, per symbol, and is never shared between symbols.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from normalize.emitted import Emitted
+from normalize.records import Trade
 
 
 class VenueNormalizer(Protocol):
@@ -37,3 +39,9 @@ class VenueNormalizer(Protocol):
 
     def book_tops(self, depth: int, ts_recv: int, out: Emitted) -> None:
         """Append a top-`depth` BookTop snapshot of every book in sync, taken at ts_recv."""
+
+    def resume_trades(self, trades: Sequence[Trade], channels: Collection[str]) -> None:
+        """Before the first frame: `trades` are the last ones published by a handler before this one
+        (ingest.resume), `channels` the venue channels this one subscribes. A normalizer tracking trade
+        id continuity carries on after them, so what was lost across the restart is one trade_gap,
+        fetched again where the venue serves trades by id."""

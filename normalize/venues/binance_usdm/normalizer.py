@@ -3,6 +3,7 @@ described in the package docstring)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -83,6 +84,13 @@ class BinanceUsdm(SymbolBooks):
         self.books: dict[str, BookSync] = {}
         self.agg_trade_ids = TradeIds("aggTrade")
         self.trade_ids = TradeIds("trade")
+
+    def resume_trades(self, trades: Sequence[Trade], channels: Collection[str]) -> None:
+        """Aggregate trade ids, when they are this handler's only trades: a raw `trade` channel's ids count
+        in another sequence, and its records on the bus cannot be told from aggTrade's."""
+        if "aggTrade" in channels and "trade" not in channels:
+            for trade in trades:
+                self.agg_trade_ids.resume(trade.symbol, int(trade.trade_id))
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:

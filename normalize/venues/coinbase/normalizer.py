@@ -4,7 +4,7 @@ channels are described in the package docstring)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -80,6 +80,12 @@ class Coinbase(SymbolBooks):
         self.sequence: dict[str, int] = {}
         """Advanced Trade: the last sequence_num per connection."""
         self._ticker_times: dict[str, SameTime] = {}
+
+    def resume_trades(self, trades: Sequence[Trade], channels: Collection[str]) -> None:
+        """Numeric trade ids count up by one per product."""
+        for trade in trades:
+            if trade.trade_id.isdigit() and trade.trade_id.isascii():
+                self.trade_ids.resume(trade.symbol, int(trade.trade_id))
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:

@@ -4,7 +4,7 @@ package docstring)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -97,6 +97,12 @@ class Deribit(SymbolBooks):
         self.quote_repeats = SameTimeRepeats()
         self._channels: dict[bytes, Callable[[bytes, int, Emitted], None]] = {
             b"book": self._on_book, b"trades": self._on_trades, b"ticker": self._on_ticker, b"quote": self._on_quote}
+
+    def resume_trades(self, trades: Sequence[Trade], channels: Collection[str]) -> None:
+        """trade_seq (the records' exch_seq) counts up by one per instrument."""
+        for trade in trades:
+            if trade.exch_seq is not None:
+                self.trade_ids.resume(trade.symbol, trade.exch_seq)
 
     # -- websocket ---------------------------------------------------------------------------
     def on_ws(self, payload: bytes, ts_recv: int, out: Emitted) -> None:
