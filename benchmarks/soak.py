@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import psutil
@@ -109,6 +110,49 @@ def _settle_trade_gaps(dsn: str, timeout_s: float) -> None:
         time.sleep(1)
 
 
+def _growth(samples: list[dict[str, Any]], name: str, warmup_s: float) -> dict[str, object] | None:
+    """RSS growth of each process that held `name` (a killed child's successor is another), from its first
+    sample `warmup_s` after it appeared to its last: the longest-lived one's, and the largest of any."""
+    series: dict[int, list[tuple[int, float]]] = {}
+    for sample in samples:
+        pid, mib = sample["pids"].get(name), sample["rss_mib"].get(name)
+        if pid and mib is not None:
+            series.setdefault(pid, []).append((sample["t"], mib))
+    warm = [[mib for t, mib in points if t - points[0][0] >= warmup_s] for points in series.values()]
+    warm = [points for points in warm if len(points) >= 2]
+    if not warm:
+        return None
+    longest = max(warm, key=len)
+    return {"processes": len(series), "first_mib": round(longest[0], 1), "last_mib": round(longest[-1], 1),
+            "max_mib": round(max(max(points) for points in warm), 1),
+            "growth_pct": round(100 * (longest[-1] / longest[0] - 1), 1),
+            "max_growth_pct": round(max(100 * (points[-1] / points[0] - 1) for points in warm), 1)}
+
+
+class _Cpu:
+    """CPU seconds per role, summed over every process that held it (killed children are restarted)
+    and its descendants (the schedule's pipeline runs); a process's last 10 s before a kill are missed."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[str, float]] = {}
+
+    def sample(self, roles: list[tuple[str, int, bool]]) -> None:
+        """(role, pid, with its descendants)."""
+        for role, pid, descendants in roles:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                root = psutil.Process(pid)
+                for process in [root, *(root.children(recursive=True) if descendants else [])]:
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                        times = process.cpu_times()
+                        self.seen[process.pid] = (role, times.user + times.system)
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for role, seconds in self.seen.values():
+            out[role] = out.get(role, 0.0) + seconds
+        return out
+
+
 def _plot(path: Path, samples: list[dict[str, object]]) -> None:
     import matplotlib
 
@@ -159,6 +203,7 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
                                   stderr=subprocess.STDOUT)
     samples: list[dict[str, object]] = []
     kills: list[dict[str, object]] = []
+    cpu = _Cpu()
     try:
         assert wait_listening(health_port, 60)
         began = time.monotonic()
@@ -176,7 +221,12 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
                     if pid:
                         rss[name] = psutil.Process(pid).memory_info().rss / 2**20
                 rss["postgres"] = sum(p.memory_info().rss for p in stack.postgres_processes()) / 2**20
-                samples.append({"t": round(elapsed), "rss_mib": rss, "behind": health["behind"],
+                roles = [(c["name"], c["pid"], True) for c in health["children"] if c["pid"]]  # type: ignore[attr-defined]
+                cpu.sample([*roles, ("nats-server", stack.bus.pid() or 0, False), ("supervisor", supervisor.pid, False),
+                            ("venue", server.pid, False), ("postgres", stack.pg.pid() or 0, True)])
+                pids = {c["name"]: c["pid"] for c in health["children"]}  # type: ignore[attr-defined]
+                pids.update({"nats-server": stack.bus.pid(), "supervisor": supervisor.pid})
+                samples.append({"t": round(elapsed), "rss_mib": rss, "pids": pids, "behind": health["behind"],
                                 "restarts": {c["name"]: c["restarts"] for c in health["children"]}})  # type: ignore[attr-defined]
             if elapsed >= next_kill and elapsed < duration_s - 5:  # not as the market ends: its restart is the test
                 name = KILL_ORDER[len(kills) % len(KILL_ORDER)]
@@ -212,15 +262,11 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
     schedule_log = (home / "logs" / "schedule.log").read_text()
     pruned = sum(int(line.split("removed ")[1].split(" ")[0]) for line in schedule_log.splitlines()
                  if "capture prune: removed" in line)
-    warm = [s for s in samples if s["t"] >= min(WARMUP_S, duration_s / 3)]
-    growth = {}
-    for name in ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "schedule", "supervisor", "nats-server"):
-        series = [s["rss_mib"][name] for s in warm if name in s["rss_mib"]]  # type: ignore[index, operator]
-        if len(series) >= 2:
-            growth[name] = {"first_mib": round(series[0], 1), "last_mib": round(series[-1], 1),
-                            "max_mib": round(max(series), 1),
-                            "growth_pct": round(100 * (series[-1] / series[0] - 1), 1)}
+    warmup = min(WARMUP_S, duration_s / 3)
+    growth = {name: g for name in ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "live-bars", "schedule",
+                                   "supervisor", "nats-server") if (g := _growth(samples, name, warmup))}
     pending = [s["behind"].get(k) for s in samples for k in ("timescale_pending", "parquet_pending")]  # type: ignore[attr-defined]
+    cpu_cores = {role: round(seconds / duration_s, 2) for role, seconds in sorted(cpu.totals().items())}
     summary: dict[str, object] = {
         "duration_s": duration_s, "rate_target": rate, "market_played_s": round(played_s, 1),
         "market_start": start.isoformat(), "exit_code": code,
@@ -233,7 +279,8 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
         "kills": kills, "restarts": {c["name"]: c["restarts"] for c in final["children"]},  # type: ignore[attr-defined]
         "max_pending": max((p for p in pending if isinstance(p, int)), default=None),
         "sealed_days": sorted({day.isoformat() for (_, day), sealed in days.items() if sealed}),
-        "captures_pruned": pruned, "rss": growth, "tracebacks": sum(path.read_text().count("Traceback") for path in
+        "captures_pruned": pruned, "rss": growth, "cpu_cores": cpu_cores,
+        "tracebacks": sum(path.read_text().count("Traceback") for path in
                           (out / "supervisor.log", *(home / "logs").glob("*.log")) if path.name != "pipelines.log"),
         "pipelines": [line.split("] ")[-1].split(" [")[0] for line in schedule_log.splitlines()
                       if "pipelines " in line],
