@@ -8,15 +8,20 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import nats
+import pytest
 
 from ingest.capture_formats import read_frames
+from ingest.offline import normalize_frame, normalize_frames
 from ingest.publisher import BusConfig
 from ingest.resume import published_trades
+from ingest.venues.registry import NORMALIZERS
 from normalize.emitted import Emitted
-from normalize.flags import GAP_BEFORE
+from normalize.flags import FROM_REST, GAP_BEFORE
 from normalize.records import FeedStatus, Trade
 from normalize.venues.binance_usdm.normalizer import BinanceUsdm
+from tests import coinbase_data, deribit_data
 from tests.binance_data import CRYPTOFEED_RUN
 from tests.sink_data import binance_records, publish, relabel
 from ticklake.stack.nats import EmbeddedNats
@@ -85,3 +90,23 @@ def test_a_restart_finds_the_trades_it_missed_as_one_gap_per_symbol() -> None:
     raw = BinanceUsdm()
     raw.resume_trades(before, ("aggTrade", "trade"))  # raw trade ids on the same subjects: not told apart
     assert not raw.agg_trade_ids.last
+
+
+@pytest.mark.parametrize(("venue", "captures"), [("deribit", [deribit_data.DATA / "trades.tardis-fixture.jsonl"]),
+                                                 ("coinbase", coinbase_data.RUN)])
+def test_deribit_and_coinbase_resume_from_their_ids(venue: str, captures: list[Path]) -> None:
+    """Told that the last published trade of an instrument came three ids before its first recorded one, the
+    normalizer asks for the two in between (Deribit counts trade_seq, Coinbase trade ids)."""
+    first, _ = normalize_frames(venue, read_frames(captures))
+    trade = next(r for r in first.records if isinstance(r, Trade) and not r.flags & FROM_REST)
+    number = trade.exch_seq if venue == "deribit" else int(trade.trade_id)
+    assert number is not None
+    before = (msgspec.structs.replace(trade, exch_seq=number - 3) if venue == "deribit"
+              else msgspec.structs.replace(trade, trade_id=str(number - 3)))
+    normalizer = NORMALIZERS[venue]()
+    normalizer.resume_trades([before], ())
+    out = Emitted()
+    for frame in read_frames(captures):
+        normalize_frame(normalizer, frame, out)
+    assert (trade.symbol, number - 2, number - 1) in {(b.symbol, b.first_id, b.last_id) for b in out.backfill_requests}
+    assert any(isinstance(r, FeedStatus) and r.event == "trade_gap" and r.symbol == trade.symbol for r in out.records)
