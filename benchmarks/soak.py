@@ -212,20 +212,16 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
             if elapsed >= next_sample:
                 next_sample += SAMPLE_S
                 health = _health(health_port)
+                children = {c["name"]: c["pid"] for c in health["children"] if c["pid"]}  # type: ignore[attr-defined]
+                pids = {**children, "nats-server": stack.bus.pid(), "supervisor": supervisor.pid}
                 rss = {}
-                for item in health["children"]:  # type: ignore[attr-defined]
-                    if item["pid"]:
-                        with contextlib.suppress(psutil.NoSuchProcess):
-                            rss[item["name"]] = psutil.Process(item["pid"]).memory_info().rss / 2**20
-                for name, pid in (("nats-server", stack.bus.pid()), ("supervisor", supervisor.pid)):
+                for name, pid in pids.items():
                     if pid:
-                        rss[name] = psutil.Process(pid).memory_info().rss / 2**20
+                        with contextlib.suppress(psutil.NoSuchProcess):
+                            rss[name] = psutil.Process(pid).memory_info().rss / 2**20
                 rss["postgres"] = sum(p.memory_info().rss for p in stack.postgres_processes()) / 2**20
-                roles = [(c["name"], c["pid"], True) for c in health["children"] if c["pid"]]  # type: ignore[attr-defined]
-                cpu.sample([*roles, ("nats-server", stack.bus.pid() or 0, False), ("supervisor", supervisor.pid, False),
+                cpu.sample([*((name, pid or 0, name in children) for name, pid in pids.items()),  # with descendants
                             ("venue", server.pid, False), ("postgres", stack.pg.pid() or 0, True)])
-                pids = {c["name"]: c["pid"] for c in health["children"]}  # type: ignore[attr-defined]
-                pids.update({"nats-server": stack.bus.pid(), "supervisor": supervisor.pid})
                 samples.append({"t": round(elapsed), "rss_mib": rss, "pids": pids, "behind": health["behind"],
                                 "restarts": {c["name"]: c["restarts"] for c in health["children"]}})  # type: ignore[attr-defined]
             if elapsed >= next_kill and elapsed < duration_s - 5:  # not as the market ends: its restart is the test

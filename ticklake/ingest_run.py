@@ -40,7 +40,7 @@ from ingest.venues.interface import UnknownChannel, VenueConnection
 from ingest.venues.names import STANDARD_CHANNELS, venue_channels, venue_symbols
 from ingest.venues.registry import CONNECTIONS, NORMALIZERS
 from normalize.emitted import Emitted
-from normalize.records import BookDeltas, Record
+from normalize.records import BookDeltas, Record, Trade
 from storage.lake_write import write_records
 from ticklake.settings import SettingsError
 
@@ -208,15 +208,17 @@ async def run_ingest(feeds: Sequence[Feed], output: Output, capture_root: Path |
     if isinstance(output, BusOutput):
         await output.publisher.start()
     handlers, captures = [], []
+    resumed: dict[str, list[Trade]] = {}
+    """Per venue, the last trades on the bus: read once, whatever the number of its feeds here."""
     for feed in feeds:
         connection = make_connection(feed.venue, feed.symbols, ws_url, rest_url, channels, route_paths)
         capture = CaptureWriter(capture_root, feed.venue, writer=feed.label) if capture_root else None
         captures.append(capture)
         normalizer = NORMALIZERS[feed.venue]()
         if isinstance(output, BusOutput):  # carry on from what a handler before this one published
-            publisher = output.publisher
-            normalizer.resume_trades(await published_trades(publisher.js, publisher.config, feed.venue),
-                                     connection.channels)
+            if feed.venue not in resumed:
+                resumed[feed.venue] = await published_trades(output.publisher.js, output.publisher.config, feed.venue)
+            normalizer.resume_trades(resumed[feed.venue], connection.channels)
         handlers.append(FeedHandler(connection, normalizer, output, capture, config or HandlerConfig(),
                                     label=feed.label))
     disks: dict[str, str | Path] = {"captures": capture_root} if capture_root else {}
