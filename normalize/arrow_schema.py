@@ -84,8 +84,14 @@ def to_arrow(records: Sequence[Record], record_type: str | None = None) -> pa.Ta
         tables = [packed_to_arrow(packed)]
         return pa.concat_tables([*tables, to_arrow(plain)] if plain else tables)
     record_type = records[0].record_type
+    return rows_to_arrow(list(map(_getter(record_type), records)), record_type)
+
+
+def rows_to_arrow(rows: Sequence[tuple[object, ...]], record_type: str) -> pa.Table:
+    """Rows in contract column order (timestamps as int ns) -> Arrow table, one array per column."""
     schema = schema_for(record_type)
-    rows = list(map(_getter(record_type), records))
+    if not rows:
+        return schema.empty_table()
     columns = list(zip(*rows, strict=True))
     arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)

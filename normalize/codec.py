@@ -20,11 +20,12 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import groupby
 
 import msgspec
 import pyarrow as pa
 
-from normalize.arrow_schema import from_arrow, packed_to_arrow, plain_rows, schema_for, to_arrow
+from normalize.arrow_schema import from_arrow, packed_to_arrow, plain_rows, rows_to_arrow, schema_for, to_arrow
 from normalize.records import LEVEL_BYTES, RECORD_CLASSES, RECORD_TYPES, BookDeltas, Record, expand
 
 WIRE_VERSION = 1
@@ -51,7 +52,6 @@ class Header:
 
 
 _encoder = msgspec.msgpack.Encoder()
-_untyped = msgspec.msgpack.Decoder()
 _packed = msgspec.msgpack.Decoder(list[BookDeltas])
 
 
@@ -157,32 +157,61 @@ def _read_packed(record_type: str, body: memoryview) -> list[BookDeltas]:
     return messages
 
 
-def decode_arrow(payload: bytes) -> tuple[str, pa.Table]:
-    """Envelope -> (record type, Arrow table with the contract schema).
+Part: typing.TypeAlias = list[tuple[object, ...]] | list[BookDeltas] | pa.Table
+"""A decoded, validated envelope body not yet made columnar: rows in contract column order
+(MSGPACK), packed book messages (PACKED) or the Arrow table (ARROW)."""
 
-    A msgpack body goes straight from rows to Arrow columns without building Structs (about
-    20% faster); Arrow's typed array construction does the validation the Struct decoder would.
-    """
+
+def decode_part(payload: bytes) -> tuple[str, Part]:
+    """Envelope -> (record type, its Part): validated as decode_rows validates, so parts_to_arrow
+    cannot fail on it. A columnar sink keeps the parts of many envelopes and builds its Arrow
+    arrays once for all of them: building them per envelope cost the Parquet sink more than
+    everything else it did (benchmarks/soak.py, profiled)."""
     header = read_header(payload)
     body = memoryview(payload)[3:]
     if header.encoding is Encoding.ARROW:
         return header.record_type, _read_arrow(header.record_type, body)
     if header.encoding is Encoding.PACKED:
-        messages = _read_packed(header.record_type, body)
-        try:
-            return header.record_type, packed_to_arrow(messages)
-        except (ValueError, TypeError, pa.ArrowException) as exc:
-            raise CodecError(f"malformed book_delta PACKED body: {exc}") from None
-    schema = schema_for(header.record_type)
-    try:
-        rows = _untyped.decode(body)
-        columns = list(zip(*rows, strict=True))
-        if len(columns) != len(schema) or not all(isinstance(row, list) for row in rows):
-            raise ValueError(f"rows do not have the {len(schema)} contract columns")
-        arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
-        return header.record_type, pa.Table.from_arrays(arrays, schema=schema)
-    except (msgspec.DecodeError, ValueError, TypeError, pa.ArrowException) as exc:
-        raise CodecError(f"malformed {header.record_type} msgpack body: {exc}") from None
+        return header.record_type, _read_packed(header.record_type, body)
+    return decode_rows(payload)
+
+
+def part_rows(part: Part) -> int:
+    if isinstance(part, pa.Table):
+        return int(part.num_rows)
+    if _kind(part) == "packed":
+        return sum(m.row_count() for m in typing.cast(list[BookDeltas], part))
+    return len(part)
+
+
+def _kind(part: Part) -> str:
+    if isinstance(part, pa.Table):
+        return "arrow"
+    return "packed" if part and type(part[0]) is BookDeltas else "rows"
+
+
+def parts_to_arrow(record_type: str, parts: Sequence[Part]) -> pa.Table:
+    """Parts of one record type -> one Arrow table, rows in the parts' order (consecutive parts of
+    one kind are converted together)."""
+    tables: list[pa.Table] = []
+    for kind, run in groupby((part for part in parts if part_rows(part)), key=_kind):
+        group = list(run)
+        if kind == "arrow":
+            tables.extend(group)
+        elif kind == "packed":
+            tables.append(packed_to_arrow([m for part in group for m in typing.cast(list[BookDeltas], part)]))
+        else:
+            rows = [row for part in group for row in typing.cast(list[tuple[object, ...]], part)]
+            tables.append(rows_to_arrow(rows, record_type))
+    if not tables:
+        return schema_for(record_type).empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def decode_arrow(payload: bytes) -> tuple[str, pa.Table]:
+    """Envelope -> (record type, Arrow table with the contract schema)."""
+    record_type, part = decode_part(payload)
+    return record_type, parts_to_arrow(record_type, [part])
 
 
 def _read_arrow(record_type: str, body: memoryview) -> pa.Table:

@@ -1,7 +1,8 @@
 """The Parquet sink: a durable JetStream pull consumer writing the lake exactly once.
 
-Envelopes are decoded to Arrow and buffered per record type; a flush splits the buffer into
-(record type, venue, UTC day of ts_event) partitions and writes one file per partition,
+Envelopes are decoded (codec.decode_part) and buffered per record type; a flush makes one Arrow
+table of each type's buffer, splits it into (record type, venue, UTC day of ts_event) partitions
+and writes one file per partition,
 `<lake>/<type>/venue=<v>/date=<YYYY-MM-DD>/<consumer>-<first_seq>-<last_seq>.parquet`, where the
 sequences are the lowest and highest stream sequence of the flush. A flush happens when the
 buffer holds `flush_rows` rows or `max_buffered_messages` messages, when its oldest message is
@@ -101,7 +102,8 @@ class ParquetSink(JetStreamSink):
         self.config = config
         self.filesystem, self.root = filesystem_for(config.lake)
         self.manifest_path = f"{self.root}/{MANIFEST_DIR}/{config.consumer}.json"
-        self._tables: dict[str, list[pa.Table]] = defaultdict(list)
+        self._parts: dict[str, list[codec.Part]] = defaultdict(list)
+        """Per record type, the decoded envelopes buffered; Arrow arrays are built once per flush."""
         self._pending: dict[int, Msg] = {}
         """Buffered messages by stream sequence: what the next flush covers and then acknowledges."""
         self._buffered_rows = 0
@@ -198,16 +200,16 @@ class ParquetSink(JetStreamSink):
             self._pending[seq] = message  # acknowledge the latest delivery; the rows are buffered once
             return
         try:
-            record_type, table = codec.decode_arrow(message.data)
+            record_type, part = codec.decode_part(message.data)
         except codec.CodecError as reason:
             await self._dead_letter(js, message, str(reason))
             await message.ack()
             if not self._pending:
                 self._released()
             return
-        self._tables[record_type].append(table)
+        self._parts[record_type].append(part)
         self._pending[seq] = message
-        self._buffered_rows += table.num_rows
+        self._buffered_rows += codec.part_rows(part)
         if self._oldest is None:
             self._oldest = time.monotonic()
 
@@ -224,7 +226,7 @@ class ParquetSink(JetStreamSink):
             return
         first_seq, last_seq = min(self._pending), max(self._pending)
         self.last_time_ns = bus_time_ns(self._pending[last_seq])
-        received = {record_type: pa.concat_tables(parts) for record_type, parts in self._tables.items()}
+        received = {record_type: codec.parts_to_arrow(record_type, parts) for record_type, parts in self._parts.items()}
         tables, keys = self._once_each(received)
         messages = list(self._pending.values())
         self._clear()
@@ -274,7 +276,7 @@ class ParquetSink(JetStreamSink):
         await asyncio.to_thread(write)
 
     def _clear(self) -> None:
-        self._tables.clear()
+        self._parts.clear()
         self._pending.clear()
         self._buffered_rows = 0
         self._oldest = None

@@ -67,6 +67,26 @@ def test_packed_book_messages_are_their_rows(encoding: codec.Encoding) -> None:
     check()
 
 
+def test_many_envelopes_become_one_table_in_their_order() -> None:
+    """The Parquet sink's path: parts of envelopes in every encoding, made columnar together, equal
+    the rows of the envelopes one after the other (a run of one kind converted at once)."""
+    @SETTINGS
+    @given(packed_batches(), batches("book_delta"), packed_batches())
+    def check(first: list[BookDeltas], plain: list[Record], last: list[BookDeltas]) -> None:
+        envelopes = [codec.encode(group, encoding) for group, encoding in  # type: ignore[arg-type]
+                     ((first, codec.Encoding.MSGPACK), (plain, codec.Encoding.MSGPACK), (plain, codec.Encoding.ARROW),
+                      (first, codec.Encoding.MSGPACK), (last, codec.Encoding.MSGPACK)) if group]
+        parts = [codec.decode_part(payload)[1] for payload in envelopes]
+        expected = [row for payload in envelopes for row in codec.decode_rows(payload)[1]]
+        assert sum(codec.part_rows(part) for part in parts) == len(expected)
+        table = codec.parts_to_arrow("book_delta", parts)
+        assert table.schema.equals(schema_for("book_delta")) and table.num_rows == len(expected)
+        assert [msgspec.structs.astuple(r) for r in from_arrow(table, "book_delta")] == expected
+
+    check()
+    assert codec.parts_to_arrow("trade", []).equals(schema_for("trade").empty_table())
+
+
 @pytest.mark.parametrize("record_type", RECORD_TYPES)
 def test_arrow_identity(record_type: str) -> None:
     @SETTINGS

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import nats
 import pytest
 
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
-from ingest.publisher import BusConfig, Publisher, ensure_stream
-from normalize.records import Record
+from ingest.publisher import Batcher, BusConfig, Publisher, ensure_stream
+from normalize.records import Record, Trade
 from tests.binance_data import DATA
 from tests.bus_data import stream_records
 from ticklake.stack.nats import EmbeddedNats
@@ -85,3 +86,15 @@ async def test_the_stream_takes_the_configured_limits(bus: EmbeddedNats) -> None
         assert (config.max_bytes, config.max_age) == (2**30, 3600)
     finally:
         await client.close()
+
+
+def test_envelopes_close_in_the_order_they_opened_once_due() -> None:
+    batcher = Batcher("ticks", max_records=500)
+    trade = Trade("v", "A", "A", 1, 1, None, None, 0, 1.0, 1.0, 1, "1")
+    for now, instrument in ((0.0, "A"), (0.004, "B"), (0.02, "C")):
+        batcher.add([msgspec.structs.replace(trade, instrument=instrument)], now)
+    assert batcher.due(0.009, 0.01) == []
+    assert [e.subject for e in batcher.due(0.015, 0.01)] == ["ticks.trade.v.A", "ticks.trade.v.B"]
+    batcher.add([trade], 0.021)  # A opens again, after C
+    assert [e.subject for e in batcher.due(0.05, 0.01)] == ["ticks.trade.v.C", "ticks.trade.v.A"]
+    assert batcher.open == {}

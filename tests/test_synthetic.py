@@ -20,7 +20,7 @@ import pytest
 from ingest.feed_handler import CollectingSink, FeedHandler, HandlerConfig
 from ingest.replay_server import ReplayServer
 from ingest.synthetic.feed import SyntheticFeed, synthetic_feed
-from ingest.synthetic.market import Grid, Market, Rates, instruments, parse_rates, parse_scenario
+from ingest.synthetic.market import BookUpdate, Grid, Market, Rates, instruments, parse_rates, parse_scenario
 from ingest.venues.registry import VENUES
 from normalize.book import books_report
 from normalize.flags import Flag
@@ -168,6 +168,9 @@ def test_the_market_is_exact_and_repeatable() -> None:
     first, second = (Market(instruments(7), Rates(), {}, START_NS, 2, seed=3) for _ in range(2))
     events = list(first.events())
     assert events == list(second.events()) and len(events) > 300
+    updates = [event.changes for event in events if isinstance(event, BookUpdate)]
+    # each level once per update, as a venue's diff lists it: a repeated level is two rows of one key
+    assert updates and all(len({(side, price) for side, price, _ in changes}) == len(changes) for changes in updates)
     for book in first.books:
         assert book.best_bid < book.best_ask and max(book.bids) == book.best_bid and min(book.asks) == book.best_ask
         assert all(size > 0 for size in [*book.bids.values(), *book.asks.values()])

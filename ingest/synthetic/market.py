@@ -261,8 +261,10 @@ class Book:
         return changes
 
     def churn(self) -> list[tuple[int, int, int]]:
-        """One to four levels near the touch change size, appear or go (never the best ones)."""
-        changes: list[tuple[int, int, int]] = []
+        """One to four levels near the touch change size, appear or go (never the best ones). A level
+        picked twice is listed once, with its final size, as a venue's diff lists each level once (a
+        repeated level would be two rows of one key in the stores, and only the first is kept)."""
+        changes: dict[tuple[int, int], int] = {}
         for _ in range(self.rng.randint(1, 4)):
             side = 1 if self.rng.random() < 0.5 else -1
             levels, best = (self.bids, self.best_bid) if side == 1 else (self.asks, self.best_ask)
@@ -271,11 +273,10 @@ class Book:
                 continue
             if price != best and price in levels and self.rng.random() < 0.3:
                 del levels[price]
-                changes.append((side, price, 0))
+                changes[side, price] = 0
             else:
-                levels[price] = lots = self._lots()
-                changes.append((side, price, lots))
-        return changes
+                levels[price] = changes[side, price] = self._lots()
+        return [(side, price, lots) for (side, price), lots in changes.items()]
 
 
 @dataclass
