@@ -73,6 +73,9 @@ VENUE = "binance-usdm"
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
 TABLES = ("trade", "book_delta", "bbo", "mark_index", "funding", "liquidation", "open_interest", "instrument",
           "feed_status")
+RECORD_TABLES = tuple(t for t in TABLES if t not in ("instrument", "feed_status", "open_interest"))
+"""The tables whose rows count as records stored: market data (reference data, the journal and the
+polled open interest aside)."""
 LATE_S = 0.5
 DRAIN_TIMEOUT_S = 120.0
 
@@ -237,7 +240,7 @@ def _processes(commands: dict[str, list[str]], env: dict[str, str], logs: Path) 
                 process.kill()
 
 
-def _count(dsn: str) -> dict[str, int]:
+def count_rows(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}  # type: ignore[index]
 
@@ -334,8 +337,8 @@ def run_step(stack: Stack, mix: Mix, target: float, seconds: float, instruments:
     routes = len(BinanceUsdmConnection(feed.encoder.symbols, channels=mix.channels).routes())
     result = asyncio.run(_play(stack, feed, frames, routes, symbols, mix, env, home, seconds, step))
     offset_ns, start = result
-    step.rows = _count(dsn)
-    step.records = sum(step.rows[t] for t in TABLES if t not in ("instrument", "feed_status", "open_interest"))
+    step.rows = count_rows(dsn)
+    step.records = sum(step.rows[t] for t in RECORD_TABLES)
     step.rate = step.records / seconds
     assert feed.truth is not None
     step.trades_expected = len(feed.truth.trades)
@@ -372,7 +375,7 @@ async def _play(stack: Stack, feed: SyntheticFeed, frames: list[Frame], routes: 
             last, still = -1, 0.0
             while time.monotonic() - played < DRAIN_TIMEOUT_S:  # until nothing more lands for 3 s
                 await asyncio.sleep(0.5)
-                counts = await asyncio.to_thread(_count, dsn)
+                counts = await asyncio.to_thread(count_rows, dsn)
                 total = sum(counts.values())
                 if total == last:
                     if time.monotonic() - still >= 3:

@@ -16,7 +16,11 @@ restarted, the restarted handler fetches from the venue by trade id, ingest/resu
 gaps and backfills, the sealed days, the pruned captures; a JSON summary and a PNG of the memory curves.
 
 Run: `python -m benchmarks.soak --duration 1800 --rate 20000 --out soak/` (the issue's soak);
-`--duration 60 --rate 2000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
+`--duration 60 --rate 5000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
+`--rate` is rows stored a second, turned into the venue's message rates by bench_capacity.calibrate (a 2 s
+sample, within a few percent); the summary's `records_per_s` is what was stored. The ticks stream keeps
+`--bus-max-age` (10 minutes), so within the run it reaches the steady state a production stream reaches
+after its 7 days, and nats-server's memory is measured from then.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import polars as pl
 import psutil
 import psycopg
 
-from benchmarks.bench_capacity import MIXES, Stack, _rates, calibrate
+from benchmarks.bench_capacity import MIXES, RECORD_TABLES, Stack, _rates, calibrate, count_rows
 from storage.migrate import migrate
 from storage.seal_manifest import venue_days
 from ticklake.stack.ports import free_port, wait_listening
@@ -173,7 +177,7 @@ def _plot(path: Path, samples: list[dict[str, object]]) -> None:
 
 
 def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, schedule_every_s: float,
-         out: Path) -> dict[str, object]:
+         out: Path, bus_max_age_s: float = 600.0) -> dict[str, object]:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="ticklake-soak-", dir="/tmp"))
     os.chmod(root, 0o755)
@@ -189,7 +193,7 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
     migrate(stack.pg.dsn)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
     env.update(TICKLAKE_HOME=str(home), TICKLAKE_NATS_URL=stack.bus.url, TICKLAKE_PG_DSN=stack.pg.dsn,
-               TICKLAKE_LAKE=str(lake))
+               TICKLAKE_LAKE=str(lake), TICKLAKE_BUS_MAX_AGE_S=str(bus_max_age_s))
     server = subprocess.Popen([TICKLAKE, "replay-server", "binance-usdm", "--synthetic", "--instruments",
                                str(mix.instruments), "--rate", f"trades={rates.trades:.0f},book={rates.book:.0f},"
                                f"liquidations={rates.liquidations:g}", "--duration", str(duration_s), "--start",
@@ -239,6 +243,7 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
         # and the handler has every frame before it is stopped
         server.send_signal(signal.SIGTERM)
         server.wait(60)
+        venue_wall_s = time.monotonic() - began
         time.sleep(5)
         final = _health(health_port)
         supervisor.send_signal(signal.SIGTERM)
@@ -253,6 +258,9 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
     generated = {f"{t[0]}/{t[1]}" for t in truth_trades}
     played_s = (max(t[5] for t in truth_trades) - min(t[5] for t in truth_trades)) / 1e9 if truth_trades else 0.0
     db, parquet = _trades(stack.pg.dsn, lake)
+    kept_up = played_s >= 0.99 * duration_s
+    rows = count_rows(stack.pg.dsn)
+    records = sum(rows[table] for table in RECORD_TABLES)
     journal = _journal(stack.pg.dsn)
     days = venue_days(str(lake))
     schedule_log = (home / "logs" / "schedule.log").read_text()
@@ -260,11 +268,17 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
                  if "capture prune: removed" in line)
     warmup = min(WARMUP_S, duration_s / 3)
     growth = {name: g for name in ("sink-parquet", "sink-timescale", "ingest-binance-usdm", "live-bars", "schedule",
-                                   "supervisor", "nats-server") if (g := _growth(samples, name, warmup))}
+                                   "supervisor") if (g := _growth(samples, name, warmup))}
+    # nats-server's state grows with the stream until the stream holds its whole max age: measured from then
+    if nats := _growth(samples, "nats-server", max(warmup, min(bus_max_age_s, duration_s / 2))):
+        growth["nats-server"] = nats
     pending = [s["behind"].get(k) for s in samples for k in ("timescale_pending", "parquet_pending")]  # type: ignore[attr-defined]
     cpu_cores = {role: round(seconds / duration_s, 2) for role, seconds in sorted(cpu.totals().items())}
     summary: dict[str, object] = {
         "duration_s": duration_s, "rate_target": rate, "market_played_s": round(played_s, 1),
+        "records_stored": records, "rows_by_table": {table: rows[table] for table in RECORD_TABLES},
+        # a venue that kept up played its market in duration_s; one that fell behind played until it was stopped
+        "kept_up": kept_up, "records_per_s": round(records / (duration_s if kept_up else venue_wall_s)),
         "market_start": start.isoformat(), "exit_code": code,
         "trades_generated": len(generated), "trades_timescale": len(db), "trades_lake": len(parquet),
         "duplicates_timescale": len(db) - len(set(db)), "duplicates_lake": len(parquet) - len(set(parquet)),
@@ -294,9 +308,12 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=180.0, help="seconds between SIGKILLs of a child")
     parser.add_argument("--lead", type=float, default=300.0, help="the market starts this long before midnight")
     parser.add_argument("--schedule-every", type=float, default=300.0, help="seconds between schedule rounds")
+    parser.add_argument("--bus-max-age", type=float, default=600.0,
+                        help="seconds the ticks stream keeps a message (TICKLAKE_BUS_MAX_AGE_S; 7 days in production)")
     parser.add_argument("--out", type=Path, default=Path("soak"), help="folder for soak.json and soak-memory.png")
     args = parser.parse_args()
-    summary = soak(args.duration, args.rate, args.kill_every, args.lead, args.schedule_every, args.out)
+    summary = soak(args.duration, args.rate, args.kill_every, args.lead, args.schedule_every, args.out,
+                   args.bus_max_age)
     print(json.dumps(summary, indent=1))
 
 

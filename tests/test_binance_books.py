@@ -10,6 +10,8 @@ import pytest
 
 from ingest.capture_formats import read_frames
 from ingest.offline import normalize_frames
+from ingest.synthetic.feed import synthetic_feed
+from ingest.synthetic.market import Rates
 from normalize.flags import Flag
 from normalize.records import Bbo, BookDelta, FeedStatus, expand
 from tests.binance_data import CRYPTOFEED_SNAPSHOTS, CRYPTOFEED_WS, DATA
@@ -103,3 +105,17 @@ def test_diff_with_malformed_levels_is_dead_lettered_and_that_symbol_resyncs() -
             and r.ts_recv >= frames[bad_index].ts_recv] == []
     for other in ("AKROUSDT", "KEEPUSDT", "CTKUSDT"):
         assert normalizer.books[other].synced and normalizer.books[other].breaks == 0
+
+
+def test_a_capture_that_starts_with_the_snapshot_syncs_from_its_first_diff() -> None:
+    """The snapshot was taken right after a diff: the next one (pu == lastUpdateId, U above it) is
+    the first applied. The venue's U <= lastUpdateId rule alone needs the diff before, which a
+    capture starting with the snapshot (a synthetic market's, say) does not hold."""
+    feed = synthetic_feed("binance-usdm", 2, Rates(trades=10, book=200, liquidations=0), 1_796_601_590_000_000_000,
+                          1.0, seed=1, channels=("depth@100ms",))
+    frames = [*feed.rest_frames(), *feed]
+    out, normalizer = normalize_frames("binance-usdm", frames)
+    assert not [r for r in out.records if isinstance(r, FeedStatus)]
+    diffs = sum(1 for frame in frames if b'"e":"depthUpdate"' in frame.payload)
+    assert sum(sync.applied for sync in normalizer.books.values()) == diffs > 100
+    assert all(sync.synced and not sync.breaks for sync in normalizer.books.values())

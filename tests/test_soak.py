@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_the_short_soak_keeps_every_trade_once_across_kills_and_midnight(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--duration", "60", "--rate", "2000",
+    result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--duration", "60", "--rate", "5000",
                              "--kill-every", "15", "--lead", "15", "--schedule-every", "20", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -45,8 +45,11 @@ class BookSync:
 
     @staticmethod
     def straddles(diff: DepthUpdate, snapshot_id: int) -> bool:
-        """A diff not in the snapshot may be the first applied after it (U <= lastUpdateId <= u)."""
-        return diff.U <= snapshot_id
+        """A diff not in the snapshot may be the first applied after it: U <= lastUpdateId <= u, the
+        venue's rule, or pu == lastUpdateId, the snapshot taken right after the diff before this one.
+        The rule alone needs that diff buffered; a capture (or a synthetic market) that starts
+        with the snapshot has none, and its book would never sync."""
+        return diff.U <= snapshot_id or diff.pu == snapshot_id
 
     def follows(self, diff: DepthUpdate) -> bool:
         """The diff continues the last one applied: its `pu` is that one's `u`."""
