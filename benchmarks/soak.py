@@ -15,7 +15,7 @@ messages and the restarts (the health endpoint). At the end: every generated tra
 restarted, the restarted handler fetches from the venue by trade id, ingest/resume.py), the journal's trade
 gaps and backfills, the sealed days, the pruned captures; a JSON summary and a PNG of the memory curves.
 
-Run: `python -m benchmarks.soak --duration 1800 --rate 20000 --out soak/` (the issue's soak);
+Run: `python -m benchmarks.soak --duration 1800 --rate 20800 --out soak/` (the issue's soak: 20,000 stored);
 `--duration 60 --rate 5000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
 `--rate` is rows stored a second, turned into the venue's message rates by bench_capacity.calibrate (a 2 s
 sample, within a few percent); the summary's `records_per_s` is what was stored. The ticks stream keeps

@@ -165,8 +165,8 @@ Part: typing.TypeAlias = list[tuple[object, ...]] | list[BookDeltas] | pa.Table
 def decode_part(payload: bytes) -> tuple[str, Part]:
     """Envelope -> (record type, its Part): validated as decode_rows validates, so parts_to_arrow
     cannot fail on it. A columnar sink keeps the parts of many envelopes and builds its Arrow
-    arrays once for all of them: building them per envelope cost the Parquet sink more than
-    everything else it did (benchmarks/soak.py, profiled)."""
+    arrays once for all of them: building them per envelope took about half of the Parquet sink's
+    CPU (benchmarks/soak.py, profiled)."""
     header = read_header(payload)
     body = memoryview(payload)[3:]
     if header.encoding is Encoding.ARROW:
