@@ -59,7 +59,12 @@ class BusConfig:
     max_age_s: float = 7 * 86_400
     max_bytes: int = -1
     """-1: no byte limit (max_age bounds the stream); see ticklake.settings.Settings.bus_max_bytes."""
-    duplicate_window_s: float = 600
+    duplicate_window_s: float = 120
+    """How long JetStream remembers a message id to drop its copy: a retry after a lost ack, the spool drained
+    after a short outage, a redundant handler's identical envelope. nats-server holds each id (150-190 B)
+    until up to three windows have passed, so this window times the messages a second is most of its
+    memory: at 600 s that was about 60 % of its live heap, which rose for 28 minutes before it came down
+    (docs/operations.md, "Soak"). A later copy is still stored once in each store, by the record keys."""
     max_records: int = 500
     max_delay_s: float = 0.01
     """Oldest a record waits in an open envelope: with the sink's commit, the tick-to-row latency."""

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from normalize.records import RECORD_TYPES
@@ -43,11 +44,14 @@ def home() -> Iterator[Path]:
 
 
 def test_up_status_migrate_selfcheck_down(home: Path) -> None:
-    env = _env(TICKLAKE_HOME=str(home))
+    env = _env(TICKLAKE_HOME=str(home), TICKLAKE_NATS_MEMORY_LIMIT="512MiB")
     up = _run(env, "up")
     assert up.returncode == 0, up.stderr + up.stdout
     assert "postgres  healthy" in up.stdout and "nats      healthy" in up.stdout
     assert "JetStream on" in up.stdout
+    nats_state = json.loads((home / "stack.json").read_text())["nats"]
+    server = EmbeddedNats(Path(nats_state["store_dir"]), nats_state["port"])
+    assert psutil.Process(server.pid()).environ()["GOMEMLIMIT"] == "512MiB"
 
     first = _run(env, "db", "migrate")
     assert first.returncode == 0 and "applied 0001_contract_tables" in first.stdout

@@ -203,7 +203,8 @@ async def _connects(url: str, **auth: str) -> bool:
 
 def test_nats_config_requires_the_password(tmp_path: Path) -> None:
     """The compose service's nats-server.conf, run by a real nats-server with the password in its
-    environment as the entrypoint puts it there: the user with it gets JetStream, anyone else nothing."""
+    environment as the entrypoint puts it there: the user with it gets JetStream, anyone else nothing.
+    The service's GOMEMLIMIT is in that environment too: a value Go cannot parse stops the server."""
     server = shutil.which("nats-server", path=str(BIN)) or shutil.which("nats-server")
     assert server is not None
     port, monitor = free_port(), free_port()
@@ -212,7 +213,8 @@ def test_nats_config_requires_the_password(tmp_path: Path) -> None:
     (tmp_path / "nats.conf").write_text(config.replace('"/data"', f'"{tmp_path}/store"'))  # the volume's place
     process = subprocess.Popen([server, "-c", str(tmp_path / "nats.conf"), "-a", "127.0.0.1",
                                 "-p", str(port), "-m", str(monitor)],
-                               env={"NATS_PASSWORD": "not-this-one-in-production"}, stderr=subprocess.PIPE)
+                               env={"NATS_PASSWORD": "not-this-one-in-production", **SERVICES["nats"]["environment"]},
+                               stderr=subprocess.PIPE)
     try:
         url = f"nats://127.0.0.1:{port}"
         deadline = time.monotonic() + 20

@@ -69,3 +69,18 @@ def test_variables_that_are_not_settings_are_not_rejected(monkeypatch: pytest.Mo
 def test_mask_url(url: str, masked: str) -> None:
     assert sorted(mask_url(url).split()) == sorted(masked.split())
     assert "s3cret" not in mask_url(url)
+
+
+@pytest.mark.parametrize("limit", ["512MiB", "2GiB", "805306368"])
+def test_nats_memory_limit_takes_what_go_reads(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    monkeypatch.setenv("TICKLAKE_NATS_MEMORY_LIMIT", limit)
+    assert load_settings().nats_memory_limit == limit
+
+
+@pytest.mark.parametrize("limit", ["512MB", "1.5GiB", "512 MiB", "lots"])
+def test_nats_memory_limit_go_would_ignore_is_refused(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
+    """Each of these stops nats-server at start ("fatal error: malformed GOMEMLIMIT", seen with the wheel's
+    2.15.1), which `ticklake up` would only report as a server that never listened."""
+    monkeypatch.setenv("TICKLAKE_NATS_MEMORY_LIMIT", limit)
+    with pytest.raises(SettingsError, match=f"nats_memory_limit': not a Go memory limit like 768MiB .*'{limit}'"):
+        load_settings()

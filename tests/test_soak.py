@@ -15,10 +15,12 @@ ROOT = Path(__file__).parents[1]
 
 def test_the_short_soak_keeps_every_trade_once_across_kills_and_midnight(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--duration", "60", "--rate", "5000",
-                             "--kill-every", "15", "--lead", "15", "--schedule-every", "20", "--out", str(tmp_path)],
+                             "--kill-every", "15", "--lead", "15", "--schedule-every", "20", "--nats-memory-limit",
+                             "1GiB", "--out", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((tmp_path / "soak.json").read_text())["summary"]
+    soak = json.loads((tmp_path / "soak.json").read_text())
+    summary = soak["summary"]
     assert summary["exit_code"] == 0 and summary["tracebacks"] == 0
     assert [kill["child"] for kill in summary["kills"]] == ["sink-parquet", "sink-timescale", "ingest-binance-usdm"]
     assert summary["restarts"] == {"sink-parquet": 1, "sink-timescale": 1, "ingest-binance-usdm": 1,
@@ -32,3 +34,7 @@ def test_the_short_soak_keeps_every_trade_once_across_kills_and_midnight(tmp_pat
     assert summary["sealed_days"] == [summary["market_start"][:10]]  # the day before midnight, sealed on time
     assert summary["captures_pruned"] >= 1
     assert (tmp_path / "soak-memory.png").stat().st_size > 10_000
+    # nats-server ran with the limit given, and its heap was sampled with the RSS (its profile port)
+    assert summary["nats_gomemlimit"] == "1GiB"
+    assert all(sample["nats_heap_mib"]["HeapAlloc"] > 0 for sample in soak["samples"])
+    assert summary["bus_messages_per_s"] > 0

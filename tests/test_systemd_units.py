@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ingest.venues.registry import PROTOCOLS
 from tests.cli_options import check_parses
@@ -145,3 +146,10 @@ def test_example_environment_is_accepted_by_ticklake(tmp_path: Path) -> None:
         row = next(line for line in result.stdout.splitlines() if re.match(rf"│ {setting} +│", line))
         assert re.search(r"│ \*\*\* +│ file\b", row), row  # masked, and from its file (the path wraps)
     assert "not-a-real-one" not in result.stdout
+
+
+def test_nats_server_has_the_compose_services_memory_limit() -> None:
+    """One GOMEMLIMIT for both deployments; tests/test_docker_files.py starts a real nats-server with it."""
+    compose = yaml.safe_load((ROOT / "infra/docker/compose.yaml").read_text())
+    limit = compose["services"]["nats"]["environment"]["GOMEMLIMIT"]
+    assert _directives(SYSTEMD / "nats-server.service")["Environment"] == [f"GOMEMLIMIT={limit}"]

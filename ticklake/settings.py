@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     alone bounds it. JetStream reserves a byte limit on disk when the stream is created and refuses
     one larger than the store can hold, so a fixed default would stop ticklake on a small disk:
     set it below the disk the NATS store has (docs/capacity.md gives bytes per record)."""
+    nats_memory_limit: str | None = None
+    """GOMEMLIMIT of the embedded nats-server (`768MiB`): Go's collector then keeps the server's heap under
+    it rather than letting it grow to twice what is live; unset, Go's default (no limit). A limit below
+    what is live makes the server spend up to half a core collecting (docs/deployment.md, "Memory")."""
 
     # Secrets (docs/security.md). Each password is given either as itself or, better, as a file holding it
     # (`*_file`: a Docker or systemd secret), never both; read when a connection needs it, never printed.
@@ -125,6 +130,16 @@ class Settings(BaseSettings):
         path = getattr(self, f"{name}_file")
         return None if path is None else f"file {path}"
 
+    @field_validator("nats_memory_limit")
+    @classmethod
+    def _is_go_memory_limit(cls, value: str | None) -> str | None:
+        """Checked here: nats-server stops at start on a GOMEMLIMIT it cannot parse, and `ticklake up` would
+        only see a server that never listened (the embedded server's stderr is not kept)."""
+        if value is not None and not GO_MEMORY_LIMIT.fullmatch(value):
+            raise ValueError("not a Go memory limit like 768MiB (bytes, or a whole number of KiB, MiB, GiB or TiB): "
+                             f"'{value}'")
+        return value
+
     @field_validator("nats_url")
     @classmethod
     def _is_nats_url(cls, value: str | None) -> str | None:
@@ -177,6 +192,8 @@ def read_secret_file(path: Path, setting: str) -> str:
         raise SettingsError(f"{setting} {path} is empty")
     return lines[0]
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+GO_MEMORY_LIMIT = re.compile(r"[0-9]+(B|KiB|MiB|GiB|TiB)?")
+"""The form of GOMEMLIMIT (Go's runtime/debug): bytes, or a whole number of binary units."""
 
 
 def load_settings() -> Settings:

@@ -110,6 +110,7 @@ def up(settings: Settings, secure: bool = False) -> StackState:
     if settings.nats_url is None:
         if state.nats is None:
             state.nats = EmbeddedNats((settings.home / "nats").absolute(), free_port())
+        state.nats.memory_limit = settings.nats_memory_limit
         if state.secure:
             password_file, password = credentials.ensure_nats_password(settings.home)
             tls = credentials.ensure_tls(settings.home)

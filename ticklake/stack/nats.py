@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,11 @@ class EmbeddedNats:
     tls: bool = False
     """The server requires TLS (always so with `auth`): its URL says tls://. Known without `auth` to the
     clients of a running secure stack, which never see the server's password."""
+    memory_limit: str | None = None
+    """GOMEMLIMIT of the server (`512MiB`): Go's collector then keeps the heap under it instead of letting
+    it reach twice what is live (docs/operations.md#nats-server-memory)."""
+    profile_port: int | None = None
+    """Serve Go's profiles (and the heap's statistics, `heap_stats`) on this port of 127.0.0.1."""
 
     @property
     def url(self) -> str:
@@ -99,8 +105,11 @@ class EmbeddedNats:
             args += ["-c", str(self.config_file)]
         else:
             self.config_file.unlink(missing_ok=True)
+        if self.profile_port is not None:
+            args += ["--profile", str(self.profile_port)]
+        env = {**os.environ, "GOMEMLIMIT": self.memory_limit} if self.memory_limit else None
         subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+                         stderr=subprocess.DEVNULL, start_new_session=True, env=env)
         if not wait_listening(self.port, timeout_s):
             raise NatsError(f"nats-server did not listen on 127.0.0.1:{self.port}; see {self.log_file}")
 
@@ -121,6 +130,21 @@ class EmbeddedNats:
             _reap(pid)
             time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
+
+    def heap_stats(self) -> dict[str, int]:
+        """Go's runtime.MemStats of the server in bytes (`HeapAlloc` live and not yet collected, `HeapInuse`,
+        `HeapReleased`, `NextGC`, `Sys`), from its heap profile; needs `profile_port`."""
+        if self.profile_port is None:
+            raise NatsError("heap_stats needs the server started with a profile_port")
+        url = f"http://127.0.0.1:{self.profile_port}/debug/pprof/heap?debug=1"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            text = response.read().decode()
+        stats = {}
+        for line in text.splitlines():
+            name, _, value = line.removeprefix("# ").partition(" = ")
+            if value.isdigit():
+                stats[name] = int(value)
+        return stats
 
     def pid(self) -> int | None:
         try:
