@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ticklake.stack.ports import free_port, wait_listening
 
@@ -34,13 +35,19 @@ def replay_server_process(venue: str, captures: Sequence[Path], speed: str = "20
         server.wait(10)
 
 
+def replay_progress(port: int) -> dict[str, Any]:
+    """The replay server's progress on `port` (`GET /_replay`: frames, played, clients, done)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
+        progress: dict[str, Any] = json.loads(response.read())
+    return progress
+
+
 def wait_played(port: int, timeout_s: float = 120) -> None:
-    """Until the replay server on `port` has written every frame to its clients (`GET /_replay`)."""
+    """Until the replay server on `port` has written every frame to its clients."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_replay", timeout=5) as response:
-            if json.loads(response.read())["done"]:
-                return
+        if replay_progress(port)["done"]:
+            return
         time.sleep(0.2)
     raise TimeoutError("the replay did not finish")
 

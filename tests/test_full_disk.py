@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -54,7 +55,11 @@ def test_a_full_capture_disk_is_one_line_and_a_journal_row(tmp_path: Path, tiny_
                                    "--ws-url", f"ws://127.0.0.1:{port}", "--rest-url", f"http://127.0.0.1:{port}",
                                    "--clock", "recorded", "--out", str(tmp_path / "lake")], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(7)  # the disk fills within a few seconds
+        deadline = time.monotonic() + 60  # the disk fills within seconds, later on a loaded machine
+        while shutil.disk_usage(tiny_capture_disk).free > 64 * 1024:
+            assert ingest.poll() is None and time.monotonic() < deadline, "the capture disk did not fill"
+            time.sleep(0.2)
+        time.sleep(3)  # the next flushes (every second) find no space
         subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_capture_disk)], check=True)
         time.sleep(6)  # space is back: the next try (every 5 s) captures again
         ingest.send_signal(signal.SIGTERM)

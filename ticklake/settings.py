@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     nats_memory_limit: str | None = None
     """GOMEMLIMIT of the embedded nats-server (`768MiB`): Go's collector then keeps the server's heap under
     it rather than letting it grow to twice what is live; unset, Go's default (no limit). A limit below
-    what is live makes the server spend up to half a core collecting (docs/deployment.md, "Memory")."""
+    what is live makes the server spend up to half its CPU collecting (docs/deployment.md, "Memory")."""
 
     # Secrets (docs/security.md). Each password is given either as itself or, better, as a file holding it
     # (`*_file`: a Docker or systemd secret), never both; read when a connection needs it, never printed.
