@@ -30,6 +30,7 @@ from normalize.records import BookDelta, Trade, expand
 from tests.binance_data import BTCUSDT_SESSION, CRYPTOFEED_EXCHANGE_INFO
 from tests.cli_replay import TICKLAKE, wait_played
 from tests.pg_databases import private_database
+from ticklake.run_all import wait_caught_up
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
 from ticklake.stack.postgres import EmbeddedPostgres
@@ -38,6 +39,8 @@ CAPTURES = [CRYPTOFEED_EXCHANGE_INFO, BTCUSDT_SESSION]
 CHANNELS = "trade,depth@0ms,bookTicker"
 """What the session recorded: all three on /public, so each handler opens one connection."""
 SPEED = "15"
+TRADES = 21_313
+"""Trades in the recorded session."""
 
 
 def _env(home: Path, bus: EmbeddedNats, dsn: str, lake: Path) -> dict[str, str]:
@@ -81,6 +84,16 @@ def _stored_diffs(dsn: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(snapshots[0]).alias("first_snapshot"))
 
 
+def _wait_stored(dsn: str, trades: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM trade WHERE venue = 'binance-usdm'").fetchone()
+        if row is not None and row[0] >= trades:
+            return
+        time.sleep(0.5)
+
+
 def _lake(lake: Path, record_type: str) -> pl.DataFrame:
     return pl.read_parquet(f"{lake}/{record_type}/**/*.parquet", hive_partitioning=False)
 
@@ -107,10 +120,12 @@ def _run(tmp_path: Path, bus: EmbeddedNats, dsn: str, kill_a_after_s: float | No
                 handler_a = subprocess.Popen(_ingest(port, env_a), env=env_a,
                                              stdout=(tmp_path / "a2.log").open("wb"), stderr=subprocess.STDOUT)
             wait_played(port)
-            time.sleep(1)
+            # a loaded machine's handlers read the tail seconds after the server wrote it: stop them
+            # once their trades are stored (a lost one times out here and fails the count below)
+            _wait_stored(dsn, TRADES, 120)
             handler_a.send_signal(signal.SIGTERM)
             assert handler_a.wait(60) == 0, (tmp_path / "a.log").read_text()
-        time.sleep(6)  # the sinks take the rest of the stream (the Parquet sink flushes every 2 s)
+        assert wait_caught_up(bus.url, 120), "the sinks did not take the rest of the stream"
     for name in ("b", "timescale", "parquet"):
         assert "Traceback" not in (tmp_path / f"{name}.log").read_text(), name
     # both handlers published everything they received: each sink saw the second copies and dropped them
@@ -119,7 +134,7 @@ def _run(tmp_path: Path, bus: EmbeddedNats, dsn: str, kill_a_after_s: float | No
         summary = re.search(r"([\d,]+) rows written.* ([\d,]+) duplicates dropped", log)
         assert summary is not None, sink
         written, dropped = (int(group.replace(",", "")) for group in summary.groups())
-        assert dropped > 21_313 if kill_a_after_s is None else dropped > 5_000, (sink, written, dropped)
+        assert dropped > TRADES if kill_a_after_s is None else dropped > 5_000, (sink, written, dropped)
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +151,12 @@ def offline() -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _assert_exactly_once(tmp_path: Path, dsn: str, offline: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     trades, diffs = offline
-    assert trades.height == 21_313
+    assert trades.height == TRADES
     stored = _stored_trades(dsn)
     assert stored.height == stored["trade_id"].n_unique(), "a trade stored twice"
     assert stored.sort("trade_id").equals(trades.sort("trade_id")), "trades missing or different"
     lake_trades = _lake(tmp_path / "lake", "trade")
-    assert lake_trades.height == 21_313 and lake_trades["trade_id"].n_unique() == 21_313
+    assert lake_trades.height == TRADES and lake_trades["trade_id"].n_unique() == TRADES
     stored_diffs = _stored_diffs(dsn)
     since = stored_diffs["first_snapshot"][0]
     expected = diffs.filter(pl.col("exch_seq") > since).sort(["exch_seq", "side", "price"])
