@@ -13,7 +13,9 @@ sink, the handler, the schedule. Every 10 s: the RSS of every process (psutil), 
 messages and the restarts (the health endpoint). At the end: every generated trade against both stores
 (duplicates must be none; what a handler's SIGKILL lost, held unpublished or sent by the venue while it
 restarted, the restarted handler fetches from the venue by trade id, ingest/resume.py), the journal's trade
-gaps and backfills, the sealed days, the pruned captures; a JSON summary and a PNG of the memory curves.
+gaps and backfills, the sealed days, the pruned captures, every live bar against the bars of every stored
+trade (the market's clock is hours behind, so the live bars take each trade as a late one:
+storage/late_trades.py); a JSON summary and a PNG of the memory curves.
 
 Run: `python -m benchmarks.soak --duration 1800 --rate 20800 --out soak/` (the issue's soak: 20,000 stored);
 `--duration 60 --rate 5000 --kill-every 15 --lead 15 --schedule-every 20` is tests/test_soak.py's.
@@ -49,8 +51,13 @@ import psutil
 import psycopg
 
 from benchmarks.bench_capacity import MIXES, RECORD_TABLES, Stack, _rates, calibrate, count_rows
+from pipelines import bars
+from pipelines.live_bars import RESOLUTIONS, read_live_bars
+from pipelines.quality import same_bars
 from storage.migrate import migrate
 from storage.seal_manifest import venue_days
+from storage.timescale_rows import read_table
+from ticklake.run_all import wait_caught_up
 from ticklake.stack.ports import free_port, wait_listening
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
@@ -119,6 +126,23 @@ def _settle_trade_gaps(dsn: str, timeout_s: float) -> None:
         if journal.get("backfill_done", 0) + journal.get("trades_lost", 0) >= journal.get("trade_gap", 0):
             return
         time.sleep(1)
+
+
+def _live_bars(dsn: str) -> dict[str, int]:
+    """Every live bar against the bars of every stored trade (pipelines.bars.time_bars, what a seal builds):
+    the market's clock runs hours behind the wall clock, so each of its trades reached the live bars as a
+    late one (storage/late_trades.py), and so did those a restarted handler backfilled."""
+    with psycopg.connect(dsn) as conn:
+        trades = pl.from_arrow(read_table(conn, "trade"))
+        assert isinstance(trades, pl.DataFrame)
+        days = [row[0] for row in conn.execute("SELECT DISTINCT (time AT TIME ZONE 'UTC')::date FROM bars_live")]
+        totals: dict[str, int] = {}
+        for every in RESOLUTIONS:
+            live = pl.concat([read_live_bars(conn, every, day) for day in days]) if days else pl.DataFrame()
+            check = same_bars(live, bars.time_bars(trades, every))
+            for key, value in check.metadata.items():
+                totals[key] = totals.get(key, 0) + int(value)
+    return totals
 
 
 def _bus_messages(url: str) -> int:
@@ -202,7 +226,8 @@ def _plot(path: Path, samples: list[dict[str, object]]) -> None:
     figure, axis = plt.subplots(figsize=(10, 5))
     names = sorted({name for sample in samples for name in sample["rss_mib"]})  # type: ignore[attr-defined]
     for name in names:
-        points = [(s["t"], s["rss_mib"][name]) for s in samples if name in s["rss_mib"]]  # type: ignore[index, operator]
+        points: list[tuple[float, float]] = [(s["t"], s["rss_mib"][name]) for s in samples  # type: ignore[index, misc]
+                                             if name in s["rss_mib"]]  # type: ignore[operator]
         axis.plot([p[0] for p in points], [p[1] for p in points], label=name)
     axis.set_xlabel("seconds")
     axis.set_ylabel("RSS (MiB)")
@@ -287,6 +312,9 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
         server.wait(60)
         venue_wall_s = time.monotonic() - began
         time.sleep(5)
+        # the live bars follow what the Timescale sink committed, a pass a second
+        wait_caught_up(stack.bus.url, 120, consumers=("timescale",))
+        time.sleep(3)
         final = _health(health_port)
         supervisor.send_signal(signal.SIGTERM)
         code = supervisor.wait(300)
@@ -305,6 +333,7 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
     bus_messages = _bus_messages(stack.bus.url)
     records = sum(rows[table] for table in RECORD_TABLES)
     journal = _journal(stack.pg.dsn)
+    live_bars = _live_bars(stack.pg.dsn)
     days = venue_days(str(lake))
     schedule_log = (home / "logs" / "schedule.log").read_text()
     pruned = sum(int(line.split("removed ")[1].split(" ")[0]) for line in schedule_log.splitlines()
@@ -331,6 +360,8 @@ def soak(duration_s: float, rate: float, kill_every_s: float, lead_s: float, sch
         "missing_trades": len(generated - set(db)),
         "trade_gaps": journal.get("trade_gap", 0), "trade_backfills": journal.get("backfill_done", 0),
         "trades_lost_journaled": journal.get("trades_lost", 0),
+        "live_bars": live_bars, "live_bars_equal_stored": live_bars["only_live"] + live_bars["only_sealed"] == 0
+        and live_bars["live_bars"] == live_bars["sealed_bars"] > 0,
         "kills": kills, "restarts": {c["name"]: c["restarts"] for c in final["children"]},  # type: ignore[attr-defined]
         "max_pending": max((p for p in pending if isinstance(p, int)), default=None),
         "sealed_days": sorted({day.isoformat() for (_, day), sealed in days.items() if sealed}),

@@ -11,12 +11,14 @@ doubles in both stores (docs/contract.md); floats travel as their repr, which ro
 
 The window starts at the minute boundary before the oldest trade that may have been stored since the
 last pass: the Timescale sinks' progress (`ticklake_sink_offsets.last_time_ns`, the bus time of the
-last message each committed) minus `max_lag_s`, how far a trade's ts_event may lie before the bus
-time of its message. A sink catching up a backlog is thus followed wherever it writes; a trade whose
-event time is older than that (a backfill of last week) is not, until the next pass that covers it,
-and a window is never longer than `max_window_s` (a stale offset row of a retired consumer cannot make
-every pass read a day). Each pass reads every trade of its window: about (window) x (trade rate)
-rows, a minute or two of trades.
+last message each committed) minus LATE_NS (10 s), and a window is never longer than `max_window_s` (a
+stale offset row of a retired consumer cannot make every pass read a day). A sink catching up a
+backlog is thus followed wherever it writes. A trade whose event time lies further before its
+message's bus time (a trade backfill after a handler restarted, a spool sent after a bus outage, a
+recorded market replayed on its own clock) is marked by the sink with its offset
+(storage/late_trades.py): the pass also rebuilds the minutes of the marked span and clears the mark.
+Each pass reads every trade of its window: about (window) x (trade rate) rows, a minute or two of
+trades, plus the marked minutes.
 
 Continuous aggregates (the full edition) are not used for this: they order `first`/`last` by one
 column and sum in float, so their bars could not equal the sealed ones.
@@ -38,6 +40,7 @@ from psycopg import sql
 from pipelines import bars
 from pipelines.partitions import day_bounds_ns
 from pipelines.timescale_out import copy_frame, table_rows
+from storage.late_trades import LATE_NS, merge
 from storage.pg import DatabaseUnavailable, connect
 from storage.timescale_rows import read_table
 
@@ -55,8 +58,6 @@ class LiveBarsConfig:
     pg_dsn: str
     interval_s: float = 1.0
     """Seconds between the starts of two passes."""
-    max_lag_s: float = 10.0
-    """How far before its message's bus time a trade's ts_event may lie and still be in the live bars."""
     max_window_s: float = 3600.0
     """The longest window a pass reads."""
     keep_days: int = 7
@@ -66,8 +67,39 @@ class LiveBarsConfig:
 def window_start(now_ns: int, sink_time_ns: int | None, config: LiveBarsConfig) -> int:
     """Pure: the first ns a pass recomputes, on a minute boundary (see the module docstring)."""
     since = now_ns if sink_time_ns is None else min(now_ns, sink_time_ns)
-    start = max(since - int(config.max_lag_s * 1e9), now_ns - int(config.max_window_s * 1e9))
+    start = max(since - LATE_NS, now_ns - int(config.max_window_s * 1e9))
     return start - start % WIDEST_NS
+
+
+@dataclass(frozen=True)
+class LateMarks:
+    """The sinks' marks of trades stored late, as one pass read them."""
+    span: tuple[int, int] | None
+    """The first and last event time of every marked trade."""
+    counts: dict[str, int]
+    """Each marking consumer's late_marks when read: its mark is cleared only if no batch added to it since."""
+
+
+def late_marks(conn: psycopg.Connection) -> LateMarks:
+    rows = conn.execute("SELECT consumer, late_from_ns, late_to_ns, late_marks FROM ticklake_sink_offsets "
+                        "WHERE late_from_ns IS NOT NULL").fetchall()
+    return LateMarks(merge((int(row[1]), int(row[2])) for row in rows), {row[0]: int(row[3]) for row in rows})
+
+
+def clear_marks(conn: psycopg.Connection, marks: LateMarks) -> None:
+    for consumer, count in marks.counts.items():
+        conn.execute("UPDATE ticklake_sink_offsets SET late_from_ns = NULL, late_to_ns = NULL "
+                     "WHERE consumer = %s AND late_marks = %s", (consumer, count))
+
+
+def late_window(span: tuple[int, int] | None, window_start_ns: int, keep_before_ns: int) -> tuple[int, int] | None:
+    """Pure: the whole minutes holding the marked span that the trailing window (from window_start_ns) does
+    not rebuild anyway, as [start, end); None when there are none or all are older than the live bars kept."""
+    if span is None or span[1] < keep_before_ns:
+        return None
+    start = span[0] - span[0] % WIDEST_NS
+    end = min(span[1] - span[1] % WIDEST_NS + WIDEST_NS, window_start_ns)
+    return (start, end) if start < end else None
 
 
 def live_bars(trades: pl.DataFrame) -> pl.DataFrame:
@@ -82,17 +114,20 @@ def sink_time_ns(conn: psycopg.Connection) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def refresh(conn: psycopg.Connection, start_ns: int, keep_before_ns: int) -> int:
-    """Rebuild `bars_live` from start_ns on from the trades stored, and delete the rows before
-    keep_before_ns, in one transaction; returns the bars written. The filter on `time` (the dimension)
-    keeps the read to the window's chunks."""
-    where = sql.SQL("time >= ticklake_ts(%s) AND ts_event >= %s")
-    frame = pl.from_arrow(read_table(conn, "trade", where, (start_ns, start_ns)))
+def refresh(conn: psycopg.Connection, start_ns: int, keep_before_ns: int, end_ns: int | None = None) -> int:
+    """Rebuild `bars_live` from start_ns on (to end_ns, both on minute boundaries) from the trades stored,
+    and delete the rows before keep_before_ns, in one transaction; returns the bars written. The filter
+    on `time` (the dimension) keeps the read to the window's chunks."""
+    window: sql.Composable = sql.SQL("time >= ticklake_ts(%s)")
+    params: tuple[int, ...] = (start_ns,)
+    if end_ns is not None:
+        window, params = sql.SQL("{} AND time < ticklake_ts(%s)").format(window), (start_ns, end_ns)
+    frame = pl.from_arrow(read_table(conn, "trade", window, params))
     assert isinstance(frame, pl.DataFrame)
     rows = table_rows(live_bars(frame), LIVE_COLUMNS, "ts")
     with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute("DELETE FROM bars_live WHERE time >= ticklake_ts(%s) OR time < ticklake_ts(%s)",
-                       (start_ns, keep_before_ns))
+        cursor.execute(sql.SQL("DELETE FROM bars_live WHERE ({}) OR time < ticklake_ts(%s)").format(window),
+                       (*params, keep_before_ns))
         if rows.height:
             copy_frame(cursor, TABLE, rows)
     return rows.height
@@ -121,8 +156,13 @@ def run_live_bars(config: LiveBarsConfig, stopping: threading.Event,
             if conn is None or conn.closed:
                 conn = connect(config.pg_dsn, autocommit=True)
             now_ns = time.time_ns()
+            marks = late_marks(conn)  # before the trades are read: each trade it counts is then in the read
             start = window_start(now_ns, sink_time_ns(conn), config)
-            written = refresh(conn, start, now_ns - config.keep_days * 86_400 * 10**9)
+            keep_before = now_ns - config.keep_days * 86_400 * 10**9
+            written = refresh(conn, start, keep_before)
+            if (late := late_window(marks.span, start, keep_before)) is not None:
+                written += refresh(conn, late[0], 0, late[1])
+            clear_marks(conn, marks)
             if on_pass is not None:
                 on_pass(start, written)
         except (DatabaseUnavailable, psycopg.OperationalError) as exc:

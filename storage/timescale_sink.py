@@ -2,7 +2,8 @@
 
 Per fetched batch: decode every envelope to row tuples, COPY (binary) each record type into its
 hypertable, and set this consumer's row in ticklake_sink_offsets to the highest stream
-sequence, all in one transaction; acknowledge only after the commit. The consumer delivers in
+sequence (and the span of any trades stored late, for the live bars: storage/late_trades.py), all in
+one transaction; acknowledge only after the commit. The consumer delivers in
 order from that committed offset (storage/sink_consumer.py), so a batch committed just before a
 crash is not written again, and a message coming back because its ack was lost is at or below
 the offset and skipped. An envelope that cannot be decoded goes to the dead-letter subject with
@@ -33,6 +34,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from normalize import codec
+from storage.late_trades import late_span, merge
 from storage.pg import DatabaseUnavailable, connect
 from storage.sink_consumer import BusGap, ConsumerSettings, JetStreamSink, bus_time_ns
 from storage.timescale_rows import copy_rows, insert_new_rows
@@ -128,13 +130,21 @@ class TimescaleSink(JetStreamSink):
         self.stream_created, self.last_time_ns = row[1] or "", row[2] or 0
         return int(row[0])
 
-    def _save_offset(self, cursor: psycopg.Cursor, last_seq: int, last_time_ns: int) -> None:
+    def _save_offset(self, cursor: psycopg.Cursor, last_seq: int, last_time_ns: int,
+                     late: tuple[int, int] | None = None) -> None:
+        """The offset, and the span of the batch's late trades added to the mark (storage/late_trades.py)."""
+        late_from, late_to = late or (None, None)
         cursor.execute(
-            """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq, stream_created, last_time_ns)
-               VALUES (%s, %s, %s, %s, %s)
+            """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq, stream_created, last_time_ns,
+                   late_from_ns, late_to_ns, late_marks)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now(),
-                   stream_created = EXCLUDED.stream_created, last_time_ns = EXCLUDED.last_time_ns""",
-            (self.config.consumer, self.config.stream, last_seq, self.stream_created, last_time_ns),
+                   stream_created = EXCLUDED.stream_created, last_time_ns = EXCLUDED.last_time_ns,
+                   late_from_ns = least(ticklake_sink_offsets.late_from_ns, EXCLUDED.late_from_ns),
+                   late_to_ns = greatest(ticklake_sink_offsets.late_to_ns, EXCLUDED.late_to_ns),
+                   late_marks = ticklake_sink_offsets.late_marks + EXCLUDED.late_marks""",
+            (self.config.consumer, self.config.stream, last_seq, self.stream_created, last_time_ns,
+             late_from, late_to, int(late is not None)),
         )
 
     async def _record_bus_gap(self, gap: BusGap) -> None:
@@ -147,9 +157,9 @@ class TimescaleSink(JetStreamSink):
             self._save_offset(cursor, self.last_seq, self.last_time_ns)
 
     def _commit(self, conn: psycopg.Connection, tables: dict[str, list[tuple[object, ...]]], highest: int,
-                last_time_ns: int, checked: bool) -> int:
-        """One transaction: the rows (plain COPY, or only those whose key is new) and the offset;
-        returns the rows written."""
+                last_time_ns: int, checked: bool, late: tuple[int, int] | None) -> int:
+        """One transaction: the rows (plain COPY, or only those whose key is new), the offset and the
+        late trades' mark; returns the rows written."""
         written = 0
         with conn.transaction(), conn.cursor() as cursor:
             for record_type, table_rows in tables.items():
@@ -158,7 +168,7 @@ class TimescaleSink(JetStreamSink):
                 else:
                     copy_rows(cursor, record_type, table_rows)
                     written += len(table_rows)
-            self._save_offset(cursor, highest, last_time_ns)
+            self._save_offset(cursor, highest, last_time_ns, late)
         return written
 
     async def _write(self, js: JetStreamContext, conn: psycopg.Connection, messages: list[Msg]) -> None:
@@ -168,6 +178,7 @@ class TimescaleSink(JetStreamSink):
         database failure is handled exactly as the first time.
         """
         tables: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+        late: tuple[int, int] | None = None
         fresh = [m for m in messages if m.metadata.sequence.stream > self.last_seq]
         for message in fresh:
             try:
@@ -176,17 +187,19 @@ class TimescaleSink(JetStreamSink):
                 await self._dead_letter(js, message, str(reason))
                 continue
             tables[record_type] += rows_of
+            if record_type == "trade":
+                late = merge((late, late_span(rows_of, bus_time_ns(message))))
         if fresh:
             last = max(fresh, key=lambda m: m.metadata.sequence.stream)
             highest, last_time_ns = last.metadata.sequence.stream, bus_time_ns(last)
             rows = sum(len(table_rows) for table_rows in tables.values())
             checked = time.monotonic() < self._checked_until
             try:
-                written = self._commit(conn, tables, highest, last_time_ns, checked)
+                written = self._commit(conn, tables, highest, last_time_ns, checked, late)
             except psycopg.errors.UniqueViolation:
                 # a row already stored: a redundant handler's copy, most likely, and more will come
                 self._checked_until = time.monotonic() + self.config.checked_hold_s
-                written = self._commit(conn, tables, highest, last_time_ns, checked=True)
+                written = self._commit(conn, tables, highest, last_time_ns, True, late)
             self._count_written(written)
             self._count_duplicates(rows - written)
             self._set_last_seq(highest, last_time_ns)

@@ -28,9 +28,18 @@ from normalize.records import Trade
 from pipelines import bars
 from pipelines.definitions import build_definitions
 from pipelines.lake_io import read_derived
-from pipelines.live_bars import RESOLUTIONS, LiveBarsConfig, live_bars, read_live_bars, refresh, window_start
+from pipelines.live_bars import (
+    RESOLUTIONS,
+    LiveBarsConfig,
+    late_window,
+    live_bars,
+    read_live_bars,
+    refresh,
+    window_start,
+)
 from pipelines.partitions import day_bounds_ns
 from storage.lake_write import write_records
+from storage.late_trades import LATE_NS, late_span
 from storage.timescale_rows import copy_rows
 from storage.timescale_sink import SinkConfig, TimescaleSink
 from tests.binance_data import BTCUSDT_SESSION
@@ -74,6 +83,15 @@ def _second_of_trades(venue: str, second_ns: int, first_id: int) -> list[Trade]:
     return out
 
 
+async def _bars_within_5_s(conn: psycopg.Connection, expected: pl.DataFrame) -> None:
+    submitted = time.monotonic()
+    got = _stored_bars(conn).sort(LIVE_ORDER)
+    while not got.equals(expected) and time.monotonic() - submitted < 5:
+        await asyncio.sleep(0.1)
+        got = _stored_bars(conn).sort(LIVE_ORDER)
+    assert got.equals(expected), f"after {time.monotonic() - submitted:.1f} s:\n{got}\n{expected}"
+
+
 async def test_published_trades_are_in_the_live_bars_within_5_s(bus: EmbeddedNats, postgres: EmbeddedPostgres,
                                                                 tmp_path: Path) -> None:
     """Sink and `ticklake sink live-bars` running; after a warm-up trade shows the process up, a second of
@@ -106,13 +124,18 @@ async def test_published_trades_are_in_the_live_bars_within_5_s(bus: EmbeddedNat
                             .sort(LIVE_ORDER))
                 market = len([t for t in second if t.trade_type is None])
                 assert expected.filter(pl.col("resolution") == "1s")["trades"].sum() == market + 1
-                submitted = time.monotonic()
                 publisher.submit(second)
-                got = _stored_bars(conn).sort(LIVE_ORDER)
-                while not got.equals(expected) and time.monotonic() - submitted < 5:
-                    await asyncio.sleep(0.1)
-                    got = _stored_bars(conn).sort(LIVE_ORDER)
-                assert got.equals(expected), f"after {time.monotonic() - submitted:.1f} s:\n{got}\n{expected}"
+                await _bars_within_5_s(conn, expected)
+
+                # a trade backfill's: three minutes old, stored now, before the trailing window
+                late = _second_of_trades("live-test", now - now % 60_000_000_000 - 180_000_000_000, 200_000)
+                expected = (live_bars(_frame(published + late)).select([*bars.BAR_SCHEMA, "resolution"])
+                            .sort(LIVE_ORDER))
+                publisher.submit(late)
+                await _bars_within_5_s(conn, expected)
+                marks = conn.execute("SELECT late_from_ns, late_to_ns, late_marks FROM ticklake_sink_offsets "
+                                     "WHERE consumer = 'timescale'").fetchone()
+                assert marks is not None and marks[:2] == (None, None) and marks[2] >= 1, "the mark was not cleared"
         finally:
             await publisher.close()
             live.send_signal(signal.SIGTERM)
@@ -124,11 +147,33 @@ async def test_published_trades_are_in_the_live_bars_within_5_s(bus: EmbeddedNat
 
 
 def test_window_follows_the_slowest_sink_and_is_bounded() -> None:
-    config = LiveBarsConfig(pg_dsn="", max_lag_s=10, max_window_s=3600)
+    config = LiveBarsConfig(pg_dsn="", max_window_s=3600)
     now = 1_723_161_645_500_000_000  # 23:40:45.5
     assert window_start(now, None, config) == 1_723_161_600_000_000_000  # 23:40:35.5 -> 23:40
     assert window_start(now, now - 300 * 10**9, config) == 1_723_161_300_000_000_000  # a sink 5 min behind
     assert window_start(now, 0, config) == now - 3600 * 10**9 - (now - 3600 * 10**9) % (60 * 10**9)
+
+
+def test_trades_older_than_the_window_are_marked_and_their_minutes_rebuilt() -> None:
+    bus = 1_723_161_645_500_000_000  # 23:40:45.5
+    ts_event = Trade.__struct_fields__.index("ts_event")
+
+    def rows(*events: int) -> list[tuple[object, ...]]:
+        width = len(Trade.__struct_fields__)
+        return [tuple(event if i == ts_event else None for i in range(width)) for event in events]
+
+    assert late_span(rows(bus - 1, bus - LATE_NS), bus) is None  # within the window's lag
+    assert late_span(rows(bus - LATE_NS - 1, bus, bus - 3600 * 10**9), bus) == (bus - 3600 * 10**9, bus - LATE_NS - 1)
+    minute = 60 * 10**9
+    window = 1_723_161_600_000_000_000  # 23:40
+    assert late_window(None, window, 0) is None
+    # 23:37:10 .. 23:38:05 -> the minutes 23:37 and 23:38
+    assert late_window((window - 170 * 10**9, window - 115 * 10**9), window, 0) == (window - 3 * minute,
+                                                                                  window - minute)
+    # a span reaching into the window stops where the window's own rebuild starts
+    assert late_window((window - 170 * 10**9, window + 5 * 10**9), window, 0) == (window - 3 * minute, window)
+    assert late_window((window + 1, window + 2), window, 0) is None  # the window rebuilds it anyway
+    assert late_window((window - 2 * minute, window - minute), window, window) is None  # older than the bars kept
 
 
 def test_live_bars_equal_the_sealed_bars_bit_for_bit(postgres: EmbeddedPostgres, tmp_path: Path) -> None:

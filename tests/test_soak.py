@@ -1,7 +1,8 @@
 """The soak's short version (benchmarks/soak.py): `ticklake run --config` against a synthetic venue whose
 clock crosses UTC midnight, both sinks and the handler killed with SIGKILL on the way (the restarted handler
 fetches the trades it missed from the venue, ingest/resume.py); the finished day is sealed and its captures
-pruned by the schedule, and every generated trade is in both stores exactly once."""
+pruned by the schedule, every generated trade is in both stores exactly once, and the live bars are the
+bars of every stored trade."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def test_the_short_soak_keeps_every_trade_once_across_kills_and_midnight(tmp_pat
     assert summary["trades_timescale"] == summary["trades_lake"] == summary["trades_generated"]
     assert summary["duplicates_timescale"] == summary["duplicates_lake"] == 0 and summary["stores_equal"]
     assert summary["missing_trades"] == 0 and summary["unknown_trades"] == 0
+    # every trade, the backfilled ones too, in the live bars (all stored late: the market's clock is behind)
+    assert summary["live_bars_equal_stored"], summary["live_bars"]
     assert summary["sealed_days"] == [summary["market_start"][:10]]  # the day before midnight, sealed on time
     assert summary["captures_pruned"] >= 1
     assert (tmp_path / "soak-memory.png").stat().st_size > 10_000

@@ -901,8 +901,6 @@ def sink_parquet(
 @sink_app.command("live-bars")
 def sink_live_bars(
     interval: Annotated[float, Positive(help="Seconds between two refreshes.")] = 1.0,
-    max_lag: Annotated[float, Positive(help="Seconds a trade's event time may lie before its bus time and still "
-                                            "be in the live bars.")] = 10.0,
 ) -> None:
     """Today's 1 s and 1 m bars in TimescaleDB's bars_live, rebuilt every second from the trade table with the
     sealed bars' own code (docs/timescale.md)."""
@@ -919,7 +917,7 @@ def sink_live_bars(
     from ticklake import logs
 
     logs.configure()
-    config = LiveBarsConfig(pg_dsn=_database_url(_settings()), interval_s=interval, max_lag_s=max_lag)
+    config = LiveBarsConfig(pg_dsn=_database_url(_settings()), interval_s=interval)
     passes = [0, 0]
 
     def counted(start_ns: int, written: int) -> None:

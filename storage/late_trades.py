@@ -1,0 +1,35 @@
+"""Trades stored long after their event time, marked for the live bars.
+
+`ticklake sink live-bars` (pipelines/live_bars.py) rebuilds a trailing window: the trades whose event
+time lies at most LATE_NS before the bus time of the last message the Timescale sinks committed. Some
+trades reach the database later than that: a trade backfill's (the trades a restarted handler fetched
+by id, seconds to minutes old), a handler's spool sent after a bus outage, a recorded market replayed
+with its own clock. For each batch the sink keeps the span of event times of such trades with its
+offset, in the same transaction (ticklake_sink_offsets.late_from_ns, late_to_ns, late_marks); the live
+bars rebuild that span and clear the mark. Without it, the day's live bars would miss those trades
+and differ from its sealed bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from normalize.records import Trade
+
+LATE_NS = 10 * 10**9
+"""How far before its message's bus time a trade's event time may lie and still be in the live bars'
+trailing window; a trade older than that is marked late."""
+_TS_EVENT = Trade.__struct_fields__.index("ts_event")
+
+
+def late_span(rows: Iterable[tuple[object, ...]], bus_time_ns: int) -> tuple[int, int] | None:
+    """Pure: the first and last event time of the trade rows (contract order) that are late for a
+    message stored at `bus_time_ns`, or None when none is."""
+    cutoff = bus_time_ns - LATE_NS
+    late = [ts for row in rows if isinstance(ts := row[_TS_EVENT], int) and ts < cutoff]
+    return (min(late), max(late)) if late else None
+
+
+def merge(spans: Iterable[tuple[int, int] | None]) -> tuple[int, int] | None:
+    """Pure: the span covering every span given (None: none)."""
+    present = [span for span in spans if span is not None]
+    return (min(s[0] for s in present), max(s[1] for s in present)) if present else None
