@@ -15,8 +15,9 @@ last message each committed) minus LATE_NS (10 s), and a window is never longer 
 stale offset row of a retired consumer cannot make every pass read a day). A sink catching up a
 backlog is thus followed wherever it writes. A trade whose event time lies further before its
 message's bus time (a trade backfill after a handler restarted, a spool sent after a bus outage, a
-recorded market replayed on its own clock) is marked by the sink with its offset
-(storage/late_trades.py): the pass also rebuilds the minutes of the marked span and clears the mark.
+recorded market replayed on its own clock) is marked by the sink in its batch's transaction
+(storage/late_trades.py): the pass also rebuilds the minutes of the marked span and deletes the marks
+it read.
 Each pass reads every trade of its window: about (window) x (trade rate) rows, a minute or two of
 trades, plus the marked minutes.
 
@@ -26,6 +27,7 @@ column and sum in float, so their bars could not equal the sealed ones.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -33,8 +35,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
+from adbc_driver_postgresql.dbapi import Connection as AdbcConnection
 from psycopg import sql
 
 from pipelines import bars
@@ -42,7 +46,7 @@ from pipelines.partitions import day_bounds_ns
 from pipelines.timescale_out import copy_frame, table_rows
 from storage.late_trades import LATE_NS, merge
 from storage.pg import DatabaseUnavailable, connect
-from storage.timescale_rows import read_table
+from storage.timescale_rows import read_arrow, select_sql
 
 log = logging.getLogger(__name__)
 
@@ -73,31 +77,31 @@ def window_start(now_ns: int, sink_time_ns: int | None, config: LiveBarsConfig) 
 
 @dataclass(frozen=True)
 class LateMarks:
-    """The sinks' marks of trades stored late, as one pass read them."""
+    """The sinks' marks of trades stored late (storage/late_trades.py), as one pass read them."""
     span: tuple[int, int] | None
     """The first and last event time of every marked trade."""
-    counts: dict[str, int]
-    """Each marking consumer's late_marks when read: its mark is cleared only if no batch added to it since."""
+    ids: list[int]
+    """The rows read: deleted once their minutes are rebuilt (a row added meanwhile stays)."""
 
 
 def late_marks(conn: psycopg.Connection) -> LateMarks:
-    rows = conn.execute("SELECT consumer, late_from_ns, late_to_ns, late_marks FROM ticklake_sink_offsets "
-                        "WHERE late_from_ns IS NOT NULL").fetchall()
-    return LateMarks(merge((int(row[1]), int(row[2])) for row in rows), {row[0]: int(row[3]) for row in rows})
+    rows = conn.execute("SELECT id, from_ns, to_ns FROM ticklake_late_trades").fetchall()
+    return LateMarks(merge((int(row[1]), int(row[2])) for row in rows), [int(row[0]) for row in rows])
 
 
 def clear_marks(conn: psycopg.Connection, marks: LateMarks) -> None:
-    for consumer, count in marks.counts.items():
-        conn.execute("UPDATE ticklake_sink_offsets SET late_from_ns = NULL, late_to_ns = NULL "
-                     "WHERE consumer = %s AND late_marks = %s", (consumer, count))
+    if marks.ids:
+        conn.execute("DELETE FROM ticklake_late_trades WHERE id = ANY(%s)", (marks.ids,))
 
 
 def late_window(span: tuple[int, int] | None, window_start_ns: int, keep_before_ns: int) -> tuple[int, int] | None:
     """Pure: the whole minutes holding the marked span that the trailing window (from window_start_ns) does
-    not rebuild anyway, as [start, end); None when there are none or all are older than the live bars kept."""
+    not rebuild anyway, as [start, end), from keep_before_ns at the earliest (a trade from a week ago beside
+    one from today rebuilds what is kept, not everything between); None when there is nothing to rebuild."""
     if span is None or span[1] < keep_before_ns:
         return None
-    start = span[0] - span[0] % WIDEST_NS
+    start = max(span[0], keep_before_ns)
+    start -= start % WIDEST_NS
     end = min(span[1] - span[1] % WIDEST_NS + WIDEST_NS, window_start_ns)
     return (start, end) if start < end else None
 
@@ -114,15 +118,23 @@ def sink_time_ns(conn: psycopg.Connection) -> int | None:
     return None if row is None or row[0] is None else int(row[0])
 
 
-def refresh(conn: psycopg.Connection, start_ns: int, keep_before_ns: int, end_ns: int | None = None) -> int:
-    """Rebuild `bars_live` from start_ns on (to end_ns, both on minute boundaries) from the trades stored,
-    and delete the rows before keep_before_ns, in one transaction; returns the bars written. The filter
-    on `time` (the dimension) keeps the read to the window's chunks."""
+def connect_arrow(dsn: str) -> AdbcConnection:
+    """The connection refresh reads trades through: Arrow columns from the server's binary rows, in C (a
+    pass spent 86 % of its time turning psycopg's rows into columns). Autocommit: a transaction left open
+    between passes would hold back vacuum and block the retention's chunk drops."""
+    return adbc.connect(dsn, autocommit=True)
+
+
+def refresh(conn: psycopg.Connection, arrow: AdbcConnection, start_ns: int, keep_before_ns: int,
+            end_ns: int | None = None) -> int:
+    """Rebuild `bars_live` from start_ns on (to end_ns, both on minute boundaries) from the trades stored
+    (read through `arrow`, connect_arrow), and delete the rows before keep_before_ns, in one transaction;
+    returns the bars written. The filter on `time` (the dimension) keeps the read to the window's chunks."""
     window: sql.Composable = sql.SQL("time >= ticklake_ts(%s)")
     params: tuple[int, ...] = (start_ns,)
     if end_ns is not None:
         window, params = sql.SQL("{} AND time < ticklake_ts(%s)").format(window), (start_ns, end_ns)
-    frame = pl.from_arrow(read_table(conn, "trade", window, params))
+    frame = pl.from_arrow(read_arrow(arrow, "trade", select_sql(conn, "trade", window, params)))
     assert isinstance(frame, pl.DataFrame)
     rows = table_rows(live_bars(frame), LIVE_COLUMNS, "ts")
     with conn.transaction(), conn.cursor() as cursor:
@@ -150,26 +162,35 @@ def run_live_bars(config: LiveBarsConfig, stopping: threading.Event,
     """Refresh every interval_s until `stopping` is set. A lost database costs one log line a pass,
     and the next pass connects again; `on_pass(window_start_ns, bars)` is told of every pass."""
     conn: psycopg.Connection | None = None
+    arrow: AdbcConnection | None = None
     while not stopping.is_set():
         began = time.monotonic()
         try:
-            if conn is None or conn.closed:
+            if conn is None or conn.closed or arrow is None:
+                _close(conn, arrow)
                 conn = connect(config.pg_dsn, autocommit=True)
+                arrow = connect_arrow(config.pg_dsn)
             now_ns = time.time_ns()
             marks = late_marks(conn)  # before the trades are read: each trade it counts is then in the read
             start = window_start(now_ns, sink_time_ns(conn), config)
             keep_before = now_ns - config.keep_days * 86_400 * 10**9
-            written = refresh(conn, start, keep_before)
+            written = refresh(conn, arrow, start, keep_before)
             if (late := late_window(marks.span, start, keep_before)) is not None:
-                written += refresh(conn, late[0], 0, late[1])
+                written += refresh(conn, arrow, late[0], 0, late[1])
             clear_marks(conn, marks)
             if on_pass is not None:
                 on_pass(start, written)
-        except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+        except (DatabaseUnavailable, psycopg.OperationalError, adbc.OperationalError) as exc:
             log.warning("live bars: database unavailable, retrying: %s", " ".join(str(exc).split()))
-            if conn is not None:
-                conn.close()
-            conn = None
+            _close(conn, arrow)
+            conn, arrow = None, None
         stopping.wait(max(0.0, config.interval_s - (time.monotonic() - began)))
+    _close(conn, arrow)
+
+
+def _close(conn: psycopg.Connection | None, arrow: AdbcConnection | None) -> None:
     if conn is not None:
         conn.close()
+    if arrow is not None:
+        with contextlib.suppress(adbc.Error):
+            arrow.close()

@@ -4,10 +4,11 @@
 time lies at most LATE_NS before the bus time of the last message the Timescale sinks committed. Some
 trades reach the database later than that: a trade backfill's (the trades a restarted handler fetched
 by id, seconds to minutes old), a handler's spool sent after a bus outage, a recorded market replayed
-with its own clock. For each batch the sink keeps the span of event times of such trades with its
-offset, in the same transaction (ticklake_sink_offsets.late_from_ns, late_to_ns, late_marks); the live
-bars rebuild that span and clear the mark. Without it, the day's live bars would miss those trades
-and differ from its sealed bars."""
+with its own clock. For a batch holding such trades the sink adds a row with the span of their event
+times to ticklake_late_trades, in the batch's transaction; each pass of the live bars reads the rows,
+rebuilds the minutes of their span and deletes exactly the rows it read (a batch committed meanwhile
+leaves its row for the next pass). Without it, the day's live bars would miss those trades and differ
+from its sealed bars."""
 
 from __future__ import annotations
 

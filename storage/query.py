@@ -450,10 +450,12 @@ class Query:
         return self._conn
 
     def _arrow_connection(self) -> AdbcConnection:
-        """Read-only, like `_conn`: rows travel as Arrow columns (storage.timescale_rows.read_arrow)."""
+        """Read-only, like `_conn`: rows travel as Arrow columns (storage.timescale_rows.read_arrow).
+        Autocommit, like `_conn`: a Query left open in a notebook must hold no transaction between calls
+        (its locks on the chunks read would stall the retention's chunk drops, and vacuum)."""
         if self._arrow is None:
             assert self.dsn is not None
-            self._arrow = adbc.connect(self.dsn)
+            self._arrow = adbc.connect(self.dsn, autocommit=True)
             with self._arrow.cursor() as cursor:
                 cursor.execute("SET default_transaction_read_only = on")
         return self._arrow

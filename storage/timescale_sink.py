@@ -1,9 +1,9 @@
 """The Timescale sink: a durable JetStream pull consumer writing hypertables exactly once.
 
 Per fetched batch: decode every envelope to row tuples, COPY (binary) each record type into its
-hypertable, and set this consumer's row in ticklake_sink_offsets to the highest stream
-sequence (and the span of any trades stored late, for the live bars: storage/late_trades.py), all in
-one transaction; acknowledge only after the commit. The consumer delivers in
+hypertable, set this consumer's row in ticklake_sink_offsets to the highest stream sequence (and
+note the span of any trades stored late, for the live bars: storage/late_trades.py), all in one
+transaction; acknowledge only after the commit. The consumer delivers in
 order from that committed offset (storage/sink_consumer.py), so a batch committed just before a
 crash is not written again, and a message coming back because its ack was lost is at or below
 the offset and skipped. An envelope that cannot be decoded goes to the dead-letter subject with
@@ -130,21 +130,13 @@ class TimescaleSink(JetStreamSink):
         self.stream_created, self.last_time_ns = row[1] or "", row[2] or 0
         return int(row[0])
 
-    def _save_offset(self, cursor: psycopg.Cursor, last_seq: int, last_time_ns: int,
-                     late: tuple[int, int] | None = None) -> None:
-        """The offset, and the span of the batch's late trades added to the mark (storage/late_trades.py)."""
-        late_from, late_to = late or (None, None)
+    def _save_offset(self, cursor: psycopg.Cursor, last_seq: int, last_time_ns: int) -> None:
         cursor.execute(
-            """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq, stream_created, last_time_ns,
-                   late_from_ns, late_to_ns, late_marks)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            """INSERT INTO ticklake_sink_offsets (consumer, stream, last_seq, stream_created, last_time_ns)
+               VALUES (%s, %s, %s, %s, %s)
                ON CONFLICT (consumer) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now(),
-                   stream_created = EXCLUDED.stream_created, last_time_ns = EXCLUDED.last_time_ns,
-                   late_from_ns = least(ticklake_sink_offsets.late_from_ns, EXCLUDED.late_from_ns),
-                   late_to_ns = greatest(ticklake_sink_offsets.late_to_ns, EXCLUDED.late_to_ns),
-                   late_marks = ticklake_sink_offsets.late_marks + EXCLUDED.late_marks""",
-            (self.config.consumer, self.config.stream, last_seq, self.stream_created, last_time_ns,
-             late_from, late_to, int(late is not None)),
+                   stream_created = EXCLUDED.stream_created, last_time_ns = EXCLUDED.last_time_ns""",
+            (self.config.consumer, self.config.stream, last_seq, self.stream_created, last_time_ns),
         )
 
     async def _record_bus_gap(self, gap: BusGap) -> None:
@@ -159,7 +151,7 @@ class TimescaleSink(JetStreamSink):
     def _commit(self, conn: psycopg.Connection, tables: dict[str, list[tuple[object, ...]]], highest: int,
                 last_time_ns: int, checked: bool, late: tuple[int, int] | None) -> int:
         """One transaction: the rows (plain COPY, or only those whose key is new), the offset and the
-        late trades' mark; returns the rows written."""
+        span of the late trades (storage/late_trades.py); returns the rows written."""
         written = 0
         with conn.transaction(), conn.cursor() as cursor:
             for record_type, table_rows in tables.items():
@@ -168,7 +160,10 @@ class TimescaleSink(JetStreamSink):
                 else:
                     copy_rows(cursor, record_type, table_rows)
                     written += len(table_rows)
-            self._save_offset(cursor, highest, last_time_ns, late)
+            self._save_offset(cursor, highest, last_time_ns)
+            if late is not None:
+                cursor.execute("INSERT INTO ticklake_late_trades (consumer, from_ns, to_ns) VALUES (%s, %s, %s)",
+                               (self.config.consumer, *late))
         return written
 
     async def _write(self, js: JetStreamContext, conn: psycopg.Connection, messages: list[Msg]) -> None:

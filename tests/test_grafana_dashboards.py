@@ -8,6 +8,7 @@ compose service mounts and configures what the provisioning files expect."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -24,7 +25,7 @@ from dagster import DagsterInstance
 
 from normalize.records import RECORD_TYPES
 from pipelines.definitions import build_definitions
-from pipelines.live_bars import refresh
+from pipelines.live_bars import connect_arrow, refresh
 from storage.timescale_rows import copy_table
 from tests.grafana_sql import ExpansionError, TimeRange, Variable, expand
 from tests.pg_databases import private_database
@@ -87,7 +88,9 @@ def reader(postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory)
             with conn.cursor() as cursor:
                 for record_type in RECORD_TYPES:
                     copy_table(cursor, record_type, truth(record_type).drop("date").to_arrow())
-            assert refresh(conn, 0, 0) > 0  # the live bars of every trade, as `ticklake sink live-bars` keeps them
+            conn.commit()
+            with contextlib.closing(connect_arrow(dsn)) as arrow:
+                assert refresh(conn, arrow, 0, 0) > 0  # the live bars of every trade, as `ticklake sink live-bars` does
             conn.commit()
         lake = build_chunked_lake(tmp_path_factory.mktemp("grafana-lake"))
         job = build_definitions(str(lake), dsn).resolve_job_def("daily")

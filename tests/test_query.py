@@ -412,6 +412,20 @@ def test_a_lost_connection_is_opened_again(query: Query, stores: tuple[Path, str
         assert query.trades(BINANCE, BTC, start, end).equals(before)
 
 
+def test_an_open_query_holds_no_transaction_between_calls(query: Query, stores: tuple[Path, str]) -> None:
+    """A notebook keeps its Query open for hours: a transaction left open after a read would hold its
+    locks on the chunks read (the retention's chunk drops would wait on it) and hold back vacuum."""
+    assert not query.trades(BINANCE, BTC, "2024-08-08T23:58:00Z", "2024-08-09T00:01:00Z").is_empty()
+    _, dsn = stores
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        open_ = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                              "AND state LIKE 'idle in transaction%'").fetchone()
+        assert open_ == (0,)
+        admin.execute("SET lock_timeout = '5s'")
+        with admin.transaction():
+            admin.execute("LOCK TABLE trade IN ACCESS EXCLUSIVE MODE")  # what dropping one of its chunks takes
+
+
 def test_a_partition_being_rewritten_is_read_whole_as_it_will_be(tmp_path: Path,
                                                                  truth: dict[str, pl.DataFrame]) -> None:
     """While a seal commits (its manifest says `committing`), readers take its outputs (renamed in

@@ -1,7 +1,12 @@
 -- Trades a Timescale sink writes long after their event time (a backfill's, a spool sent after a bus
--- outage) are outside the live bars' trailing window: the sink marks the span of their event times
--- with its offset, in the batch's transaction, and `ticklake sink live-bars` rebuilds that span and
--- clears the mark unless another was made meanwhile (late_marks counts them). storage/late_trades.py.
-ALTER TABLE ticklake_sink_offsets ADD COLUMN late_from_ns bigint;
-ALTER TABLE ticklake_sink_offsets ADD COLUMN late_to_ns bigint;
-ALTER TABLE ticklake_sink_offsets ADD COLUMN late_marks bigint NOT NULL DEFAULT 0;
+-- outage, a market replayed on its own clock) are outside the live bars' trailing window: the sink adds
+-- a row with the span of their event times in the batch's transaction, and `ticklake sink live-bars`
+-- rebuilds the minutes of the rows it read and deletes exactly those rows (storage/late_trades.py).
+CREATE TABLE ticklake_late_trades (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    consumer text NOT NULL,
+    from_ns bigint NOT NULL,
+    to_ns bigint NOT NULL
+);
+GRANT SELECT, INSERT, DELETE ON ticklake_late_trades TO ticklake_writer;
+GRANT SELECT ON ticklake_late_trades TO ticklake_reader;
