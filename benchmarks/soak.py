@@ -175,22 +175,22 @@ def _growth(samples: list[dict[str, Any]], name: str, warmup_s: float) -> dict[s
     if not warm:
         return None
 
-    def thirds(points: list[float]) -> tuple[list[float], list[float]]:
+    def medians(points: list[float]) -> tuple[float, float, float, float]:
+        """The median and the maximum of the first third, then of the last third."""
         third = max(1, len(points) // 3)
-        return points[:third], points[-third:]
+        first, last = points[:third], points[-third:]
+        return statistics.median(first), max(first), statistics.median(last), max(last)
 
-    def growth(points: list[float]) -> float:
-        first, last = thirds(points)
-        return 100 * (statistics.median(last) / statistics.median(first) - 1)
+    def growth(first: float, last: float) -> float:
+        return 100 * (last / first - 1)
 
     longest = max(warm, key=len)
-    first, last = thirds(longest)
+    first, first_peak, last, last_peak = medians(longest)
     return {"processes": len(series), "first_mib": round(longest[0], 1), "last_mib": round(longest[-1], 1),
             "max_mib": round(max(max(points) for points in warm), 1),
-            "first_third_median_mib": round(statistics.median(first), 1),
-            "last_third_median_mib": round(statistics.median(last), 1),
-            "growth_pct": round(growth(longest), 1), "peak_growth_pct": round(100 * (max(last) / max(first) - 1), 1),
-            "max_growth_pct": round(max(growth(points) for points in warm), 1)}
+            "first_third_median_mib": round(first, 1), "last_third_median_mib": round(last, 1),
+            "growth_pct": round(growth(first, last), 1), "peak_growth_pct": round(growth(first_peak, last_peak), 1),
+            "max_growth_pct": round(max(growth(m[0], m[2]) for m in map(medians, warm)), 1)}
 
 
 class _Cpu:
