@@ -44,7 +44,7 @@ from psycopg import sql
 from pipelines import bars
 from pipelines.partitions import day_bounds_ns
 from pipelines.timescale_out import copy_frame, table_rows
-from storage.late_trades import LATE_NS, merge
+from storage.late_trades import KEPT_DAYS, LATE_NS, merge
 from storage.pg import DatabaseUnavailable, connect
 from storage.timescale_rows import read_arrow, select_sql
 
@@ -64,7 +64,7 @@ class LiveBarsConfig:
     """Seconds between the starts of two passes."""
     max_window_s: float = 3600.0
     """The longest window a pass reads."""
-    keep_days: int = 7
+    keep_days: int = KEPT_DAYS
     """Days of live bars kept; older ones are deleted (the sealed bars are in bars_1m and the lake)."""
 
 

@@ -19,14 +19,17 @@ from normalize.records import Trade
 LATE_NS = 10 * 10**9
 """How far before its message's bus time a trade's event time may lie and still be in the live bars'
 trailing window; a trade older than that is marked late."""
+KEPT_DAYS = 7
+"""Days of live bars kept (LiveBarsConfig.keep_days). A trade older than that is not marked: no live bar
+holds it, and a recorded market of years ago replayed on its own clock leaves no marks behind."""
 _TS_EVENT = Trade.__struct_fields__.index("ts_event")
 
 
 def late_span(rows: Iterable[tuple[object, ...]], bus_time_ns: int) -> tuple[int, int] | None:
     """Pure: the first and last event time of the trade rows (contract order) that are late for a
-    message stored at `bus_time_ns`, or None when none is."""
-    cutoff = bus_time_ns - LATE_NS
-    late = [ts for row in rows if isinstance(ts := row[_TS_EVENT], int) and ts < cutoff]
+    message stored at `bus_time_ns` (and within KEPT_DAYS of it), or None when none is."""
+    cutoff, kept = bus_time_ns - LATE_NS, bus_time_ns - KEPT_DAYS * 86_400 * 10**9
+    late = [ts for row in rows if isinstance(ts := row[_TS_EVENT], int) and kept <= ts < cutoff]
     return (min(late), max(late)) if late else None
 
 

@@ -167,6 +167,7 @@ def test_trades_older_than_the_window_are_marked_and_their_minutes_rebuilt() -> 
 
     assert late_span(rows(bus - 1, bus - LATE_NS), bus) is None  # within the window's lag
     assert late_span(rows(bus - LATE_NS - 1, bus, bus - 3600 * 10**9), bus) == (bus - 3600 * 10**9, bus - LATE_NS - 1)
+    assert late_span(rows(bus - 8 * 86_400 * 10**9), bus) is None  # older than any live bar kept
     minute = 60 * 10**9
     window = 1_723_161_600_000_000_000  # 23:40
     assert late_window(None, window, 0) is None
