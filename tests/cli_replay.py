@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_for
 from ticklake.stack.ports import free_port, wait_listening
 
 TICKLAKE = str(Path(sys.executable).with_name("ticklake"))
@@ -44,12 +44,7 @@ def replay_progress(port: int) -> dict[str, Any]:
 
 def wait_played(port: int, timeout_s: float = 120) -> None:
     """Until the replay server on `port` has written every frame to its clients."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if replay_progress(port)["done"]:
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the replay did not finish")
+    wait_for(lambda: bool(replay_progress(port)["done"]), timeout_s, "the replay to finish", every_s=0.2)
 
 
 def ingest_from_replay(venue: str, captures: Sequence[Path], symbols: Sequence[str], tmp_path: Path,

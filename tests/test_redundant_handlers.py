@@ -30,6 +30,7 @@ from normalize.records import BookDelta, Trade, expand
 from tests.binance_data import BTCUSDT_SESSION, CRYPTOFEED_EXCHANGE_INFO
 from tests.cli_replay import TICKLAKE, wait_played
 from tests.pg_databases import private_database
+from tests.waiting import wait_for
 from ticklake.run_all import wait_caught_up
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
@@ -84,14 +85,10 @@ def _stored_diffs(dsn: str) -> pl.DataFrame:
     return frame.with_columns(pl.lit(snapshots[0]).alias("first_snapshot"))
 
 
-def _wait_stored(dsn: str, trades: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute("SELECT count(*) FROM trade WHERE venue = 'binance-usdm'").fetchone()
-        if row is not None and row[0] >= trades:
-            return
-        time.sleep(0.5)
+def _stored_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM trade WHERE venue = 'binance-usdm'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _lake(lake: Path, record_type: str) -> pl.DataFrame:
@@ -121,8 +118,8 @@ def _run(tmp_path: Path, bus: EmbeddedNats, dsn: str, kill_a_after_s: float | No
                                              stdout=(tmp_path / "a2.log").open("wb"), stderr=subprocess.STDOUT)
             wait_played(port)
             # a loaded machine's handlers read the tail seconds after the server wrote it: stop them
-            # once their trades are stored (a lost one times out here and fails the count below)
-            _wait_stored(dsn, TRADES, 120)
+            # once their trades are stored (a lost one times out here)
+            wait_for(lambda: _stored_count(dsn) >= TRADES, 120, "every trade stored", every_s=0.5)
             handler_a.send_signal(signal.SIGTERM)
             assert handler_a.wait(60) == 0, (tmp_path / "a.log").read_text()
         assert wait_caught_up(bus.url, 120), "the sinks did not take the rest of the stream"

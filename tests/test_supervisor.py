@@ -10,13 +10,13 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 import psycopg
 
 from tests.cli_replay import TICKLAKE, replay_progress, wait_played
+from tests.waiting import wait_for
 from ticklake.stack.nats import EmbeddedNats
 from ticklake.stack.ports import free_port, wait_listening
 from ticklake.stack.postgres import EmbeddedPostgres
@@ -34,15 +34,6 @@ def health(port: int) -> dict[str, object]:
 
 def children(port: int) -> dict[str, dict[str, object]]:
     return {c["name"]: c for c in health(port)["children"]}  # type: ignore[attr-defined, index]
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def write_config(path: Path, venue_port: int, health_port: int, extra: str = "") -> Path:
@@ -99,7 +90,7 @@ def test_killed_children_are_restarted_journaled_and_lose_nothing_downstream(
             pid = children(health_port)[name]["pid"]
             assert isinstance(pid, int)
             os.kill(pid, signal.SIGKILL)
-            wait_for(lambda name=name, pid=pid: children(health_port)[name]["running"]  # type: ignore[misc]
+            wait_for(lambda name=name, pid=pid: children(health_port)[name]["running"]  # type: ignore[misc, arg-type]
                      and children(health_port)[name]["pid"] != pid, 20, f"{name} restarted")
             time.sleep(3)
         state = children(health_port)
