@@ -72,7 +72,7 @@ class EmbeddedNats:
     clients of a running secure stack, which never see the server's password."""
     memory_limit: str | None = None
     """GOMEMLIMIT of the server (`512MiB`): Go's collector then keeps the heap under it instead of letting
-    it reach twice what is live (docs/operations.md#nats-server-memory)."""
+    it reach twice what is live (docs/deployment.md, "Memory")."""
     profile_port: int | None = None
     """Serve Go's profiles (and the heap's statistics, `heap_stats`) on this port of 127.0.0.1."""
 
